@@ -1,0 +1,105 @@
+"""branchline: an open-source, self-hosted experiment tracker with a wandb-compatible run API.
+
+    import branchline as wandb
+
+    run = wandb.init(project="demo", config={"lr": 1e-3})
+    for step in range(100):
+        wandb.log({"loss": 1 / (step + 1)})
+    wandb.finish()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from branchline.errors import (
+    AuthenticationError,
+    CommError,
+    ConfigError,
+    Error,
+    RunNotFoundError,
+    SchemaError,
+    UsageError,
+)
+from branchline.sdk.init import init
+from branchline.sdk.run import Metric, Run
+from branchline.settings import Settings
+
+if TYPE_CHECKING:
+    from branchline.api import Api
+    from branchline.sdk.config import Config
+    from branchline.sdk.summary import Summary
+
+__all__ = [
+    "__version__",
+    "init",
+    "log",
+    "finish",
+    "define_metric",
+    "save",
+    "alert",
+    "mark_preempting",
+    "run",
+    "config",
+    "summary",
+    "Run",
+    "Metric",
+    "Api",
+    "Settings",
+    "Error",
+    "UsageError",
+    "ConfigError",
+    "CommError",
+    "AuthenticationError",
+    "RunNotFoundError",
+    "SchemaError",
+]
+
+__version__ = "0.1.0"
+
+#: The current run (set by `init`, reset by `finish`).
+run: Run | None = None
+config: Config | None = None
+summary: Summary | None = None
+
+
+def _current(what: str) -> Run:
+    if run is None:
+        raise Error(f"You must call branchline.init() before branchline.{what}().")
+    return run
+
+
+def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    """Log to the current run; see `Run.log`."""
+    _current("log").log(data, step=step, commit=commit)
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the current run, if any."""
+    if run is not None:
+        run.finish(exit_code=exit_code)
+
+
+def define_metric(name: str, **kwargs: Any) -> Metric:
+    return _current("define_metric").define_metric(name, **kwargs)
+
+
+def save(glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
+    return _current("save").save(glob_str, base_path=base_path, policy=policy)
+
+
+def alert(title: str, text: str, level: str = "INFO", wait_duration: float = 60) -> None:
+    _current("alert").alert(title, text, level=level, wait_duration=wait_duration)
+
+
+def mark_preempting() -> None:
+    _current("mark_preempting").mark_preempting()
+
+
+def __getattr__(name: str) -> Any:
+    # The read API pulls in the store; import it only when asked for.
+    if name == "Api":
+        from branchline.api import Api
+
+        return Api
+    raise AttributeError(f"module 'branchline' has no attribute {name!r}")

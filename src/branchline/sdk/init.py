@@ -1,0 +1,400 @@
+"""`branchline.init()`: resolve settings, start (or resume, fork, rewind) a run, wire it up."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from branchline.errors import UsageError
+from branchline.runspec import RunSpec, RunStart
+from branchline.sdk import globals as run_globals
+from branchline.sdk.config import config_dict_from
+from branchline.sdk.journal import JournalWriter
+from branchline.sdk.lifecycle import RunResources, WriterProcess, install_hooks, registry
+from branchline.sdk.run import Run, validate_tags
+from branchline.sdk.terminal import Terminal
+from branchline.settings import Settings
+from branchline.vocab import (
+    RecordKind,
+    generate_incarnation_id,
+    generate_run_id,
+    parse_run_moment,
+    validate_project_name,
+    validate_run_id,
+)
+
+__all__ = ["init"]
+
+_RESUME_VALUES = {"allow", "must", "never", "auto"}
+
+
+def init(
+    project: str | None = None,
+    *,
+    entity: str | None = None,
+    config: Any = None,
+    id: str | None = None,
+    name: str | None = None,
+    notes: str | None = None,
+    tags: Any = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    mode: str | None = None,
+    resume: bool | str | None = None,
+    resume_from: str | None = None,
+    fork_from: str | None = None,
+    reinit: bool | str | None = None,
+    settings: Settings | dict[str, Any] | None = None,
+    save_code: bool | None = None,
+    allow_val_change: bool | None = None,
+    config_include_keys: list[str] | None = None,
+    config_exclude_keys: list[str] | None = None,
+    force: bool | None = None,
+    sync_tensorboard: bool | None = None,
+    tensorboard: bool | None = None,
+    monitor_gym: bool | None = None,
+) -> Run:
+    """Start a run and return it; it becomes `branchline.run`.
+
+    The run is stored in the embedded store under `<dir>/branchline/` unless a server is
+    configured. `fork_from="<run_id>?_step=N"` starts a new run that sees the source's history up
+    to step N; `resume_from="<run_id>?_step=N"` rewinds a run to step N, archiving what it had.
+    """
+    if resume is True:
+        resume = "auto"
+    elif resume is False:
+        resume = None
+    explicit = {
+        "project": project,
+        "entity": entity,
+        "run_id": id,
+        "run_name": name,
+        "run_notes": notes,
+        "run_group": group,
+        "run_job_type": job_type,
+        "root_dir": os.fspath(dir) if dir is not None else None,
+        "mode": mode,
+        "resume": resume,
+        "resume_from": resume_from,
+        "fork_from": fork_from,
+        "reinit": reinit,
+        "save_code": save_code,
+    }
+    resolved = Settings.resolve(explicit, settings)
+    if tags is not None:
+        resolved.run_tags = validate_tags(tags)
+    elif resolved.run_tags is not None:
+        resolved.run_tags = validate_tags(resolved.run_tags)
+
+    previous = _apply_reinit(resolved)
+    if previous is not None:
+        Terminal(resolved.quiet).log(
+            f"A run ({previous.id}) is already active in this process; returning it. "
+            "Pass reinit='finish_previous' or 'create_new' to start another."
+        )
+        return previous
+
+    config_values = _filtered_config(config, config_include_keys, config_exclude_keys)
+    spec, moment_kind = _build_spec(resolved, config_values)
+    terminal = Terminal(resolved.quiet)
+    install_hooks()
+    run = _start(resolved, spec, moment_kind, terminal)
+    with registry.lock:
+        registry.runs.append(run)
+    if resolved.reinit != "create_new" or run_globals.current() is None:
+        run_globals.on_init(run)
+    return run
+
+
+def _apply_reinit(settings: Settings) -> Run | None:
+    mode = settings.reinit
+    if mode is True:
+        mode = "finish_previous"
+    elif mode in (False, "default", None):
+        mode = "return_previous"
+    if mode not in ("return_previous", "finish_previous", "create_new"):
+        raise UsageError(
+            f"reinit={settings.reinit!r} is not valid; use 'return_previous', 'finish_previous' or 'create_new'."
+        )
+    settings.reinit = mode
+    active = list(registry.runs)
+    if not active:
+        return None
+    if mode == "return_previous":
+        current = run_globals.current()
+        return current if current is not None else active[-1]
+    if mode == "finish_previous":
+        for run in active:
+            run.finish()
+    return None
+
+
+def _filtered_config(config: Any, include: list[str] | None, exclude: list[str] | None) -> dict[str, Any]:
+    if include and exclude:
+        raise UsageError("Pass config_include_keys or config_exclude_keys, not both.")
+    values = config_dict_from(config)
+    if include:
+        values = {k: v for k, v in values.items() if k in include}
+    if exclude:
+        values = {k: v for k, v in values.items() if k not in exclude}
+    from branchline.sdk.values import normalize
+
+    return {str(k).strip("-"): normalize(v) for k, v in values.items()}
+
+
+def _build_spec(settings: Settings, config: dict[str, Any]) -> tuple[RunSpec, str | None]:
+    project = validate_project_name(settings.project) if settings.project else "uncategorized"
+    chosen = [n for n in ("resume", "resume_from", "fork_from") if getattr(settings, n)]
+    if len(chosen) > 1:
+        raise UsageError(
+            f"{' and '.join(chosen)} were both given; `fork_from`, `resume` and `resume_from` are mutually exclusive."
+        )
+    if settings.resume is not None and settings.resume not in _RESUME_VALUES:
+        raise UsageError(f"resume={settings.resume!r} is not valid; use 'allow', 'must', 'never' or 'auto' (or True).")
+    run_id = validate_run_id(settings.run_id) if settings.run_id is not None else None
+    moment_kind: str | None = None
+    branch_step: int | None = None
+    fork_source: str | None = None
+    rewind_source: str | None = None
+    if settings.fork_from:
+        moment = parse_run_moment(settings.fork_from, "fork_from")
+        if run_id == moment.run_id:
+            raise UsageError(
+                f"id={run_id!r} is the run to fork from; a fork is a new run, so give it another id (or none)."
+            )
+        moment_kind, branch_step, fork_source = "fork", moment.step, moment.run_id
+    elif settings.resume_from:
+        moment = parse_run_moment(settings.resume_from, "resume_from")
+        if run_id is not None and run_id != moment.run_id:
+            raise UsageError(
+                f"Both id={run_id!r} and resume_from={settings.resume_from!r} were given with different ids; "
+                "a rewind keeps the run's id, so drop id= or make them equal."
+            )
+        run_id = moment.run_id
+        moment_kind, branch_step, rewind_source = "rewind", moment.step, moment.run_id
+    resume = settings.resume
+    if resume == "auto":
+        stored = _read_resume_file(settings)
+        if run_id is None and stored:
+            run_id = stored
+        resume = "allow"
+    elif settings.mode != "disabled":
+        _resume_file(settings).unlink(missing_ok=True)
+    if resume is not None and run_id is None:
+        if resume == "must":
+            raise UsageError("resume='must' needs the id of the run to resume: pass id=.")
+    spec = RunSpec(
+        entity=settings.resolved_entity,
+        project=project,
+        run_id=run_id or generate_run_id(),
+        incarnation_id=generate_incarnation_id(),
+        session_id=generate_incarnation_id(),
+        name=settings.run_name,
+        notes=settings.run_notes,
+        tags=list(settings.run_tags) if settings.run_tags is not None else None,
+        group=settings.run_group,
+        job_type=settings.run_job_type,
+        config=config,
+        resume=resume,
+        fork_from=fork_source,
+        resume_from=rewind_source,
+        branch_step=branch_step,
+        host=socket.gethostname(),
+        username=_username(),
+        pid=os.getpid(),
+        started_at=time.time(),
+    )
+    return spec, moment_kind
+
+
+def _username() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return ""
+
+
+def _resume_file(settings: Settings) -> Path:
+    return settings.branchline_dir / "resume.json"
+
+
+def _read_resume_file(settings: Settings) -> str | None:
+    try:
+        data = json.loads(_resume_file(settings).read_text())
+    except (OSError, ValueError):
+        return None
+    run_id = data.get("run_id") if isinstance(data, dict) else None
+    return run_id if isinstance(run_id, str) else None
+
+
+def _local_start(spec: RunSpec) -> RunStart:
+    """What an offline or disabled run knows without a store."""
+    starting = (spec.branch_step + 1) if spec.branch_step is not None else 0
+    return RunStart(
+        entity=spec.entity,
+        project=spec.project,
+        run_id=spec.run_id,
+        incarnation_id=spec.incarnation_id,
+        name=spec.name or f"offline-{spec.run_id}",
+        notes=spec.notes or "",
+        tags=list(spec.tags or []),
+        group=spec.group or "",
+        job_type=spec.job_type or "",
+        config=dict(spec.config),
+        summary={},
+        rules={},
+        starting_step=starting,
+        runtime_offset=0.0,
+        resumed=False,
+        forked_from=None
+        if spec.branch_step is None
+        else {
+            "run_id": spec.fork_from or spec.resume_from,
+            "path": f"{spec.entity}/{spec.project}/{spec.fork_from or spec.resume_from}",
+            "step": spec.branch_step,
+            "kind": "fork" if spec.fork_from else "rewind",
+            "archived": spec.resume_from is not None,
+        },
+    )
+
+
+def _replay_pending(settings: Settings, terminal: Terminal) -> None:
+    """Store journals left behind by crashed runs in this directory before starting a new one."""
+    root = settings.branchline_dir
+    if not (root / "runs").exists():
+        return
+    from branchline.sdk.sync import pending_journals, sync_journal
+
+    journals = pending_journals(root)
+    if not journals:
+        return
+    from branchline.sdk.sink import LocalSink
+
+    sink = LocalSink(settings.resolved_store_url, settings.x_crash_timeout)
+    try:
+        for journal in journals:
+            try:
+                result = sync_journal(journal, sink)
+            except Exception as exc:
+                terminal.warn(f"could not store {journal}: {exc}; run `branchline sync {journal.parent}`.")
+                continue
+            if result.warning:
+                terminal.warn(result.warning)
+    finally:
+        sink.close()
+
+
+def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal: Terminal) -> Run:
+    mode = settings.mode
+    if mode == "disabled":
+        journal = JournalWriter(Path(os.devnull), discard=True)
+        res = RunResources(journal=journal, run_dir=Path(os.devnull), files_dir=Path(os.devnull), terminal=terminal)
+        start = _local_start(spec)
+        start.name = settings.run_name or f"dummy-{spec.run_id}"
+        return Run(settings, start, res)
+
+    store = None
+    if mode == "online":
+        if settings.base_url:
+            raise UsageError(
+                "A server URL is configured, but this version of branchline logs to the embedded store only; "
+                "unset BRANCHLINE_BASE_URL or use mode='offline' and `branchline sync`."
+            )
+        _replay_pending(settings, terminal)
+        from branchline.store import open_store
+
+        store = open_store(settings.resolved_store_url, crash_timeout=settings.x_crash_timeout)
+        try:
+            start = store.begin_run(spec)
+        except BaseException:
+            store.close()
+            raise
+        for warning in start.warnings:
+            terminal.warn(warning)
+    else:
+        start = _local_start(spec)
+        if spec.resume:
+            terminal.warn("resume is ignored offline: the run is stored as given when you `branchline sync` it.")
+
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    prefix = "offline-run" if mode == "offline" else "run"
+    run_dir = settings.branchline_dir / "runs" / f"{prefix}-{stamp}-{spec.run_id}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = settings.branchline_dir / "runs" / f"{prefix}-{stamp}-{spec.run_id}-{suffix}"
+    files_dir = run_dir / "files"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    journal = JournalWriter(run_dir / "journal.blj")
+    # A shared lock on our own journal tells `branchline sync` that a live process owns it.
+    lock_fd = os.open(journal.path, os.O_RDONLY)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    journal.write(RecordKind.HEADER, spec.to_json())
+
+    resume_file = None
+    if settings.resume == "auto":
+        resume_file = _resume_file(settings)
+        resume_file.parent.mkdir(parents=True, exist_ok=True)
+        resume_file.write_text(json.dumps({"run_id": start.run_id}))
+
+    res = RunResources(
+        journal=journal,
+        run_dir=run_dir,
+        files_dir=files_dir,
+        terminal=terminal,
+        store=store,
+        lock_fd=lock_fd,
+        resume_file=resume_file,
+    )
+    run = Run(settings, start, res)
+    if mode == "online":
+        res.writer = WriterProcess(
+            {
+                "journal": str(journal.path),
+                "session_id": spec.session_id,
+                "incarnation_id": start.incarnation_id,
+                "target": {"store_url": settings.resolved_store_url, "crash_timeout": settings.x_crash_timeout},
+                "poll_seconds": settings.x_writer_poll_seconds,
+                "heartbeat_seconds": settings.heartbeat_seconds,
+            },
+            run_dir / "writer.log",
+            terminal,
+            on_stop=lambda: _stop_requested(run),
+        )
+    _print_header(run, settings, moment_kind)
+    return run
+
+
+def _stop_requested(run: Run) -> None:
+    import _thread
+
+    run._killed = True
+    run._res.terminal.warn(f"Run {run.id} was stopped from the UI or API; interrupting the training process.")
+    _thread.interrupt_main()
+
+
+def _print_header(run: Run, settings: Settings, moment_kind: str | None) -> None:
+    terminal = run._res.terminal
+    what = "Resuming" if run.resumed else "Starting"
+    if moment_kind == "fork":
+        what = "Forking"
+    elif moment_kind == "rewind":
+        what = "Rewinding"
+    terminal.log(f"{what} run {run.name} ({run.path})")
+    origin = run.forked_from
+    if origin:
+        terminal.log(f"  from {origin['path']} at step {origin['step']}; logging continues at step {run.starting_step}")
+    if settings.mode == "offline":
+        terminal.log(f"  offline: stored in {run._res.run_dir}; `branchline sync` stores it later")
+    else:
+        terminal.log(f"  stored in {settings.resolved_store_url}")
+        terminal.log(f"  view it with: branchline ui --dir {settings.branchline_dir.parent}")

@@ -1,0 +1,157 @@
+"""The run journal: append-only framed records, one kernel write per record.
+
+File layout: an 8-byte magic header, then frames of `<length:u32><crc32:u32><body>`, where the
+body is a msgpack list `[sequence, kind, *fields]`. A torn or corrupt tail (a killed process, a
+full disk) is detected by length and checksum; reading stops at the last good frame.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from branchline.sdk.values import encode_default
+
+__all__ = [
+    "MAGIC",
+    "FRAME",
+    "JournalWriter",
+    "JournalReader",
+    "read_journal",
+    "ReadResult",
+]
+
+MAGIC = b"BLJRNL01"
+FRAME = struct.Struct("<II")
+MAX_RECORD = 64 * 1024 * 1024
+
+
+class JournalWriter:
+    """Appends records; `write` returns once the kernel has the bytes."""
+
+    def __init__(
+        self, path: Path, *, start_seq: int = 0, discard: bool = False
+    ) -> None:
+        self.path = path
+        if discard:
+            self.fd = os.open(os.devnull, os.O_WRONLY)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if os.fstat(self.fd).st_size == 0:
+                os.write(self.fd, MAGIC)
+        self.seq = start_seq
+        self.packer = msgpack.Packer(default=encode_default)
+
+    def write(self, kind: int, *fields: Any) -> int:
+        """Append one record; raises TypeError (nothing written) if a value cannot be stored."""
+        seq = self.seq + 1
+        body = self.packer.pack([seq, kind, *fields])
+        os.write(self.fd, FRAME.pack(len(body), zlib.crc32(body)) + body)
+        self.seq = seq
+        return seq
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.fsync(self.fd)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = -1
+
+
+@dataclass
+class ReadResult:
+    records: list[list[Any]]
+    end_offset: int  # offset just past the last good frame
+    torn_bytes: int  # bytes after it that did not form a good frame
+
+
+class JournalReader:
+    """Reads frames incrementally from an offset; used by the writer to tail a live journal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self._handle: Any = None
+
+    def _open(self) -> bool:
+        if self._handle is None:
+            try:
+                self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open while tailing
+            except FileNotFoundError:
+                return False
+            magic = self._handle.read(len(MAGIC))
+            if magic != MAGIC:
+                if len(magic) < len(MAGIC):
+                    self._handle.close()
+                    self._handle = None
+                    return False
+                raise ValueError(f"{self.path} is not a branchline journal.")
+            self.offset = len(MAGIC)
+        return True
+
+    def read_available(self, limit: int = 50_000) -> tuple[list[list[Any]], int]:
+        """New complete records since the last call, and the count of bytes past them."""
+        if not self._open():
+            return [], 0
+        handle = self._handle
+        handle.seek(self.offset)
+        data = handle.read()
+        records, used = _parse(data, limit)
+        self.offset += used
+        return records, len(data) - used
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def _parse(data: bytes, limit: int) -> tuple[list[list[Any]], int]:
+    records: list[list[Any]] = []
+    pos = 0
+    size = len(data)
+    unpack = msgpack.unpackb
+    while pos + 8 <= size and len(records) < limit:
+        length, crc = FRAME.unpack_from(data, pos)
+        end = pos + 8 + length
+        if length > MAX_RECORD or end > size:
+            break
+        body = data[pos + 8 : end]
+        if zlib.crc32(body) != crc:
+            break
+        try:
+            record = unpack(body, strict_map_key=False)
+        except Exception:
+            break
+        records.append(record)
+        pos = end
+    return records, pos
+
+
+def read_journal(path: Path) -> ReadResult:
+    """Every good record of a journal, and how many bytes of torn or corrupt tail follow them."""
+    data = Path(path).read_bytes()
+    if not data.startswith(MAGIC):
+        if len(data) < len(MAGIC) and MAGIC.startswith(data):
+            return ReadResult([], len(data), 0)
+        raise ValueError(f"{path} is not a branchline journal (bad header).")
+    records, used = _parse(data[len(MAGIC) :], limit=2**62)
+    end = len(MAGIC) + used
+    return ReadResult(records, end, len(data) - end)
+
+
+def iter_journals(root: Path) -> Iterator[Path]:
+    yield from sorted(root.glob("runs/*/journal.blj"))

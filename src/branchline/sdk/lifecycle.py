@@ -1,0 +1,246 @@
+"""Process-wide run bookkeeping: the active runs, exit hooks, the writer process, finishing."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from branchline.sdk.journal import JournalWriter
+from branchline.sdk.terminal import Terminal
+from branchline.vocab import RecordKind, RunState
+
+if TYPE_CHECKING:
+    from branchline.sdk.run import Run
+    from branchline.store import Store
+
+__all__ = ["RunResources", "WriterProcess", "registry", "captured_exit_code", "finish_run", "install_hooks"]
+
+
+class WriterProcess:
+    """The child process that applies this run's journal to the sink."""
+
+    def __init__(self, args: dict[str, Any], log_path: Path, terminal: Terminal, on_stop: Any) -> None:
+        self.terminal = terminal
+        self.on_stop = on_stop
+        self.done = threading.Event()
+        self.result: dict[str, Any] = {}
+        self.fatal = False
+        self.log_handle = open(log_path, "ab")  # noqa: SIM115 - lives as long as the writer
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "branchline.sdk.writer", json.dumps(args)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log_handle,
+            # Its own session: a Ctrl-C or a kill of the training process group leaves the writer
+            # alive to store what the journal holds.
+            start_new_session=True,
+            close_fds=True,
+        )
+        self.reader = threading.Thread(target=self._listen, name="branchline-writer-listener", daemon=True)
+        self.reader.start()
+
+    def _listen(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            event = message.get("event")
+            if event == "error":
+                self.terminal.warn(f"the writer reported: {message.get('message')}")
+            elif event == "stop":
+                self.on_stop()
+            elif event == "fatal":
+                self.fatal = True
+            elif event == "done":
+                self.result = message
+                self.done.set()
+        self.done.set()
+
+    def finish(self, final_seq: int, timeout: float) -> dict[str, Any]:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"cmd": "finish", "final_seq": final_seq, "timeout": timeout}).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+        self.done.wait(None if timeout <= 0 else timeout + 5)
+        try:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log_handle.close()
+        return self.result
+
+
+@dataclass
+class RunResources:
+    """What a live run owns besides its Python state."""
+
+    journal: JournalWriter
+    run_dir: Path
+    files_dir: Path
+    terminal: Terminal
+    store: Store | None = None
+    writer: WriterProcess | None = None
+    url: str | None = None
+    lock_fd: int = -1
+    resume_file: Path | None = None
+    warned: set[str] = field(default_factory=set)
+    telemetry: list[Any] = field(default_factory=list)  # things with stop()
+
+
+class _Registry:
+    """The runs alive in this process, and what the exit hooks captured."""
+
+    def __init__(self) -> None:
+        self.runs: list[Run] = []
+        self.exit_code: int | None = None
+        self.hooks_installed = False
+        self.lock = threading.RLock()
+
+
+registry = _Registry()
+
+
+def captured_exit_code() -> int | None:
+    return registry.exit_code
+
+
+def install_hooks() -> None:
+    """Capture the exit code (sys.exit, uncaught exceptions) and finish runs at interpreter exit."""
+    if registry.hooks_installed:
+        return
+    registry.hooks_installed = True
+    original_exit = sys.exit
+    original_hook = sys.excepthook
+
+    def exit_hook(code: Any = None) -> None:
+        if code is None:
+            registry.exit_code = 0
+        elif isinstance(code, int):
+            registry.exit_code = code
+        else:
+            registry.exit_code = 1
+        original_exit(code)
+
+    def except_hook(exc_type: Any, exc: Any, tb: Any) -> None:
+        registry.exit_code = 255 if issubclass(exc_type, KeyboardInterrupt) else 1
+        original_hook(exc_type, exc, tb)
+        _finish_all()
+
+    sys.exit = exit_hook
+    sys.excepthook = except_hook
+    atexit.register(_finish_all)
+
+
+def _finish_all() -> None:
+    for run in list(registry.runs):
+        try:
+            run.finish()
+        except Exception as exc:  # never turn interpreter exit into a traceback storm
+            print(f"branchline: WARNING could not finish run {run.id}: {exc}", file=sys.stderr)
+
+
+def finish_run(run: Run, exit_code: int, state: RunState) -> None:
+    res = run._res
+    for part in res.telemetry:
+        try:
+            part.stop()
+        except Exception as exc:
+            res.terminal.warn(f"stopping {type(part).__name__} failed: {exc}")
+    run._flush()
+    res.journal.write(RecordKind.EXIT, exit_code, state.value, run._runtime())
+    final_seq = res.journal.seq
+    res.journal.close()
+    settings = run._settings
+    pending = 0
+    if res.writer is not None:
+        result = res.writer.finish(final_seq, settings.finish_timeout)
+        applied = int(result.get("applied", 0))
+        if applied < final_seq and res.store is not None:
+            # The writer could not finish (it died or timed out): apply here, idempotently.
+            from branchline.sdk.sink import LocalSink
+            from branchline.sdk.sync import sync_journal
+
+            try:
+                sink = LocalSink(settings.resolved_store_url, settings.x_crash_timeout)
+                try:
+                    sync_journal(res.journal.path, sink, delete=False)
+                finally:
+                    sink.close()
+                applied = final_seq
+            except Exception as exc:
+                res.terminal.warn(f"could not store the run's last records: {exc}")
+        pending = max(0, final_seq - applied)
+    _release_lock(res)
+    if res.writer is not None and pending == 0:
+        res.journal.path.unlink(missing_ok=True)
+    lines = []
+    if settings.mode == "offline":
+        lines.append(f"Run {run.id} was logged offline. Store it with: branchline sync {res.run_dir}")
+    elif pending:
+        lines.append(f"{pending} records are not stored yet; `branchline sync {res.run_dir}` will store them.")
+    elif settings.mode == "online":
+        lines.append(f"View run {run.name} ({run.path}): branchline ui --dir {settings.branchline_dir.parent}")
+    lines.append(f"Run files: {res.files_dir}")
+    if settings.mode != "disabled":
+        _print_footer(run, lines)
+    if res.resume_file is not None and exit_code == 0:
+        res.resume_file.unlink(missing_ok=True)
+    if res.store is not None:
+        res.store.close()
+    with registry.lock:
+        if run in registry.runs:
+            registry.runs.remove(run)
+    from branchline.sdk import globals as run_globals
+
+    run_globals.on_finish(run)
+
+
+def _print_footer(run: Run, lines: list[str]) -> None:
+    res = run._res
+    if res.terminal.quiet:
+        return
+    history: dict[str, list[float]] = {}
+    summary = dict(run._state.summary)
+    if res.store is not None and res.writer is not None:
+        try:
+            keys = [k for k, info in res.store.history_keys(run.incarnation_id).items() if info["numeric"] and not k.startswith("_")]
+            for key in sorted(keys)[: run._settings.max_end_of_run_history_metrics]:
+                steps, values = res.store.read_series(run.incarnation_id, key)
+                if len(values) > 40:
+                    values = values[:: max(1, len(values) // 40)]
+                history[key] = [float(v) for v in values]
+        except Exception:
+            history = {}
+    from branchline.summaries import flatten
+
+    flat = {".".join(path): value for path, value in flatten(summary)}
+    res.terminal.footer(history, flat, lines)
+
+
+def _release_lock(res: RunResources) -> None:
+    if res.lock_fd >= 0:
+        try:
+            os.close(res.lock_fd)
+        except OSError:
+            pass
+        res.lock_fd = -1
+
+
+def now() -> float:
+    return time.time()

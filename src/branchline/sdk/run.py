@@ -1,0 +1,390 @@
+"""`Run`: one run's lifecycle in the training process (reference §2–§6).
+
+Every `log()` call ends in one journal append (a kernel write) and nothing else heavy: decoding,
+columnising and storing happen in the writer process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+import zlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from branchline.errors import UsageError
+from branchline.sdk.config import Config
+from branchline.sdk.journal import FRAME
+from branchline.sdk.summary import Summary
+from branchline.summaries import MetricDef, SummaryState, parse_summary_ops
+from branchline.vocab import RecordKind, RunState
+
+if TYPE_CHECKING:
+    from branchline.runspec import RunStart
+    from branchline.sdk.lifecycle import RunResources
+    from branchline.settings import Settings
+
+__all__ = ["Run", "Metric"]
+
+_HISTORY = int(RecordKind.HISTORY)
+_SCALARS = (int, float, str, bool, type(None))
+
+
+class Metric:
+    """What `define_metric` returns."""
+
+    def __init__(self, definition: MetricDef) -> None:
+        self.name = definition.name
+        self.step_metric = definition.step_metric
+        self.step_sync = definition.step_sync
+        self.hidden = definition.hidden
+        self.summary = definition.summary
+
+    def __repr__(self) -> str:
+        return f"Metric(name={self.name!r}, step_metric={self.step_metric!r}, summary={self.summary!r})"
+
+
+class Run:
+    """A live run. Create it with `branchline.init()`."""
+
+    def __init__(self, settings: Settings, start: RunStart, resources: RunResources) -> None:
+        self._settings = settings
+        self._start = start
+        self._res = resources
+        self._journal = resources.journal
+        self._fd = resources.journal.fd
+        self._packer = resources.journal.packer
+        self._finished = False
+        self._exit_code: int | None = None
+        self._killed = False
+        self._preempting = False
+        self._t0 = time.time()
+        self._runtime_offset = start.runtime_offset
+        self._step = start.starting_step
+        self._pending: dict[str, Any] | None = None
+        self._pending_ts = 0.0
+        self._state = SummaryState.restore(start.summary, start.rules)
+        self._last = self._state.summary
+        # Top-level keys seen with scalar values and no define_metric rule: rows made only of
+        # these take the fast path.
+        self._fast_keys: set[str] = set()
+        self._id = start.run_id
+        self._name = start.name
+        self._notes = start.notes
+        self._tags = tuple(start.tags)
+        self._group = start.group
+        self._job_type = start.job_type
+        self.config = Config(start.config, on_change=self._config_changed)
+        self.summary = Summary(self._state, self._summary_edited, lambda: self._finished)
+        self._last_alert: dict[str, float] = {}
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = str(value)
+        self._meta(name=self._name)
+
+    @property
+    def notes(self) -> str:
+        return self._notes
+
+    @notes.setter
+    def notes(self, value: str) -> None:
+        self._notes = str(value)
+        self._meta(notes=self._notes)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Any) -> None:
+        try:
+            tags = validate_tags(value)
+        except UsageError as exc:
+            warnings.warn(f"{exc} Tags were not changed.", stacklevel=2)
+            return
+        self._tags = tags
+        self._meta(tags=list(tags))
+
+    @property
+    def group(self) -> str:
+        return self._group
+
+    @property
+    def job_type(self) -> str:
+        return self._job_type
+
+    @property
+    def project(self) -> str:
+        return self._start.project
+
+    @property
+    def entity(self) -> str:
+        return self._start.entity
+
+    @property
+    def path(self) -> str:
+        return f"{self.entity}/{self.project}/{self.id}"
+
+    @property
+    def dir(self) -> str:
+        return str(self._res.files_dir)
+
+    @property
+    def start_time(self) -> float:
+        return self._t0
+
+    @property
+    def starting_step(self) -> int:
+        return self._start.starting_step
+
+    @property
+    def step(self) -> int:
+        """The step the next `log()` call writes to."""
+        return self._step
+
+    @property
+    def resumed(self) -> bool:
+        return self._start.resumed
+
+    @property
+    def forked_from(self) -> dict[str, Any] | None:
+        """Where this run branched from: None, or {"run_id", "path", "step", "archived", ...}."""
+        return self._start.forked_from
+
+    @property
+    def url(self) -> str | None:
+        return self._res.url
+
+    @property
+    def offline(self) -> bool:
+        return self._settings.mode == "offline"
+
+    @property
+    def disabled(self) -> bool:
+        return self._settings.mode == "disabled"
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings.copy()
+
+    @property
+    def incarnation_id(self) -> str:
+        """The immutable id of this incarnation of the run."""
+        return self._start.incarnation_id
+
+    def __repr__(self) -> str:
+        return f"<branchline Run {self.path} ({self._name})>"
+
+    # -- logging -----------------------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """Log a dict of values to the run's history (wandb's step and commit rules)."""
+        if (
+            step is None
+            and commit is None
+            and self._pending is None
+            and type(data) is dict
+            and data.keys() <= self._fast_keys
+        ):
+            now = time.time()
+            s = self._step
+            body = self._packer.pack([self._journal.seq + 1, _HISTORY, s, now, now - self._t0 + self._runtime_offset, data])
+            os.write(self._fd, FRAME.pack(len(body), zlib.crc32(body)) + body)
+            self._journal.seq += 1
+            self._step = s + 1
+            self._last.update(data)
+            return
+        self._log_slow(data, step, commit)
+
+    def _log_slow(self, data: Any, step: Any, commit: bool | None) -> None:
+        self._ensure_active("log")
+        if not isinstance(data, Mapping):
+            raise TypeError("branchline.log must be passed a dictionary.")
+        for key in data:
+            if type(key) is not str:
+                raise TypeError("Key values passed to `branchline.log` must be strings.")
+        if step is not None:
+            if isinstance(step, bool) or not hasattr(step, "__index__"):
+                raise TypeError(f"'{type(step).__name__}' object cannot be interpreted as an integer")
+            step = int(step.__index__())
+            if step < self._step:
+                self._warn_once(
+                    f"step-{step}-{self._step}",
+                    f"Tried to log to step {step} that is less than the current step {self._step}. "
+                    "Steps must be monotonically increasing, so this data will be ignored.",
+                )
+                return
+        values = {k: v for k, v in data.items() if k != "_step"}
+        # Fail in the caller, before anything is written, for values that cannot be stored.
+        self._packer.pack(values)
+        if step is not None and step > self._step:
+            if self._pending is not None:
+                self._flush()
+            self._step = step
+        if self._pending is None:
+            self._pending = {}
+        self._pending.update(values)
+        self._pending_ts = time.time()
+        if commit if commit is not None else step is None:
+            self._flush()
+        if not self._state.has_rules:
+            for key, value in values.items():
+                if type(value) in _SCALARS and key not in self._fast_keys and key not in ("_timestamp", "_runtime"):
+                    self._fast_keys.add(key)
+
+    def _flush(self) -> None:
+        row = self._pending
+        if row is None or self._finished:
+            return
+        self._pending = None
+        now = self._pending_ts or time.time()
+        self._journal.write(_HISTORY, self._step, now, now - self._t0 + self._runtime_offset, row)
+        if self._state.has_rules:
+            extra = self._state.step_sync_items(row)
+            self._state.apply_row({**row, **extra, "_step": self._step})
+        else:
+            self._state.apply_row({**row, "_step": self._step})
+        self._step += 1
+
+    # -- config, summary, metadata -------------------------------------------------------------
+    def _config_changed(self, changed: dict[str, Any]) -> None:
+        self._ensure_active("config")
+        self._journal.write(RecordKind.CONFIG, changed)
+
+    def _summary_edited(self, sets: list[tuple[list[str], Any]], removes: list[list[str]]) -> None:
+        self._journal.write(RecordKind.SUMMARY, sets, removes)
+        for path, _ in sets:
+            self._fast_keys.discard(path[0])
+
+    def _meta(self, **fields: Any) -> None:
+        self._ensure_active("update")
+        self._journal.write(RecordKind.META, fields)
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | Metric | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        """Customise a metric's x-axis and summary aggregation (`summary="min,max,mean,first,last,none"`)."""
+        self._ensure_active("define_metric")
+        if not isinstance(name, str) or not name:
+            raise UsageError("define_metric needs a non-empty metric name.")
+        if "*" in name[:-1]:
+            raise UsageError(f"define_metric({name!r}): a glob may only be a trailing '*', like 'val/*'.")
+        if isinstance(step_metric, Metric):
+            step_metric = step_metric.name
+        if step_metric is not None and not isinstance(step_metric, str):
+            raise UsageError("define_metric(step_metric=...) takes a metric name.")
+        definition = MetricDef(
+            name=name,
+            step_metric=step_metric,
+            step_sync=bool(step_sync if step_sync is not None else step_metric is not None),
+            hidden=bool(hidden),
+            summary=parse_summary_ops(summary),
+        )
+        merged = self._state.define(definition, overwrite=bool(overwrite))
+        self._fast_keys.clear()  # rules now apply: rows go through the full path
+        self._journal.write(RecordKind.METRIC, definition.to_json(), bool(overwrite))
+        return Metric(merged)
+
+    def log_code(self, root: str = ".", name: str | None = None, include_fn: Any = None, exclude_fn: Any = None) -> Any:
+        from branchline.sdk.files import log_code
+
+        return log_code(self, root, name=name, include_fn=include_fn, exclude_fn=exclude_fn)
+
+    def save(self, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
+        """Store files with the run (`policy`: "live", "now" or "end")."""
+        from branchline.sdk.files import save_files
+
+        self._ensure_active("save")
+        return save_files(self, glob_str, base_path=base_path, policy=policy)
+
+    def alert(self, title: str, text: str, level: str = "INFO", wait_duration: float | Any = 60) -> None:
+        """Record an alert on the run and deliver it to the configured channels."""
+        from branchline.sdk.alerts import send_alert
+
+        self._ensure_active("alert")
+        send_alert(self, title, text, level, wait_duration)
+
+    def write_logs(self, text: str) -> None:
+        if self._finished:
+            return
+        self._journal.write(RecordKind.OUTPUT, [["stdout", time.time(), str(text)]])
+
+    def mark_preempting(self) -> None:
+        self._ensure_active("mark_preempting")
+        self._preempting = True
+        self._journal.write(RecordKind.PREEMPTING)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _ensure_active(self, what: str) -> None:
+        if self._finished:
+            raise UsageError(f"Run ({self._id}) is finished. The call to `{what}` will be ignored.")
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key in self._res.warned:
+            return
+        self._res.warned.add(key)
+        self._res.terminal.warn(message)
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Finish the run: flush, record the exit code, wait until the store has everything."""
+        if self._finished:
+            return
+        from branchline.sdk import lifecycle
+
+        code = exit_code if exit_code is not None else lifecycle.captured_exit_code()
+        code = int(code or 0)
+        self._flush()
+        if self._killed:
+            state = RunState.KILLED
+        elif self._preempting and code != 0:
+            state = RunState.PREEMPTED
+        else:
+            state = RunState.FINISHED if code == 0 else RunState.FAILED
+        self._exit_code = code
+        lifecycle.finish_run(self, code, state)
+        self._finished = True
+        self._pending = {}  # keeps later log() calls off the fast path, so they raise
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None:
+            import traceback
+
+            traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
+        self.finish(exit_code=1 if exc_type is not None else 0)
+        return False
+
+    def _runtime(self) -> float:
+        return time.time() - self._t0 + self._runtime_offset
+
+
+def validate_tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = (value,)
+    tags = tuple(value)
+    for tag in tags:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= 64:
+            raise UsageError(f"Invalid tag {tag!r}: tags are strings of 1 to 64 characters.")
+    return tags
+

@@ -1,0 +1,52 @@
+"""Sinks: where the writer applies journal records. The embedded store now, a server later."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from branchline.runspec import RunSpec, RunStart
+
+__all__ = ["Sink", "LocalSink", "make_sink"]
+
+
+class Sink(Protocol):
+    def begin_run(self, spec: RunSpec) -> RunStart: ...
+    def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int: ...
+    def heartbeat(self, incarnation_id: str) -> bool: ...
+    def mark_crashed(self, incarnation_id: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class LocalSink:
+    """Applies records straight to a store (SQLite file or PostgreSQL)."""
+
+    def __init__(self, store_url: str, crash_timeout: float = 300.0) -> None:
+        from branchline.store import open_store
+
+        self.store = open_store(store_url, crash_timeout=crash_timeout)
+
+    def begin_run(self, spec: RunSpec) -> RunStart:
+        return self.store.begin_run(spec)
+
+    def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int:
+        return self.store.apply(session_id, records)
+
+    def heartbeat(self, incarnation_id: str) -> bool:
+        return self.store.heartbeat(incarnation_id)
+
+    def mark_crashed(self, incarnation_id: str) -> None:
+        self.store.mark_crashed(incarnation_id)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def make_sink(target: dict[str, Any]) -> Sink:
+    """A sink from a JSON-able description: {"store_url": ...} or {"base_url": ..., "api_key": ...}."""
+    if target.get("base_url"):
+        from branchline.sdk.http_sink import HttpSink  # type: ignore[import-not-found, unused-ignore]
+
+        sink: Sink = HttpSink(target["base_url"], target.get("api_key"))
+        return sink
+    return LocalSink(target["store_url"], float(target.get("crash_timeout", 300.0)))

@@ -1,0 +1,95 @@
+"""Replaying journals that were not fully applied: crashed runs and offline runs."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from branchline.runspec import RunSpec
+from branchline.sdk.journal import read_journal
+from branchline.sdk.sink import Sink
+from branchline.vocab import RecordKind
+
+__all__ = ["SyncResult", "sync_journal", "pending_journals", "journal_in_use"]
+
+BATCH = 20_000
+
+
+@dataclass
+class SyncResult:
+    journal: Path
+    path: str  # entity/project/run_id
+    records: int
+    torn_bytes: int
+    finished: bool  # an exit record was found; otherwise the run was marked crashed
+
+    @property
+    def warning(self) -> str | None:
+        if not self.torn_bytes:
+            return None
+        return (
+            f"{self.journal}: kept {self.records} records; dropped {self.torn_bytes} bytes of torn or "
+            "corrupt tail (the process stopped mid-write)."
+        )
+
+
+def journal_in_use(path: Path) -> bool:
+    """Whether a live training process still holds the journal's lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def pending_journals(branchline_dir: Path) -> list[Path]:
+    """Journals under a branchline directory that no live process is writing."""
+    return [
+        p
+        for p in sorted(branchline_dir.glob("runs/*/journal.blj"))
+        if not journal_in_use(p)
+    ]
+
+
+def sync_journal(
+    journal: Path,
+    sink: Sink,
+    *,
+    delete: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> SyncResult:
+    """Apply every good record of `journal` to `sink`; idempotent, so safe to run twice."""
+    result = read_journal(journal)
+    records = result.records
+    if not records or int(records[0][1]) != RecordKind.HEADER:
+        raise ValueError(f"{journal} has no run header; it cannot be synced.")
+    spec = RunSpec.from_json(dict(records[0][2]))
+    if overrides:
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(spec, name, value)
+    start = sink.begin_run(spec)
+    body = records[1:]
+    for offset in range(0, len(body), BATCH):
+        sink.apply(spec.session_id, body[offset : offset + BATCH])
+    finished = any(int(r[1]) == RecordKind.EXIT for r in body)
+    if not finished:
+        sink.mark_crashed(start.incarnation_id)
+    if delete:
+        journal.unlink(missing_ok=True)
+    return SyncResult(
+        journal=journal,
+        path=f"{start.entity}/{start.project}/{start.run_id}",
+        records=len(records),
+        torn_bytes=result.torn_bytes,
+        finished=finished,
+    )

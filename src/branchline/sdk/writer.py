@@ -1,0 +1,213 @@
+"""The writer: tails a run's journal and applies its records to a sink in batches.
+
+It runs in a child process so that decoding, columnising and storing never take the training
+process's GIL; the journal is the only thing the two share. Applying is idempotent on
+(session, sequence), so a retry, a restart or a concurrent `branchline sync` never duplicates.
+
+Protocol: the parent writes JSON lines to the child's stdin (`{"cmd": "finish", "final_seq": n}`);
+the child answers on stdout (`ready`, `stop`, `error`, `done`). End of stdin means the parent is
+gone: the child applies what the journal holds and marks the run crashed unless it exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from branchline.sdk.journal import JournalReader
+from branchline.sdk.sink import Sink, make_sink
+from branchline.vocab import RecordKind
+
+__all__ = ["WriterLoop", "main"]
+
+
+class WriterLoop:
+    def __init__(
+        self,
+        journal: Path,
+        sink: Sink,
+        session_id: str,
+        incarnation_id: str,
+        *,
+        send: Callable[[dict[str, Any]], None],
+        poll_seconds: float = 0.1,
+        heartbeat_seconds: float = 30.0,
+    ) -> None:
+        self.reader = JournalReader(journal)
+        self.sink = sink
+        self.session_id = session_id
+        self.incarnation_id = incarnation_id
+        self.send = send
+        self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.pending: list[list[Any]] = []
+        self.applied = 0
+        self.saw_exit = False
+        self.error_reported = False
+        self.stop_sent = False
+        self.backoff = 0.0
+
+    def step(self) -> bool:
+        """Read and apply what is new; returns whether anything was applied."""
+        if len(self.pending) < 20_000:
+            records, _ = self.reader.read_available(limit=20_000 - len(self.pending))
+            self.pending.extend(records)
+        if not self.pending:
+            return False
+        try:
+            self.applied = self.sink.apply(self.session_id, self.pending)
+        except Exception as exc:
+            self._report(exc)
+            self.backoff = min(5.0, max(0.2, self.backoff * 2)) * (
+                0.5 + random.random()
+            )
+            return False
+        self.backoff = 0.0
+        if any(int(r[1]) == RecordKind.EXIT for r in self.pending):
+            self.saw_exit = True
+        self.pending = []
+        return True
+
+    def _report(self, exc: BaseException) -> None:
+        print(
+            f"branchline writer: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if not self.error_reported:
+            self.error_reported = True
+            self.send(
+                {
+                    "event": "error",
+                    "message": f"{type(exc).__name__}: {exc}. Records stay in the journal and are retried.",
+                }
+            )
+
+    def heartbeat(self) -> None:
+        try:
+            stop = self.sink.heartbeat(self.incarnation_id)
+        except Exception as exc:
+            self._report(exc)
+            return
+        if stop and not self.stop_sent:
+            self.stop_sent = True
+            self.send({"event": "stop"})
+
+    def drain(self, deadline: float | None) -> None:
+        while deadline is None or time.monotonic() < deadline:
+            if not self.step():
+                if not self.pending:
+                    records, _ = self.reader.read_available(limit=1)
+                    if not records:
+                        return
+                    self.pending.extend(records)
+                else:
+                    time.sleep(self.backoff or self.poll_seconds)
+
+    def serve(self, commands: queue.Queue[dict[str, Any] | None]) -> None:
+        last_heartbeat = 0.0
+        self.send({"event": "ready"})
+        while True:
+            worked = self.step()
+            now = time.monotonic()
+            if now - last_heartbeat >= self.heartbeat_seconds:
+                last_heartbeat = now
+                self.heartbeat()
+            try:
+                command = commands.get(
+                    timeout=0 if worked else (self.backoff or self.poll_seconds)
+                )
+            except queue.Empty:
+                continue
+            if (
+                command is None
+            ):  # the parent is gone: keep what it wrote, then say it crashed
+                self.drain(deadline=None)
+                if not self.saw_exit:
+                    try:
+                        self.sink.mark_crashed(self.incarnation_id)
+                    except Exception as exc:
+                        self._report(exc)
+                return
+            if command.get("cmd") == "finish":
+                final = int(command.get("final_seq", 0))
+                timeout = float(command.get("timeout") or 0)
+                deadline = time.monotonic() + timeout if timeout > 0 else None
+                while self.applied < final and (
+                    deadline is None or time.monotonic() < deadline
+                ):
+                    if not self.step():
+                        time.sleep(self.backoff or 0.01)
+                self.send(
+                    {
+                        "event": "done",
+                        "applied": self.applied,
+                        "pending": max(0, final - self.applied),
+                    }
+                )
+                return
+
+
+def _read_commands(commands: queue.Queue[dict[str, Any] | None]) -> None:
+    for line in sys.stdin:
+        line = line.strip()
+        if line:
+            try:
+                commands.put(json.loads(line))
+            except ValueError:
+                continue
+    commands.put(None)
+
+
+def main(argv: list[str]) -> int:
+    args = json.loads(argv[0])
+    lock = threading.Lock()
+
+    def send(message: dict[str, Any]) -> None:
+        with lock:
+            try:
+                sys.stdout.write(json.dumps(message) + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                pass  # the parent is gone; the journal still has everything
+
+    try:
+        sink = make_sink(args["target"])
+    except Exception as exc:
+        send(
+            {
+                "event": "error",
+                "message": f"could not open the store: {type(exc).__name__}: {exc}",
+            }
+        )
+        send({"event": "fatal"})
+        return 1
+    commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    threading.Thread(target=_read_commands, args=(commands,), daemon=True).start()
+    loop = WriterLoop(
+        Path(args["journal"]),
+        sink,
+        args["session_id"],
+        args["incarnation_id"],
+        send=send,
+        poll_seconds=float(args.get("poll_seconds", 0.1)),
+        heartbeat_seconds=float(args.get("heartbeat_seconds", 30.0)),
+    )
+    try:
+        loop.serve(commands)
+    finally:
+        sink.close()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main(sys.argv[1:]))

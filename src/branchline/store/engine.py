@@ -1,0 +1,127 @@
+"""Creating engines, checking the schema revision, and upgrading it with Alembic."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from branchline.errors import SchemaError, StoreError
+from branchline.store.schema import SCHEMA_REVISION, metadata
+
+__all__ = ["make_engine", "ensure_schema", "upgrade", "current_revision", "normalize_url"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def normalize_url(url: str) -> str:
+    """Accept `postgresql://` and pick the psycopg 3 driver for it."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # WAL lets training processes, the writer and the UI share one file;
+    # busy_timeout makes concurrent writers queue instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # One connection per checkout: SQLite connections are cheap and this keeps
+        # every process's view consistent with WAL readers.
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _on_sqlite_connect)
+        # Begin write transactions immediately so concurrent writers wait on the lock
+        # rather than failing to upgrade a read lock.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+    raise StoreError(
+        f"Unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://user@host/db."
+    )
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision stamped in the database, or None for an empty database."""
+    with engine.connect() as conn:
+        try:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except OperationalError:
+            return None
+        except Exception as exc:  # PostgreSQL raises ProgrammingError for a missing table
+            if "alembic_version" in str(exc):
+                return None
+            raise
+    return None if row is None else str(row[0])
+
+
+def _upgrade_command(url: str) -> str:
+    return f"branchline db upgrade --store {url}"
+
+
+def ensure_schema(engine: Engine, url: str, *, create: bool = True) -> None:
+    """Create the schema in an empty database; refuse one stamped with another revision."""
+    revision = current_revision(engine)
+    if revision == SCHEMA_REVISION:
+        return
+    if revision is None:
+        tables = set(inspect(engine).get_table_names())
+        if tables & set(metadata.tables):
+            raise SchemaError(
+                f"The store at {url} has branchline tables but no schema revision; "
+                f"run `{_upgrade_command(url)}` to bring it up to date."
+            )
+        if not create:
+            raise SchemaError(f"The store at {url} is empty; run `{_upgrade_command(url)}` first.")
+        if engine.dialect.name == "sqlite":
+            # Must precede the first table: lets deleting a run give its pages back to the disk.
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA auto_vacuum=INCREMENTAL")
+                conn.commit()
+        # Alembic's recipe for new databases: create everything, then stamp the head.
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+            conn.execute(text("DELETE FROM alembic_version"))
+            conn.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": SCHEMA_REVISION}
+            )
+        return
+    raise SchemaError(
+        f"The store at {url} has schema revision {revision!r}, but this branchline needs "
+        f"{SCHEMA_REVISION!r}. Run `{_upgrade_command(url)}` (or upgrade branchline if the store is newer)."
+    )
+
+
+def upgrade(url: str, revision: str = "head") -> str:
+    """Run the Alembic migrations up to `revision`; returns the revision now stamped."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = make_engine(url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+        return current_revision(engine) or ""
+    finally:
+        engine.dispose()

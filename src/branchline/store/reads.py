@@ -1,0 +1,308 @@
+"""The read path: runs, incarnations, projects, and history that follows the lineage chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, Select, and_, func, select
+
+from branchline.store import history as hist
+from branchline.store.lineage import UNBOUNDED, segments_for
+from branchline.store.schema import (
+    alerts,
+    console_lines,
+    history_chunks,
+    history_values,
+    incarnations,
+    projects,
+    run_files,
+    runs,
+)
+from branchline.store.writes import forked_from_info
+
+__all__ = ["RunView", "run_select", "to_view", "read_series", "read_objects", "history_keys", "project_rows"]
+
+
+@dataclass
+class RunView:
+    """A run (its current incarnation) or an archived incarnation, as readers see it."""
+
+    pk: int | None
+    entity: str
+    project: str
+    run_id: str
+    incarnation_id: str
+    name: str
+    notes: str
+    tags: list[str]
+    group: str
+    job_type: str
+    host: str
+    username: str
+    created_at: float
+    updated_at: float
+    state: str
+    exit_code: int | None
+    started_at: float
+    heartbeat_at: float
+    finished_at: float | None
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    rules: dict[str, Any]
+    metadata: dict[str, Any]
+    starting_step: int
+    last_step: int
+    runtime: float
+    archived: bool
+    ordinal: int
+    stop_requested: bool
+    forked_from: dict[str, Any] | None
+
+    @property
+    def path(self) -> str:
+        return f"{self.entity}/{self.project}/{self.run_id}"
+
+
+def run_select(current_only: bool = True) -> Select[Any]:
+    """Runs joined with an incarnation and their project; filters and orders build on this."""
+    join_on = (
+        incarnations.c.id == runs.c.current_incarnation if current_only else incarnations.c.run_pk == runs.c.pk
+    )
+    return (
+        select(
+            runs.c.pk,
+            projects.c.entity,
+            projects.c.name.label("project"),
+            runs.c.run_id,
+            incarnations.c.id.label("incarnation_id"),
+            runs.c.name,
+            runs.c.notes,
+            runs.c.tags,
+            runs.c.run_group,
+            runs.c.job_type,
+            runs.c.host,
+            runs.c.username,
+            runs.c.created_at,
+            runs.c.updated_at,
+            runs.c.stop_requested,
+            incarnations.c.state,
+            incarnations.c.exit_code,
+            incarnations.c.started_at,
+            incarnations.c.heartbeat_at,
+            incarnations.c.finished_at,
+            incarnations.c.config,
+            incarnations.c.summary,
+            incarnations.c.metrics,
+            incarnations.c.run_metadata,
+            incarnations.c.starting_step,
+            incarnations.c.last_step,
+            incarnations.c.runtime,
+            incarnations.c.archived,
+            incarnations.c.ordinal,
+            incarnations.c.parent_id,
+            incarnations.c.parent_step,
+            incarnations.c.branch_kind,
+        )
+        .select_from(runs)
+        .join(projects, projects.c.id == runs.c.project_id)
+        .join(incarnations, join_on)
+    )
+
+
+def to_view(conn: Connection, row: Any, *, with_lineage: bool = True) -> RunView:
+    forked = None
+    if with_lineage and row.parent_id is not None:
+        forked = forked_from_info(conn, row)
+    return RunView(
+        pk=row.pk,
+        entity=row.entity,
+        project=row.project,
+        run_id=row.run_id,
+        incarnation_id=row.incarnation_id,
+        name=row.name,
+        notes=row.notes,
+        tags=list(row.tags or []),
+        group=row.run_group,
+        job_type=row.job_type,
+        host=row.host,
+        username=row.username,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        state=row.state,
+        exit_code=row.exit_code,
+        started_at=row.started_at,
+        heartbeat_at=row.heartbeat_at,
+        finished_at=row.finished_at,
+        config=dict(row.config or {}),
+        summary=dict(row.summary or {}),
+        rules=dict(row.metrics or {}),
+        metadata=dict(row.run_metadata or {}),
+        starting_step=row.starting_step,
+        last_step=row.last_step,
+        runtime=row.runtime,
+        archived=bool(row.archived),
+        ordinal=row.ordinal,
+        stop_requested=bool(row.stop_requested),
+        forked_from=forked,
+    )
+
+
+def read_series(
+    conn: Connection,
+    incarnation_id: str,
+    key: str,
+    *,
+    stream: int = 0,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """A numeric key's (steps, values) in [min_step, max_step], following the lineage chain."""
+    c = history_chunks.c
+    upper = UNBOUNDED if max_step is None else max_step
+    lower = -UNBOUNDED if min_step is None else min_step
+    segments = segments_for(conn, incarnation_id, upper) if stream == 0 else segments_for(conn, incarnation_id)[-1:]
+    step_parts: list[npt.NDArray[np.int64]] = []
+    value_parts: list[npt.NDArray[Any]] = []
+    for seg in segments:
+        rows = conn.execute(
+            select(c.first_step, c.last_step, c.count, c.dtype, c.steps, c.vals)
+            .where(
+                c.incarnation_id == seg.incarnation_id,
+                c.stream == stream,
+                c.key == key,
+                c.first_step <= min(seg.max_step, upper),
+                c.last_step >= lower,
+            )
+            .order_by(c.chunk)
+        ).all()
+        for first_step, last_step, count, dtype, steps_blob, vals in rows:
+            steps = hist.decode_steps(steps_blob, first_step, count)
+            values = hist.decode_values(vals, dtype)
+            hi = min(seg.max_step, upper)
+            if last_step > hi or first_step < lower:
+                mask = (steps <= hi) & (steps >= lower)
+                steps, values = steps[mask], values[mask]
+            step_parts.append(steps)
+            value_parts.append(values)
+    if not step_parts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    values_all = (
+        np.concatenate(value_parts)
+        if len({p.dtype for p in value_parts}) == 1
+        else np.concatenate([p.astype(np.float64) for p in value_parts])
+    )
+    return np.concatenate(step_parts), values_all
+
+
+def read_objects(
+    conn: Connection,
+    incarnation_id: str,
+    key: str,
+    *,
+    stream: int = 0,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> list[tuple[int, Any]]:
+    """A key's non-numeric values as (step, value), following the lineage chain."""
+    v = history_values.c
+    upper = UNBOUNDED if max_step is None else max_step
+    lower = -UNBOUNDED if min_step is None else min_step
+    out: list[tuple[int, Any]] = []
+    for seg in segments_for(conn, incarnation_id, upper):
+        for step, blob in conn.execute(
+            select(v.step, v.value)
+            .where(
+                v.incarnation_id == seg.incarnation_id,
+                v.stream == stream,
+                v.key == key,
+                v.step <= min(seg.max_step, upper),
+                v.step >= lower,
+            )
+            .order_by(v.step)
+        ):
+            out.append((int(step), msgpack.unpackb(blob)))
+    return out
+
+
+def history_keys(conn: Connection, incarnation_id: str, *, stream: int = 0) -> dict[str, dict[str, Any]]:
+    """Every key visible in an incarnation's history: numeric or not, count, last step."""
+    keys: dict[str, dict[str, Any]] = {}
+    segments = segments_for(conn, incarnation_id) if stream == 0 else segments_for(conn, incarnation_id)[-1:]
+    for seg in segments:
+        c = history_chunks.c
+        for key, count, last in conn.execute(
+            select(c.key, func.sum(c.count), func.max(c.last_step))
+            .where(c.incarnation_id == seg.incarnation_id, c.stream == stream, c.first_step <= seg.max_step)
+            .group_by(c.key)
+        ):
+            info = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
+            info["count"] += int(count)
+            info["last_step"] = max(info["last_step"], min(int(last), seg.max_step))
+        v = history_values.c
+        for key, count, last in conn.execute(
+            select(v.key, func.count(), func.max(v.step))
+            .where(v.incarnation_id == seg.incarnation_id, v.stream == stream, v.step <= seg.max_step)
+            .group_by(v.key)
+        ):
+            info = keys.setdefault(key, {"numeric": False, "count": 0, "last_step": -1})
+            info["numeric"] = False
+            info["count"] += int(count)
+            info["last_step"] = max(info["last_step"], int(last))
+    return keys
+
+
+def project_rows(conn: Connection, entity: str | None = None) -> list[dict[str, Any]]:
+    stmt = (
+        select(
+            projects.c.entity,
+            projects.c.name,
+            projects.c.created_at,
+            projects.c.public,
+            func.count(runs.c.pk).label("run_count"),
+            func.max(runs.c.updated_at).label("last_activity"),
+        )
+        .select_from(projects)
+        .outerjoin(runs, runs.c.project_id == projects.c.id)
+        .group_by(projects.c.id)
+        .order_by(projects.c.entity, projects.c.name)
+    )
+    if entity is not None:
+        stmt = stmt.where(projects.c.entity == entity)
+    return [dict(row._mapping) for row in conn.execute(stmt)]
+
+
+def console_text(conn: Connection, incarnation_id: str) -> list[dict[str, Any]]:
+    c = console_lines.c
+    return [
+        dict(row._mapping)
+        for row in conn.execute(
+            select(c.line_no, c.stream, c.ts, c.text).where(c.incarnation_id == incarnation_id).order_by(c.line_no)
+        )
+    ]
+
+
+def file_rows(conn: Connection, incarnation_id: str) -> list[dict[str, Any]]:
+    c = run_files.c
+    return [
+        dict(row._mapping)
+        for row in conn.execute(
+            select(c.path, c.size, c.sha256, c.updated_at).where(c.incarnation_id == incarnation_id).order_by(c.path)
+        )
+    ]
+
+
+def alert_rows(conn: Connection, incarnation_id: str) -> list[dict[str, Any]]:
+    c = alerts.c
+    return [
+        dict(row._mapping)
+        for row in conn.execute(
+            select(c.title, c.text, c.level, c.ts).where(c.incarnation_id == incarnation_id).order_by(c.id)
+        )
+    ]
+
+
+_ = and_

@@ -1,0 +1,179 @@
+"""The store's tables (SQLAlchemy Core). Changes here need a new Alembic migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import postgresql
+
+__all__ = [
+    "metadata",
+    "projects",
+    "runs",
+    "incarnations",
+    "history_chunks",
+    "history_values",
+    "console_lines",
+    "run_files",
+    "alerts",
+    "writer_sessions",
+    "SCHEMA_REVISION",
+]
+
+#: The Alembic revision this code reads and writes; the store refuses any other.
+SCHEMA_REVISION = "0001_initial"
+
+# JSONB on PostgreSQL so filters on config/summary can use its operators and indexes.
+Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+metadata = MetaData()
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("public", Boolean, nullable=False, default=False),
+    UniqueConstraint("entity", "name", name="uq_projects_entity_name"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("current_incarnation", String(32), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("notes", Text, nullable=False, default=""),
+    Column("tags", Json, nullable=False),
+    Column("run_group", String(256), nullable=False, default=""),
+    Column("job_type", String(256), nullable=False, default=""),
+    Column("host", String(256), nullable=False, default=""),
+    Column("username", String(256), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    UniqueConstraint("project_id", "run_id", name="uq_runs_project_run_id"),
+    Index("ix_runs_project_created", "project_id", "created_at"),
+)
+
+incarnations = Table(
+    "incarnations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    # NULL once the run is deleted while forks still read this incarnation's history.
+    Column("run_pk", Integer, ForeignKey("runs.pk"), nullable=True),
+    Column("ordinal", Integer, nullable=False),
+    Column("parent_id", String(32), ForeignKey("incarnations.id"), nullable=True),
+    Column("parent_step", Integer, nullable=True),
+    Column("branch_kind", String(16), nullable=True),  # "fork" | "rewind" | NULL
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("archived_at", Float, nullable=True),
+    Column("detached_path", String(512), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("exit_code", Integer, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("host", String(256), nullable=False, default=""),
+    Column("starting_step", Integer, nullable=False, default=0),
+    Column("last_step", Integer, nullable=False, default=-1),
+    Column("runtime", Float, nullable=False, default=0.0),
+    Column("config", Json, nullable=False),
+    Column("summary", Json, nullable=False),
+    Column("metrics", Json, nullable=False),  # define_metric definitions + aggregate state
+    Column("run_metadata", Json, nullable=False),
+    Index("ix_incarnations_run", "run_pk"),
+    Index("ix_incarnations_parent", "parent_id"),
+)
+
+history_chunks = Table(
+    "history_chunks",
+    metadata,
+    Column("incarnation_id", String(32), primary_key=True),
+    Column("stream", SmallInteger, primary_key=True),  # 0 = history, 1 = system
+    Column("key", String(512), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("first_step", Integer, nullable=False),
+    Column("last_step", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("dtype", String(2), nullable=False),
+    Column("steps", LargeBinary, nullable=False),
+    Column("vals", LargeBinary, nullable=False),
+    # Per-chunk aggregates so summaries over a prefix of history never decode full chunks.
+    Column("vmin", Float, nullable=True),
+    Column("vmax", Float, nullable=True),
+    Column("vsum", Float, nullable=True),
+    Column("vcount", Integer, nullable=False, default=0),
+)
+
+history_values = Table(
+    "history_values",
+    metadata,
+    Column("incarnation_id", String(32), primary_key=True),
+    Column("stream", SmallInteger, primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("value", LargeBinary, nullable=False),  # msgpack
+)
+
+console_lines = Table(
+    "console_lines",
+    metadata,
+    Column("incarnation_id", String(32), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("stream", String(8), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+run_files = Table(
+    "run_files",
+    metadata,
+    Column("incarnation_id", String(32), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# One row per SDK session writing to an incarnation: applying a journal is idempotent on
+# (session, sequence number), and a resumed run continues its incarnation in a new session.
+writer_sessions = Table(
+    "writer_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("incarnation_id", String(32), ForeignKey("incarnations.id"), nullable=False, index=True),
+    Column("applied_seq", Integer, nullable=False, default=0),
+    Column("started_at", Float, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incarnation_id", String(32), nullable=False, index=True),
+    Column("title", String(256), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("ts", Float, nullable=False),
+)

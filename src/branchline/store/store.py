@@ -1,0 +1,300 @@
+"""`Store`: the one interface to persistence, over SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, delete, func, select, update
+
+from branchline.errors import RunNotFoundError, UsageError
+from branchline.runspec import RunSpec, RunStart
+from branchline.store import reads, writes
+from branchline.store.engine import ensure_schema, make_engine, normalize_url
+from branchline.store.filters import compile_filter, compile_order
+from branchline.store.lineage import segments_for
+from branchline.store.reads import RunView
+from branchline.store.schema import (
+    alerts,
+    console_lines,
+    history_chunks,
+    history_values,
+    incarnations,
+    projects,
+    run_files,
+    runs,
+    writer_sessions,
+)
+from branchline.vocab import RunState
+
+__all__ = ["Store", "open_store", "DEFAULT_CRASH_TIMEOUT"]
+
+#: Seconds without a heartbeat after which a run on another host reads as crashed.
+DEFAULT_CRASH_TIMEOUT = 300.0
+
+
+def open_store(url: str, *, create: bool = True, crash_timeout: float = DEFAULT_CRASH_TIMEOUT) -> Store:
+    """Open the store at `url` (`sqlite:///…` or `postgresql://…`), creating an empty one."""
+    return Store(url, create=create, crash_timeout=crash_timeout)
+
+
+class Store:
+    """Runs, their incarnations and history. Safe to share between threads; one per process."""
+
+    def __init__(self, url: str, *, create: bool = True, crash_timeout: float = DEFAULT_CRASH_TIMEOUT) -> None:
+        self.url = normalize_url(url)
+        self.crash_timeout = crash_timeout
+        self.engine = make_engine(self.url)
+        ensure_schema(self.engine, url, create=create)
+
+    def close(self) -> None:
+        if self.engine.dialect.name == "sqlite":
+            # Fold the WAL back into the database so a finished store is one compact file.
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            except Exception:
+                pass
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    # -- writing ---------------------------------------------------------------------------
+    def begin_run(self, spec: RunSpec) -> RunStart:
+        with self._write() as conn:
+            return writes.begin_run(conn, spec, now=time.time(), crash_timeout=self.crash_timeout)
+
+    def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int:
+        with self._write() as conn:
+            return writes.apply_records(conn, session_id, records, now=time.time())
+
+    def applied_seq(self, session_id: str) -> int | None:
+        with self._read() as conn:
+            found = conn.execute(
+                select(writer_sessions.c.applied_seq).where(writer_sessions.c.id == session_id)
+            ).scalar()
+        return None if found is None else int(found)
+
+    def heartbeat(self, incarnation_id: str) -> bool:
+        with self._write() as conn:
+            return writes.heartbeat(conn, incarnation_id, time.time())
+
+    def mark_crashed(self, incarnation_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(incarnations)
+                .where(
+                    incarnations.c.id == incarnation_id,
+                    incarnations.c.state.in_([RunState.RUNNING.value, RunState.PREEMPTING.value]),
+                )
+                .values(state=RunState.CRASHED.value)
+            )
+
+    def reap_stale(self) -> int:
+        with self._write() as conn:
+            return writes.reap_stale(conn, time.time(), self.crash_timeout)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def get_run(self, entity: str, project: str, run_id: str) -> RunView | None:
+        self.reap_stale()
+        with self._read() as conn:
+            row = conn.execute(
+                reads.run_select().where(
+                    projects.c.entity == entity, projects.c.name == project, runs.c.run_id == run_id
+                )
+            ).first()
+            return None if row is None else reads.to_view(conn, row)
+
+    def require_run(self, entity: str, project: str, run_id: str) -> RunView:
+        view = self.get_run(entity, project, run_id)
+        if view is None:
+            raise RunNotFoundError(f"Run {entity}/{project}/{run_id} not found.")
+        return view
+
+    def get_incarnation(self, incarnation_id: str) -> RunView | None:
+        with self._read() as conn:
+            row = conn.execute(
+                reads.run_select(current_only=False).where(incarnations.c.id == incarnation_id)
+            ).first()
+            return None if row is None else reads.to_view(conn, row)
+
+    def list_runs(
+        self,
+        entity: str,
+        project: str,
+        *,
+        filters: dict[str, Any] | None = None,
+        order: str = "+created_at",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[RunView]:
+        self.reap_stale()
+        stmt = reads.run_select().where(projects.c.entity == entity, projects.c.name == project)
+        if filters:
+            stmt = stmt.where(compile_filter(filters, self.engine.dialect.name))
+        stmt = stmt.order_by(*compile_order(order, self.engine.dialect.name))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        with self._read() as conn:
+            return [reads.to_view(conn, row) for row in conn.execute(stmt)]
+
+    def count_runs(self, entity: str, project: str, *, filters: dict[str, Any] | None = None) -> int:
+        stmt = reads.run_select().where(projects.c.entity == entity, projects.c.name == project)
+        if filters:
+            stmt = stmt.where(compile_filter(filters, self.engine.dialect.name))
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+
+    def archived(self, run: RunView) -> list[RunView]:
+        """The archived incarnations of a run, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                reads.run_select(current_only=False)
+                .where(runs.c.pk == run.pk, incarnations.c.archived.is_(True))
+                .order_by(incarnations.c.ordinal)
+            ).all()
+            return [reads.to_view(conn, row) for row in rows]
+
+    def forks(self, run: RunView) -> list[RunView]:
+        """Runs forked from any incarnation of `run`."""
+        with self._read() as conn:
+            own = select(incarnations.c.id).where(incarnations.c.run_pk == run.pk)
+            rows = conn.execute(
+                reads.run_select()
+                .where(incarnations.c.parent_id.in_(own), incarnations.c.branch_kind == "fork")
+                .order_by(runs.c.created_at)
+            ).all()
+            return [reads.to_view(conn, row) for row in rows]
+
+    def update_run(self, run: RunView, **fields: Any) -> None:
+        """Edit name, notes, tags, group, job_type (on the run) and config, summary (on its incarnation)."""
+        columns = {"name": "name", "notes": "notes", "tags": "tags", "group": "run_group", "job_type": "job_type"}
+        run_values = {columns[k]: v for k, v in fields.items() if k in columns}
+        inc_values = {k: v for k, v in fields.items() if k in ("config", "summary")}
+        unknown = set(fields) - set(columns) - set(inc_values)
+        if unknown:
+            raise UsageError(f"Cannot update {', '.join(sorted(unknown))} on a run.")
+        if run.archived:
+            raise UsageError(f"{run.path} incarnation {run.incarnation_id} is archived and read-only.")
+        with self._write() as conn:
+            if run_values:
+                conn.execute(update(runs).where(runs.c.pk == run.pk).values(updated_at=time.time(), **run_values))
+            if inc_values:
+                conn.execute(update(incarnations).where(incarnations.c.id == run.incarnation_id).values(**inc_values))
+
+    def request_stop(self, run: RunView) -> None:
+        with self._write() as conn:
+            conn.execute(update(runs).where(runs.c.pk == run.pk).values(stop_requested=True))
+
+    def move_run(self, run: RunView, project: str, entity: str | None = None) -> None:
+        target_entity = entity or run.entity
+        with self._write() as conn:
+            project_id = writes.ensure_project(conn, target_entity, project, time.time())
+            clash = conn.execute(
+                select(runs.c.pk).where(runs.c.project_id == project_id, runs.c.run_id == run.run_id)
+            ).first()
+            if clash is not None:
+                raise UsageError(f"Project {target_entity}/{project} already has a run {run.run_id!r}.")
+            conn.execute(update(runs).where(runs.c.pk == run.pk).values(project_id=project_id, updated_at=time.time()))
+
+    def delete_run(self, run: RunView) -> None:
+        """Delete a run and its data. Incarnations that forks still read are detached, not deleted."""
+        with self._write() as conn:
+            own = [row.id for row in conn.execute(select(incarnations.c.id).where(incarnations.c.run_pk == run.pk))]
+            conn.execute(
+                update(incarnations)
+                .where(incarnations.c.run_pk == run.pk)
+                .values(run_pk=None, detached_path=run.path, archived=True)
+            )
+            conn.execute(delete(runs).where(runs.c.pk == run.pk))
+            self._collect_garbage(conn, own)
+
+    def _collect_garbage(self, conn: Connection, candidates: list[str]) -> None:
+        """Delete detached incarnations nothing reads any more, children before parents."""
+        pending = list(candidates)
+        while pending:
+            inc_id = pending.pop()
+            row = conn.execute(
+                select(incarnations.c.run_pk, incarnations.c.parent_id).where(incarnations.c.id == inc_id)
+            ).first()
+            if row is None or row.run_pk is not None:
+                continue
+            if conn.execute(select(incarnations.c.id).where(incarnations.c.parent_id == inc_id).limit(1)).first():
+                continue
+            for table in (history_chunks, history_values, console_lines, run_files, alerts, writer_sessions):
+                conn.execute(delete(table).where(table.c.incarnation_id == inc_id))
+            conn.execute(delete(incarnations).where(incarnations.c.id == inc_id))
+            if row.parent_id is not None:
+                pending.append(row.parent_id)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA incremental_vacuum")
+
+    # -- history ------------------------------------------------------------------------------
+    def read_series(
+        self,
+        incarnation_id: str,
+        key: str,
+        *,
+        stream: int = 0,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+        with self._read() as conn:
+            return reads.read_series(conn, incarnation_id, key, stream=stream, min_step=min_step, max_step=max_step)
+
+    def read_objects(
+        self,
+        incarnation_id: str,
+        key: str,
+        *,
+        stream: int = 0,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> list[tuple[int, Any]]:
+        with self._read() as conn:
+            return reads.read_objects(conn, incarnation_id, key, stream=stream, min_step=min_step, max_step=max_step)
+
+    def history_keys(self, incarnation_id: str, *, stream: int = 0) -> dict[str, dict[str, Any]]:
+        with self._read() as conn:
+            return reads.history_keys(conn, incarnation_id, stream=stream)
+
+    def lineage(self, incarnation_id: str) -> list[tuple[str, int]]:
+        with self._read() as conn:
+            return [(s.incarnation_id, s.max_step) for s in segments_for(conn, incarnation_id)]
+
+    # -- projects and telemetry ------------------------------------------------------------------
+    def list_projects(self, entity: str | None = None) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return reads.project_rows(conn, entity)
+
+    def console_lines(self, incarnation_id: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return reads.console_text(conn, incarnation_id)
+
+    def files(self, incarnation_id: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return reads.file_rows(conn, incarnation_id)
+
+    def alerts(self, incarnation_id: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return reads.alert_rows(conn, incarnation_id)
