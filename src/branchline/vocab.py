@@ -56,6 +56,7 @@ class RecordKind(enum.IntEnum):
     SYSTEM = 10  # one system-metrics sample
     FILE = 11  # a run file was stored
     ALERT = 12
+    METADATA = 13  # machine and code metadata, merged into the incarnation's run_metadata
 
 
 _RUN_ID_FORBIDDEN = set(":;,#?/'")

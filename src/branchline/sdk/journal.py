@@ -7,8 +7,11 @@ full disk) is detected by length and checksum; reading stops at the last good fr
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
+import threading
+import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,12 +37,21 @@ MAX_RECORD = 64 * 1024 * 1024
 
 
 class JournalWriter:
-    """Appends records; `write` returns once the kernel has the bytes."""
+    """Appends records; `write` returns once the kernel has the bytes.
+
+    Thread safety: `lock` (re-entrant) guards the sequence number, the shared packer and the
+    write, so records from background threads (console, system metrics, files) and from the
+    training thread land whole and in sequence order. Every writer takes it: `write` does, and
+    `Run.log`'s fast path, which bypasses `write`, takes it around its own pack-and-write.
+    Re-entrant so that a signal handler in the training thread that writes a record (e.g. one
+    calling `finish`) cannot deadlock against the code it interrupted.
+    """
 
     def __init__(
         self, path: Path, *, start_seq: int = 0, discard: bool = False
     ) -> None:
         self.path = path
+        self.lock = threading.RLock()
         if discard:
             self.fd = os.open(os.devnull, os.O_WRONLY)
         else:
@@ -49,26 +61,47 @@ class JournalWriter:
                 os.write(self.fd, MAGIC)
         self.seq = start_seq
         self.packer = msgpack.Packer(default=encode_default)
+        _LIVE_WRITERS.add(self)
 
     def write(self, kind: int, *fields: Any) -> int:
-        """Append one record; raises TypeError (nothing written) if a value cannot be stored."""
-        seq = self.seq + 1
-        body = self.packer.pack([seq, kind, *fields])
-        os.write(self.fd, FRAME.pack(len(body), zlib.crc32(body)) + body)
-        self.seq = seq
-        return seq
+        """Append one record from any thread; raises TypeError (nothing written) if a value cannot
+        be stored, OSError(EBADF) once the journal is closed."""
+        with self.lock:
+            if self.fd < 0:
+                raise OSError(errno.EBADF, f"{self.path}: the journal is closed")
+            seq = self.seq + 1
+            body = self.packer.pack([seq, kind, *fields])
+            os.write(self.fd, FRAME.pack(len(body), zlib.crc32(body)) + body)
+            self.seq = seq
+            return seq
 
     def sync(self) -> None:
         os.fsync(self.fd)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            try:
-                os.fsync(self.fd)
-            except OSError:
-                pass
-            os.close(self.fd)
-            self.fd = -1
+        # Under the lock: a late background write must never reach a reused descriptor number.
+        with self.lock:
+            if self.fd >= 0:
+                try:
+                    os.fsync(self.fd)
+                except OSError:
+                    pass
+                os.close(self.fd)
+                self.fd = -1
+
+
+# A fork while a background thread held a journal lock would leave the child's copy held
+# forever; the child gets fresh locks (it must not share the parent's journal anyway).
+_LIVE_WRITERS: weakref.WeakSet[JournalWriter] = weakref.WeakSet()
+
+
+def _reset_locks_in_child() -> None:
+    for writer in list(_LIVE_WRITERS):
+        writer.lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
 @dataclass

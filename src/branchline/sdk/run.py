@@ -199,9 +199,18 @@ class Run:
         ):
             now = time.time()
             s = self._step
-            body = self._packer.pack([self._journal.seq + 1, _HISTORY, s, now, now - self._t0 + self._runtime_offset, data])
-            os.write(self._fd, FRAME.pack(len(body), zlib.crc32(body)) + body)
-            self._journal.seq += 1
+            journal = self._journal
+            # Telemetry threads append to the same journal: the lock keeps sequence numbers,
+            # the shared packer and frames in order (acquire/release ~60 ns; `with` costs 2x).
+            lock = journal.lock
+            lock.acquire()
+            try:
+                seq = journal.seq + 1
+                body = self._packer.pack([seq, _HISTORY, s, now, now - self._t0 + self._runtime_offset, data])
+                os.write(self._fd, FRAME.pack(len(body), zlib.crc32(body)) + body)
+                journal.seq = seq
+            finally:
+                lock.release()
             self._step = s + 1
             self._last.update(data)
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -31,11 +32,16 @@ __all__ = [
     "run_files",
     "alerts",
     "writer_sessions",
+    "artifact_collections",
+    "artifact_versions",
+    "artifact_entries",
+    "artifact_aliases",
+    "artifact_usage",
     "SCHEMA_REVISION",
 ]
 
 #: The Alembic revision this code reads and writes; the store refuses any other.
-SCHEMA_REVISION = "0001_initial"
+SCHEMA_REVISION = "0002_artifacts"
 
 # JSONB on PostgreSQL so filters on config/summary can use its operators and indexes.
 Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -176,4 +182,76 @@ alerts = Table(
     Column("text", Text, nullable=False),
     Column("level", String(8), nullable=False),
     Column("ts", Float, nullable=False),
+)
+
+# -- artifacts (revision 0002) -------------------------------------------------------------------
+# A collection is one artifact name in one project; its versions are v0, v1, ... Blobs live in a
+# content-addressed blob store outside the database: the rows only name them by sha256.
+
+artifact_collections = Table(
+    "artifact_collections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("type", String(128), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    # Version numbers are never reused, even after a version is deleted.
+    Column("next_version", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_artifact_collections_project_name"),
+)
+
+artifact_versions = Table(
+    "artifact_versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("collection_id", Integer, ForeignKey("artifact_collections.id"), nullable=False),
+    Column("version_index", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),  # sha256 over the sorted manifest
+    Column("description", Text, nullable=True),
+    Column("artifact_metadata", Json, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    # The incarnation that first logged it (no foreign key: deleting a run keeps its artifacts).
+    Column("created_by", String(32), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("collection_id", "version_index", name="uq_artifact_versions_index"),
+    UniqueConstraint("collection_id", "digest", name="uq_artifact_versions_digest"),
+    Index("ix_artifact_versions_created_by", "created_by"),
+)
+
+artifact_entries = Table(
+    "artifact_entries",
+    metadata,
+    Column("version_id", String(32), ForeignKey("artifact_versions.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    # sha256 hex of the content (stored blobs and file:// references) or the ETag of an s3:// one.
+    Column("digest", String(128), nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("ref", Text, nullable=True),  # NULL: the content is the blob named by `digest`
+    Column("extra", Json, nullable=True),
+    Index("ix_artifact_entries_digest", "digest"),
+)
+
+artifact_aliases = Table(
+    "artifact_aliases",
+    metadata,
+    Column("collection_id", Integer, ForeignKey("artifact_collections.id"), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("version_id", String(32), ForeignKey("artifact_versions.id"), nullable=False),
+    Index("ix_artifact_aliases_version", "version_id"),
+)
+
+# Lineage: which incarnations logged ("logged") or used ("used") which versions, across projects.
+artifact_usage = Table(
+    "artifact_usage",
+    metadata,
+    Column("version_id", String(32), ForeignKey("artifact_versions.id"), primary_key=True),
+    Column("incarnation_id", String(32), primary_key=True),
+    Column("role", String(8), primary_key=True),
+    Column("at", Float, nullable=False),
+    Index("ix_artifact_usage_incarnation", "incarnation_id", "role"),
 )

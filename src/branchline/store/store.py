@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from branchline.errors import RunNotFoundError, UsageError
+from branchline.errors import RunNotFoundError, StoreError, UsageError
 from branchline.runspec import RunSpec, RunStart
+from branchline.store import artifacts as arts
 from branchline.store import reads, writes
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
 from branchline.store.filters import compile_filter, compile_order
@@ -49,7 +51,14 @@ class Store:
         self.url = normalize_url(url)
         self.crash_timeout = crash_timeout
         self.engine = make_engine(self.url)
-        ensure_schema(self.engine, url, create=create)
+        try:
+            ensure_schema(self.engine, url, create=create)
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise StoreError(
+                f"Could not open the store at {url}: {exc.orig if hasattr(exc, 'orig') else exc}. "
+                "Check the path or URL; a damaged SQLite file can be moved away to start a fresh store."
+            ) from exc
 
     def close(self) -> None:
         if self.engine.dialect.name == "sqlite":
@@ -298,3 +307,58 @@ class Store:
     def alerts(self, incarnation_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:
             return reads.alert_rows(conn, incarnation_id)
+
+    # -- artifacts (logic in store/artifacts.py) ---------------------------------------------------
+    def commit_artifact(self, **fields: Any) -> tuple[arts.VersionRow, bool]:
+        """Create or reuse an artifact version in one transaction; see `artifacts.commit_version`."""
+        with self._write() as conn:
+            return arts.commit_version(conn, now=time.time(), **fields)
+
+    def resolve_artifact(self, entity: str, project: str, name: str, spec: str) -> arts.VersionRow | None:
+        with self._read() as conn:
+            return arts.resolve_version(conn, entity, project, name, spec)
+
+    def get_artifact(self, version_id: str) -> arts.VersionRow | None:
+        with self._read() as conn:
+            return arts.get_version(conn, version_id)
+
+    def artifact_versions(self, entity: str, project: str, name: str) -> list[arts.VersionRow]:
+        with self._read() as conn:
+            return arts.list_versions(conn, entity, project, name)
+
+    def artifact_collections(self, entity: str, project: str, type: str | None = None) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return arts.list_collections(conn, entity, project, type)
+
+    def artifact_entries(self, version_id: str) -> list[arts.EntryRow]:
+        with self._read() as conn:
+            return arts.version_entries(conn, version_id)
+
+    def use_artifact(self, version_id: str, incarnation_id: str) -> None:
+        with self._write() as conn:
+            arts.record_use(conn, version_id, incarnation_id, arts.USED, time.time())
+
+    def set_artifact_aliases(self, version_id: str, aliases: Sequence[str]) -> None:
+        with self._write() as conn:
+            arts.set_aliases(conn, version_id, aliases)
+
+    def update_artifact(self, version_id: str, *, description: str | None, metadata: dict[str, Any]) -> None:
+        with self._write() as conn:
+            arts.update_version(conn, version_id, description=description, metadata=metadata, now=time.time())
+
+    def delete_artifact(self, version_id: str, *, delete_aliases: bool = False) -> list[str]:
+        with self._write() as conn:
+            return arts.delete_version(conn, version_id, delete_aliases=delete_aliases)
+
+    def run_artifacts(self, incarnation_id: str, role: str) -> list[arts.VersionRow]:
+        """Versions an incarnation logged (role "logged") or used (role "used")."""
+        with self._read() as conn:
+            return arts.run_versions(conn, incarnation_id, role)
+
+    def artifact_users(self, version_id: str, role: str) -> list[str]:
+        with self._read() as conn:
+            return arts.version_users(conn, version_id, role)
+
+    def referenced_blobs(self, digests: Sequence[str]) -> set[str]:
+        with self._read() as conn:
+            return arts.referenced_blobs(conn, digests)

@@ -479,6 +479,7 @@ def apply_records(
     files: list[dict[str, Any]] = []
     alert_rows: list[dict[str, Any]] = []
     system_count: int | None = None
+    metadata: dict[str, Any] | None = None
 
     for record in todo:
         kind = int(record[1])
@@ -548,6 +549,11 @@ def apply_records(
         elif kind == RecordKind.ALERT:
             _, _, title, text, level, ts = record
             alert_rows.append({"incarnation_id": inc_id, "title": title, "text": text, "level": level, "ts": ts})
+        elif kind == RecordKind.METADATA:
+            # Collected in the background after the run started: merged over what begin_run stored.
+            if metadata is None:
+                metadata = dict(inc.run_metadata or {})
+            metadata.update(record[2])
         elif kind == RecordKind.HEADER:
             continue
         else:
@@ -559,8 +565,12 @@ def apply_records(
     upsert(conn, run_files, files)
     if alert_rows:
         conn.execute(alerts.insert(), alert_rows)
-    if "state" not in inc_fields and inc.state == RunState.CRASHED:
-        inc_fields["state"] = RunState.RUNNING.value  # a crashed run that sends data again is alive
+    if "state" not in inc_fields and inc.state == RunState.CRASHED and _writer_process_alive(inc):
+        # A crashed run that sends data again is alive, unless this is the writer draining the
+        # journal of a training process that is gone.
+        inc_fields["state"] = RunState.RUNNING.value
+    if metadata is not None:
+        inc_fields["run_metadata"] = metadata
     conn.execute(
         update(incarnations)
         .where(incarnations.c.id == inc_id)
@@ -581,11 +591,17 @@ def apply_records(
     return highest
 
 
+def _writer_process_alive(inc: Row[Any]) -> bool:
+    if inc.host == socket.gethostname() and inc.pid:
+        return pid_alive(inc.pid)
+    return True
+
+
 def heartbeat(conn: Connection, incarnation_id: str, now: float) -> bool:
     """Record that the run is alive; returns whether a stop was requested."""
     inc = _incarnation(conn, incarnation_id)
     values: dict[str, Any] = {"heartbeat_at": now}
-    if inc.state == RunState.CRASHED:
+    if inc.state == RunState.CRASHED and _writer_process_alive(inc):
         values["state"] = RunState.RUNNING.value
     conn.execute(update(incarnations).where(incarnations.c.id == incarnation_id).values(**values))
     if inc.run_pk is None:

@@ -1,0 +1,5 @@
+"""`python -m branchline` runs the CLI."""
+
+from branchline.cli.main import main
+
+main()
