@@ -27,23 +27,23 @@ from branchline.store.schema import (
 from branchline.store.writes import ensure_project
 
 __all__ = [
+    "LOGGED",
+    "USED",
     "EntryRow",
     "VersionRow",
     "commit_version",
-    "resolve_version",
+    "delete_version",
     "get_version",
-    "list_versions",
     "list_collections",
-    "version_entries",
+    "list_versions",
     "record_use",
+    "referenced_blobs",
+    "resolve_version",
+    "run_versions",
     "set_aliases",
     "update_version",
-    "delete_version",
-    "run_versions",
+    "version_entries",
     "version_users",
-    "referenced_blobs",
-    "LOGGED",
-    "USED",
 ]
 
 LOGGED = "logged"
@@ -162,9 +162,7 @@ def _point_alias(conn: Connection, collection_id: int, alias: str, version_id: s
     stmt = _insert_ignore(conn)(artifact_aliases).values(
         collection_id=collection_id, alias=alias, version_id=version_id
     )
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=["collection_id", "alias"], set_={"version_id": version_id})
-    )
+    conn.execute(stmt.on_conflict_do_update(index_elements=["collection_id", "alias"], set_={"version_id": version_id}))
 
 
 def record_use(conn: Connection, version_id: str, incarnation_id: str, role: str, now: float) -> None:
@@ -344,7 +342,9 @@ def version_entries(conn: Connection, version_id: str) -> list[EntryRow]:
     return [
         EntryRow(path=r.path, digest=r.digest, size=r.size, ref=r.ref, extra=r.extra)
         for r in conn.execute(
-            select(artifact_entries).where(artifact_entries.c.version_id == version_id).order_by(artifact_entries.c.path)
+            select(artifact_entries)
+            .where(artifact_entries.c.version_id == version_id)
+            .order_by(artifact_entries.c.path)
         )
     ]
 

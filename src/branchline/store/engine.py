@@ -29,12 +29,25 @@ def normalize_url(url: str) -> str:
 def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     # WAL lets training processes, the writer and the UI share one file;
     # busy_timeout makes concurrent writers queue instead of failing.
+    # Let SQLAlchemy's "begin" hook open transactions instead of the driver's legacy mode.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # Only takes effect on a new, empty file; lets deleting runs give pages back to the disk.
+    cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=60000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _begin_sqlite(conn: Any) -> None:
+    # Writers take the write lock up front so concurrent writers queue on busy_timeout instead
+    # of failing to upgrade a read lock; readers never block writers in WAL mode.
+    if conn.get_execution_options().get("branchline_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -47,9 +60,7 @@ def make_engine(url: str) -> Engine:
         # every process's view consistent with WAL readers.
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
         event.listen(engine, "connect", _on_sqlite_connect)
-        # Begin write transactions immediately so concurrent writers wait on the lock
-        # rather than failing to upgrade a read lock.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
@@ -90,11 +101,6 @@ def ensure_schema(engine: Engine, url: str, *, create: bool = True) -> None:
             )
         if not create:
             raise SchemaError(f"The store at {url} is empty; run `{_upgrade_command(url)}` first.")
-        if engine.dialect.name == "sqlite":
-            # Must precede the first table: lets deleting a run give its pages back to the disk.
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA auto_vacuum=INCREMENTAL")
-                conn.commit()
         # Alembic's recipe for new databases: create everything, then stamp the head.
         with engine.begin() as conn:
             metadata.create_all(conn)

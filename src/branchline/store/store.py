@@ -78,7 +78,7 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        with self.engine.execution_options(branchline_write=True).begin() as conn:
             yield conn
 
     @contextmanager
