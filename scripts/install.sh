@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install branchline for development into ./.venv: the package with every extra used by the
+# tests, the web app build, and Debian's chromium for the browser tests when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+# PyTorch (CPU) lets the tests cover tensors as logged values; optional for users.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet "torch==2.13.0" || echo "install: torch could not be installed; torch tests will be skipped"
+fi
+
+if [ -f frontend/package.json ]; then
+  bash scripts/build-frontend.sh
+fi
+
+if [ "${BRANCHLINE_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "install: Debian's chromium is missing (needed by the browser tests): apt-get install chromium"
+  fi
+fi
+echo "install: done (.venv ready)"
