@@ -26,9 +26,12 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("BRANCHLINE_CONFIG_DIR", str(tmp_path / ".config"))
     monkeypatch.chdir(tmp_path)
+    registry = branchline.sdk.lifecycle.registry
+    errors_before = registry.writer_errors
     yield
-    for run in list(branchline.sdk.lifecycle.registry.runs):
+    for run in list(registry.runs):
         run.finish()
+    assert registry.writer_errors == errors_before, "a writer process reported an error (see stderr)"
 
 
 @pytest.fixture
@@ -47,7 +50,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def run_python(code: str, cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run a snippet in a fresh interpreter (for exit codes, crashes and concurrency)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
     full_env["BRANCHLINE_CONFIG_DIR"] = str(cwd / ".config")

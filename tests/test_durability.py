@@ -30,7 +30,9 @@ while True:
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
-    return subprocess.run([sys.executable, "-m", "branchline", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "branchline", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_sigkill_at_random_moments_loses_nothing_that_log_returned_for(tmp_path: Path) -> None:
@@ -88,8 +90,13 @@ def test_four_processes_log_into_one_store_at_once(tmp_path: Path) -> None:
     script = tmp_path / "many.py"
     script.write_text(code.replace("\n    ", "\n"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
-    procs = [subprocess.Popen([sys.executable, str(script), f"w{n}"], cwd=tmp_path, env=env) for n in range(4)]
-    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0, 0]
+    procs = [
+        subprocess.Popen([sys.executable, str(script), f"w{n}"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    outcomes = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    assert all(err == "" for _, err in outcomes), [err for _, err in outcomes]  # no writer errors either
     with store_at(tmp_path) as store:
         total = 0
         for n in range(4):
@@ -211,7 +218,8 @@ def test_terminal_output(tmp_path: Path, flag: str) -> None:
         run = branchline.init(project="term", settings={"x_disable_stats": True, "console": "off", "%s": True})
         run.log({"loss": 1})
         run.finish()
-        """ % flag,
+        """
+        % flag,
         tmp_path,
     )
     assert quiet.stderr == ""

@@ -26,9 +26,7 @@ def config_dict_from(obj: Any) -> dict[str, Any]:
             f"config={obj!r}: pass a dict, an argparse.Namespace or absl flags; YAML files are read with "
             "branchline.helper.load_config_yaml()."
         )
-    raise UsageError(
-        f"config must be a dict, argparse.Namespace or absl flags, not {type(obj).__name__}."
-    )
+    raise UsageError(f"config must be a dict, argparse.Namespace or absl flags, not {type(obj).__name__}.")
 
 
 def _key(key: Any) -> str:
@@ -45,9 +43,7 @@ class Config:
         data: Mapping[str, Any] | None = None,
         on_change: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        object.__setattr__(
-            self, "_items", {_key(k): normalize(v) for k, v in (data or {}).items()}
-        )
+        object.__setattr__(self, "_items", {_key(k): normalize(v) for k, v in (data or {}).items()})
         object.__setattr__(self, "_on_change", on_change)
         object.__setattr__(self, "_frozen_reason", None)
 
@@ -60,11 +56,7 @@ class Config:
         for raw_key, raw_value in values.items():
             key = _key(raw_key)
             value = normalize(raw_value)
-            if (
-                key in self._items
-                and self._items[key] != value
-                and not allow_val_change
-            ):
+            if key in self._items and self._items[key] != value and not allow_val_change:
                 raise ConfigError(
                     f"Attempted to change value of key {key!r} from {self._items[key]!r} to {value!r}. "
                     "Pass allow_val_change=True to config.update() to change it."
@@ -80,11 +72,7 @@ class Config:
 
     def setdefaults(self, d: Any) -> None:
         self._set(
-            {
-                k: v
-                for k, v in config_dict_from(d).items()
-                if _key(k) not in self._items
-            },
+            {k: v for k, v in config_dict_from(d).items() if _key(k) not in self._items},
             False,
         )
 

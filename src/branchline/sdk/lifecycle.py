@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ class WriterProcess:
                 continue
             event = message.get("event")
             if event == "error":
+                registry.writer_errors += 1
                 self.terminal.warn(f"the writer reported: {message.get('message')}")
             elif event == "stop":
                 self.on_stop()
@@ -69,7 +71,9 @@ class WriterProcess:
     def finish(self, final_seq: int, timeout: float) -> dict[str, Any]:
         try:
             assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"cmd": "finish", "final_seq": final_seq, "timeout": timeout}).encode() + b"\n")
+            self.proc.stdin.write(
+                json.dumps({"cmd": "finish", "final_seq": final_seq, "timeout": timeout}).encode() + b"\n"
+            )
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass
@@ -109,6 +113,7 @@ class _Registry:
     def __init__(self) -> None:
         self.runs: list[Run] = []
         self.exit_code: int | None = None
+        self.writer_errors = 0  # reported by writer processes; tests assert it stays 0
         self.hooks_installed = False
         self.lock = threading.RLock()
 
@@ -128,7 +133,7 @@ def install_hooks() -> None:
     original_exit = sys.exit
     original_hook = sys.excepthook
 
-    def exit_hook(code: Any = None) -> None:
+    def exit_hook(code: Any = None) -> Any:
         if code is None:
             registry.exit_code = 0
         elif isinstance(code, int):
@@ -142,7 +147,7 @@ def install_hooks() -> None:
         original_hook(exc_type, exc, tb)
         _finish_all()
 
-    sys.exit = exit_hook
+    sys.exit = exit_hook  # type: ignore[assignment]
     sys.excepthook = except_hook
     atexit.register(_finish_all)
 
@@ -215,11 +220,15 @@ def _print_footer(run: Run, lines: list[str]) -> None:
     res = run._res
     if res.terminal.quiet:
         return
-    history: dict[str, list[float]] = {}
+    history: dict[str, Sequence[float]] = {}
     summary = dict(run._state.summary)
     if res.store is not None and res.writer is not None:
         try:
-            keys = [k for k, info in res.store.history_keys(run.incarnation_id).items() if info["numeric"] and not k.startswith("_")]
+            keys = [
+                k
+                for k, info in res.store.history_keys(run.incarnation_id).items()
+                if info["numeric"] and not k.startswith("_")
+            ]
             for key in sorted(keys)[: run._settings.max_end_of_run_history_metrics]:
                 steps, values = res.store.read_series(run.incarnation_id, key)
                 if len(values) > 40:

@@ -120,17 +120,13 @@ class Summary(SummaryNode):
 
     def _edit(self, path: tuple[str, ...], value: Any) -> None:
         if self._is_finished():
-            raise UsageError(
-                "The run is finished; its summary can no longer be changed here."
-            )
+            raise UsageError("The run is finished; its summary can no longer be changed here.")
         value = normalize(value)
         self._state.set_explicit(path, value)
         self._on_edit([(list(path), value)], [])
 
     def _remove(self, path: tuple[str, ...]) -> None:
         if self._is_finished():
-            raise UsageError(
-                "The run is finished; its summary can no longer be changed here."
-            )
+            raise UsageError("The run is finished; its summary can no longer be changed here.")
         self._state.remove(path)
         self._on_edit([], [list(path)])

@@ -53,11 +53,7 @@ def journal_in_use(path: Path) -> bool:
 
 def pending_journals(branchline_dir: Path) -> list[Path]:
     """Journals under a branchline directory that no live process is writing."""
-    return [
-        p
-        for p in sorted(branchline_dir.glob("runs/*/journal.blj"))
-        if not journal_in_use(p)
-    ]
+    return [p for p in sorted(branchline_dir.glob("runs/*/journal.blj")) if not journal_in_use(p)]
 
 
 def sync_journal(

@@ -28,9 +28,7 @@ def histogram(values: Any, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
 def _array_value(array: Any) -> Any:
     size = int(getattr(array, "size", 0))
     if size == 1:
-        return normalize(
-            array.reshape(-1)[0].item() if hasattr(array, "reshape") else array.item()
-        )
+        return normalize(array.reshape(-1)[0].item() if hasattr(array, "reshape") else array.item())
     if size > HISTOGRAM_THRESHOLD:
         return histogram(array)
     return [normalize(v) for v in array.tolist()]
@@ -49,9 +47,7 @@ def encode_default(value: Any) -> Any:
             return tensor.item()
         if hasattr(tensor, "numpy"):
             return _array_value(tensor.numpy())
-    if module.startswith(("jax", "jaxlib", "tensorflow")) and hasattr(
-        value, "__array__"
-    ):
+    if module.startswith(("jax", "jaxlib", "tensorflow")) and hasattr(value, "__array__"):
         import numpy as np
 
         return _array_value(np.asarray(value))
@@ -86,17 +82,9 @@ def normalize(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [normalize(v) for v in value]
     if isinstance(value, (bool, int, float, str)):
-        return (
-            type(value).__mro__[1](value)
-            if type(value) not in (bool, int, float, str)
-            else value
-        )
+        return type(value).__mro__[1](value) if type(value) not in (bool, int, float, str) else value
     return normalize(encode_default(value))
 
 
 def is_finite_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

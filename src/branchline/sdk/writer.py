@@ -66,9 +66,7 @@ class WriterLoop:
             self.applied = self.sink.apply(self.session_id, self.pending)
         except Exception as exc:
             self._report(exc)
-            self.backoff = min(5.0, max(0.2, self.backoff * 2)) * (
-                0.5 + random.random()
-            )
+            self.backoff = min(5.0, max(0.2, self.backoff * 2)) * (0.5 + random.random())
             return False
         self.backoff = 0.0
         if any(int(r[1]) == RecordKind.EXIT for r in self.pending):
@@ -122,14 +120,10 @@ class WriterLoop:
                 last_heartbeat = now
                 self.heartbeat()
             try:
-                command = commands.get(
-                    timeout=0 if worked else (self.backoff or self.poll_seconds)
-                )
+                command = commands.get(timeout=0 if worked else (self.backoff or self.poll_seconds))
             except queue.Empty:
                 continue
-            if (
-                command is None
-            ):  # the parent is gone: keep what it wrote, then say it crashed
+            if command is None:  # the parent is gone: keep what it wrote, then say it crashed
                 self.drain(deadline=None)
                 if not self.saw_exit:
                     try:
@@ -141,11 +135,19 @@ class WriterLoop:
                 final = int(command.get("final_seq", 0))
                 timeout = float(command.get("timeout") or 0)
                 deadline = time.monotonic() + timeout if timeout > 0 else None
-                while self.applied < final and (
-                    deadline is None or time.monotonic() < deadline
-                ):
-                    if not self.step():
-                        time.sleep(self.backoff or 0.01)
+                failures = 0
+                while self.applied < final and (deadline is None or time.monotonic() < deadline):
+                    if self.step():
+                        failures = 0
+                    elif self.backoff:
+                        # A sink that keeps failing must not hold finish() forever: the journal
+                        # keeps the records for `branchline sync`.
+                        failures += 1
+                        if failures >= 5:
+                            break
+                        time.sleep(self.backoff)
+                    else:
+                        time.sleep(0.01)
                 self.send(
                     {
                         "event": "done",

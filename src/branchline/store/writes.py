@@ -84,7 +84,7 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
-def is_alive(inc: Row[Any], now: float, timeout: float) -> bool:
+def is_alive(inc: Any, now: float, timeout: float) -> bool:
     """Whether an incarnation marked running still has a live writer."""
     if inc.state not in (RunState.RUNNING, RunState.PREEMPTING):
         return False
@@ -433,7 +433,8 @@ def _write_numeric(conn: Connection, inc_id: str, cols: _Columns) -> None:
             tail = tails.get(key)
             if tail is not None:
                 dtype = hist.merge_dtypes(tail.dtype, dtype)
-                old_steps = hist.decode_steps(tail.steps, tail.first_step, tail.count)
+                # `count` via the mapping: on a Row, `.count` is tuple.count.
+                old_steps = hist.decode_steps(tail.steps, tail.first_step, tail._mapping["count"])
                 old_values = hist.decode_values(tail.vals, tail.dtype)
                 keep = steps > old_steps[-1]  # replayed or out-of-order points never duplicate
                 steps = np.concatenate((old_steps, steps[keep]))
