@@ -246,6 +246,21 @@ class SummaryState:
         return extra
 
     def apply_row(self, row: Mapping[str, Any]) -> None:
+        if not self.defs:
+            # Without define_metric rules every leaf just takes its latest value.
+            summary = self.summary
+            for key, value in row.items():
+                if type(value) is dict and value and not value.get("_type"):
+                    for path, leaf in flatten(value, (key,)):
+                        if leaf is None:
+                            del_path(summary, path)
+                        else:
+                            set_path(summary, path, leaf)
+                elif value is None:
+                    summary.pop(key, None)
+                else:
+                    summary[key] = value
+            return
         for path, value in flatten(row):
             flat = ".".join(path)
             if self.defs:

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Table, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -371,16 +372,43 @@ class _Columns:
     def __init__(self) -> None:
         self.numeric: dict[tuple[int, str], tuple[list[int], list[Any]]] = {}
         self.objects: list[dict[str, Any]] = []
+        # Rows of plain floats, grouped by their key set: transposed with numpy in one pass.
+        self.float_rows: dict[tuple[str, ...], tuple[list[int], list[float], list[float], list[tuple[float, ...]]]] = {}
+        self.parts: dict[tuple[int, str], list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]] = {}
 
-    def add(self, inc_id: str, stream: int, step: int, row: dict[str, Any]) -> None:
-        for path, value in flatten(row):
-            key = ".".join(path)
-            if hist.is_numeric(value):
-                col = self.numeric.get((stream, key))
+    def add_float_row(self, step: int, ts: float, runtime: float, data: dict[str, float]) -> None:
+        group = self.float_rows.get(tuple(data))
+        if group is None:
+            group = self.float_rows[tuple(data)] = ([], [], [], [])
+        group[0].append(step)
+        group[1].append(ts)
+        group[2].append(runtime)
+        group[3].append(tuple(data.values()))
+
+    def transpose_float_rows(self) -> None:
+        for keys, (steps_list, ts_list, rt_list, values) in self.float_rows.items():
+            steps = np.array(steps_list, dtype=np.int64)
+            matrix = np.array(values, dtype=np.float64).reshape(len(values), len(keys))
+            columns = [("_timestamp", np.array(ts_list)), ("_runtime", np.array(rt_list))]
+            columns.extend((key, matrix[:, j]) for j, key in enumerate(keys))
+            for key, column in columns:
+                self.parts.setdefault((0, key), []).append((steps, column))
+        self.float_rows = {}
+
+    def add(self, inc_id: str, stream: int, step: int, row: dict[str, Any], prefix: str = "") -> None:
+        # The hot loop of the writer: plain numbers go straight into their column.
+        numeric = self.numeric
+        for name, value in row.items():
+            key = prefix + name
+            kind = type(value)
+            if kind is float or kind is bool or (kind is int and -(2**63) <= value < 2**63):
+                col = numeric.get((stream, key))
                 if col is None:
-                    col = self.numeric[(stream, key)] = ([], [])
+                    col = numeric[(stream, key)] = ([], [])
                 col[0].append(step)
                 col[1].append(value)
+            elif kind is dict and value and not value.get("_type"):
+                self.add(inc_id, stream, step, value, key + ".")
             else:
                 self.objects.append(
                     {
@@ -393,12 +421,29 @@ class _Columns:
                 )
 
 
+def _column(cols: _Columns, stream: int, key: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], str]:
+    """One key's points of this batch, in step order, with their stored dtype code."""
+    parts = list(cols.parts.get((stream, key), ()))
+    dtype = "t" if key in hist.TIME_KEYS else "f"
+    listed = cols.numeric.get((stream, key))
+    if listed is not None:
+        dtype = hist.merge_dtypes(dtype, hist.dtype_of(key, listed[1])) if parts else hist.dtype_of(key, listed[1])
+        parts.append((np.array(listed[0], dtype=np.int64), hist.to_array(listed[1], "f" if dtype == "t" else dtype)))
+    if len(parts) == 1:
+        return parts[0][0], parts[0][1], dtype
+    steps = np.concatenate([p[0] for p in parts])
+    values = np.concatenate([p[1].astype(np.float64) if dtype in ("f", "t") else p[1] for p in parts])
+    order = np.argsort(steps, kind="stable")
+    return steps[order], values[order], dtype
+
+
 def _write_numeric(conn: Connection, inc_id: str, cols: _Columns) -> None:
-    if not cols.numeric:
+    cols.transpose_float_rows()
+    if not cols.numeric and not cols.parts:
         return
     c = history_chunks.c
     by_stream: dict[int, list[str]] = {}
-    for stream, key in cols.numeric:
+    for stream, key in {**cols.numeric, **cols.parts}:
         by_stream.setdefault(stream, []).append(key)
     rows: list[dict[str, Any]] = []
     for stream, keys in by_stream.items():
@@ -425,10 +470,7 @@ def _write_numeric(conn: Connection, inc_id: str, cols: _Columns) -> None:
                     if row.chunk == last_chunks[row.key]:
                         tails[row.key] = row
         for key in keys:
-            steps_list, values_list = cols.numeric[(stream, key)]
-            dtype = hist.dtype_of(key, values_list)
-            steps = np.array(steps_list, dtype=np.int64)
-            values = hist.to_array(values_list, "f" if dtype == "t" else dtype)
+            steps, values, dtype = _column(cols, stream, key)
             start = last_chunks.get(key, -1) + 1
             tail = tails.get(key)
             if tail is not None:
@@ -473,6 +515,9 @@ def apply_records(
     run_fields: dict[str, Any] = {}
     inc_fields: dict[str, Any] = {}
     cols = _Columns()
+    latest: dict[str, Any] = {}  # float rows' values since the last row that needed the full rules
+    last_ts: float | None = None
+    last_rt = 0.0
     last_step = int(inc.last_step)
     runtime = float(inc.runtime)
     lines: list[dict[str, Any]] = []
@@ -484,18 +529,31 @@ def apply_records(
 
     for record in todo:
         kind = int(record[1])
+        if latest and kind != RecordKind.HISTORY:
+            state.apply_row(latest)  # summary edits and rules apply after the rows before them
+            latest = {}
         if kind == RecordKind.HISTORY:
             _, _, step, ts, rt, data = record
-            row = dict(data)
-            extra = state.step_sync_items(row)
-            if extra:
-                row.update(extra)
-            row["_timestamp"] = row.get("_timestamp", ts)
-            row["_runtime"] = rt
-            cols.add(inc_id, 0, int(step), row)
-            row["_step"] = int(step)
-            state.apply_row(row)
-            last_step = max(last_step, int(step))
+            step = int(step)
+            if not state.defs and type(data) is dict and data and _plain_floats(data):
+                cols.add_float_row(step, ts, rt, data)
+                latest.update(data)
+            else:
+                if latest:
+                    state.apply_row(latest)  # keep summary updates in record order
+                    latest = {}
+                row = dict(data)
+                row.pop("_step", None)
+                extra = state.step_sync_items(row)
+                if extra:
+                    row.update(extra)
+                row["_timestamp"] = row.get("_timestamp", ts)
+                row["_runtime"] = rt
+                cols.add(inc_id, 0, step, row)
+                state.apply_row(row)
+                ts = row["_timestamp"]
+            last_ts, last_rt = ts, rt
+            last_step = max(last_step, step)
             runtime = max(runtime, float(rt))
         elif kind == RecordKind.SUMMARY:
             _, _, sets, removes = record
@@ -560,6 +618,12 @@ def apply_records(
         else:
             raise StoreError(f"Unknown journal record kind {kind}.")
 
+    if latest:
+        state.apply_row(latest)
+    if last_ts is not None:
+        state.summary["_step"] = last_step
+        state.summary["_runtime"] = last_rt
+        state.summary["_timestamp"] = last_ts
     _write_numeric(conn, inc_id, cols)
     upsert(conn, history_values, cols.objects)
     upsert(conn, console_lines, lines)
@@ -596,6 +660,15 @@ def _writer_process_alive(inc: Row[Any]) -> bool:
     if inc.host == socket.gethostname() and inc.pid:
         return pid_alive(inc.pid)
     return True
+
+
+def _plain_floats(data: dict[str, Any]) -> bool:
+    """A flat row of floats with no special keys: the writer's fast path."""
+    return set(map(type, data.values())) == _FLOAT_ONLY and not (_SPECIAL_KEYS & data.keys())
+
+
+_FLOAT_ONLY = {float}
+_SPECIAL_KEYS = frozenset({"_step", "_timestamp", "_runtime"})
 
 
 def heartbeat(conn: Connection, incarnation_id: str, now: float) -> bool:
