@@ -1,7 +1,7 @@
 """Log a small project of demo runs, with a fork and a rewind, into the embedded store.
 
-    python examples/demo.py --dir demo
-    branchline ui --dir demo
+python examples/demo.py --dir demo
+branchline ui --dir demo
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import random
@@ -52,10 +53,8 @@ def test_sigkill_at_random_moments_loses_nothing_that_log_returned_for(tmp_path:
         child.send_signal(signal.SIGKILL)
         if attempt % 2 == 0:
             # Half the time the writer dies too: only `branchline sync` can store the journal.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(writer_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         out, _ = child.communicate()
         printed = [int(line) for line in out.split() if line.strip().isdigit()]
         confirmed[run_id] = printed[-1] if printed else -1
@@ -91,7 +90,9 @@ def test_four_processes_log_into_one_store_at_once(tmp_path: Path) -> None:
     script.write_text(code.replace("\n    ", "\n"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
     procs = [
-        subprocess.Popen([sys.executable, str(script), f"w{n}"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), f"w{n}"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+        )
         for n in range(4)
     ]
     outcomes = [p.communicate(timeout=300) for p in procs]
@@ -213,13 +214,12 @@ def test_terminal_output(tmp_path: Path, flag: str) -> None:
     assert "Starting run" in loud.stderr and "branchline ui" in loud.stderr
     assert "Run history:" in loud.stderr and "loss" in loud.stderr and "Run files:" in loud.stderr
     quiet = run_python(
-        """
+        f"""
         import branchline
-        run = branchline.init(project="term", settings={"x_disable_stats": True, "console": "off", "%s": True})
-        run.log({"loss": 1})
+        run = branchline.init(project="term", settings={{"x_disable_stats": True, "console": "off", "{flag}": True}})
+        run.log({{"loss": 1}})
         run.finish()
-        """
-        % flag,
+        """,
         tmp_path,
     )
     assert quiet.stderr == ""

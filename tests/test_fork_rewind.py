@@ -46,7 +46,13 @@ class Model:
 
     def summary(self, run_id: str, key: str) -> dict[str, float]:
         values = list(self.series(run_id, key).values())
-        return {"min": min(values), "max": max(values), "mean": sum(values) / len(values), "first": values[0], "last": values[-1]}
+        return {
+            "min": min(values),
+            "max": max(values),
+            "mean": sum(values) / len(values),
+            "first": values[0],
+            "last": values[-1],
+        }
 
 
 def log_steps(run: branchline.Run, model: Model, start: int, stop: int, scale: float) -> None:
@@ -208,7 +214,9 @@ def test_seed_scripts_run_unchanged(tmp_path: Path) -> None:
         ({"resume_from": "src?_step=1", "resume": "allow"}, branchline.UsageError, "mutually exclusive"),
     ],
 )
-def test_branch_errors(tmp_path: Path, quiet: dict[str, Any], kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+def test_branch_errors(
+    tmp_path: Path, quiet: dict[str, Any], kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
     src = branchline.init(project="err", id="src", settings=quiet)
     src.log({"a": 1})
     src.finish()
@@ -226,7 +234,9 @@ def test_float_step_means_its_integer_part(tmp_path: Path, quiet: dict[str, Any]
     fork.finish()
 
 
-def test_step_past_the_end_warns_once_and_inherits_everything(tmp_path: Path, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_step_past_the_end_warns_once_and_inherits_everything(
+    tmp_path: Path, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     src = branchline.init(project="f", id="src", settings=quiet)
     for i in range(5):
         src.log({"a": i})
@@ -258,6 +268,7 @@ def test_branching_copies_no_history(tmp_path: Path, quiet: dict[str, Any]) -> N
         src.log({"a": i})
     src.finish()
     with store_at(tmp_path) as store:
+
         def count() -> Any:
             with store.engine.connect() as conn:
                 return conn.exec_driver_sql("SELECT count(*), sum(count) FROM history_chunks").one()
@@ -302,7 +313,9 @@ def test_crash_in_the_middle_of_a_fork_then_sync(tmp_path: Path) -> None:
     os.kill(writer_pid, signal.SIGKILL)
     out, _ = child.communicate()
     last = int([line for line in out.split() if line.isdigit()][-1])
-    synced = subprocess.run([sys.executable, "-m", "branchline", "sync"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    synced = subprocess.run(
+        [sys.executable, "-m", "branchline", "sync"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
     assert synced.returncode == 0, synced.stderr
     with store_at(tmp_path) as store:
         got = rows(store, getpass.getuser(), "fc", "fk", "i")
@@ -335,7 +348,9 @@ def test_offline_fork_and_rewind_get_their_lineage_when_synced(tmp_path: Path) -
     )
     assert setup.returncode == 0, setup.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
-    synced = subprocess.run([sys.executable, "-m", "branchline", "sync"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    synced = subprocess.run(
+        [sys.executable, "-m", "branchline", "sync"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
     assert synced.returncode == 0, synced.stderr
     with store_at(tmp_path) as store:
         entity = getpass.getuser()

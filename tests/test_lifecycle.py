@@ -28,7 +28,13 @@ def test_identity_and_properties(tmp_path: Path, quiet: dict[str, Any]) -> None:
     run.finish()
     with store_at(tmp_path) as store:
         view = store.require_run(run.entity, "proj", run.id)
-    assert (view.name, view.tags, view.notes, view.group, view.job_type) == ("renamed", ["a", "b", "c"], "changed", "g", "train")
+    assert (view.name, view.tags, view.notes, view.group, view.job_type) == (
+        "renamed",
+        ["a", "b", "c"],
+        "changed",
+        "g",
+        "train",
+    )
     second = branchline.init("proj", settings=quiet)
     assert second.name.endswith("-2")
     second.finish()
@@ -42,8 +48,15 @@ def test_default_project_and_entity(tmp_path: Path, quiet: dict[str, Any]) -> No
 
 @pytest.mark.parametrize(
     ("run_id", "message"),
-    [("", "cannot be empty"), ("   ", "only whitespace"), (" x", "whitespace"), ("a/b", "invalid characters"),
-     ("a:b", "invalid characters"), ("x" * 200, "limit is 128"), (5, "must be a string")],
+    [
+        ("", "cannot be empty"),
+        ("   ", "only whitespace"),
+        (" x", "whitespace"),
+        ("a/b", "invalid characters"),
+        ("a:b", "invalid characters"),
+        ("x" * 200, "limit is 128"),
+        (5, "must be a string"),
+    ],
 )
 def test_invalid_ids(quiet: dict[str, Any], run_id: Any, message: str) -> None:
     with pytest.raises(branchline.UsageError, match=message):
@@ -59,7 +72,7 @@ def test_invalid_project_and_tags(quiet: dict[str, Any]) -> None:
 
 def test_id_unique_per_project(tmp_path: Path, quiet: dict[str, Any]) -> None:
     branchline.init(project="p", id="same", settings=quiet).finish()
-    with pytest.raises(branchline.UsageError, match="already exists.*resume='allow'"):
+    with pytest.raises(branchline.UsageError, match=r"already exists.*resume='allow'"):
         branchline.init(project="p", id="same", settings=quiet)
     branchline.init(project="other", id="same", settings=quiet).finish()  # other project is fine
 
@@ -127,7 +140,9 @@ run.log({{"a": 1}})
 )
 def test_exit_codes_in_real_processes(tmp_path: Path, ending: str, exit_code: int | None, state: str, rc: int) -> None:
     result = run_python(SCRIPT.format(rid="r1", ending=ending), tmp_path)
-    assert result.returncode == rc or (ending == "raise KeyboardInterrupt" and result.returncode in (-2, 1, 130)), result.stderr
+    assert result.returncode == rc or (ending == "raise KeyboardInterrupt" and result.returncode in (-2, 1, 130)), (
+        result.stderr
+    )
     with store_at(tmp_path) as store:
         import time
 
@@ -166,7 +181,9 @@ def test_crashed_run_becomes_running_when_it_logs_again(tmp_path: Path, quiet: d
 def test_resume_modes(tmp_path: Path, quiet: dict[str, Any]) -> None:
     with pytest.raises(branchline.UsageError, match="resume='must' but no run 'r'"):
         branchline.init(project="p", id="r", resume="must", settings=quiet)
-    run = branchline.init(project="p", id="r", resume="allow", config={"lr": 1, "keep": True}, tags=["t1"], notes="first", settings=quiet)
+    run = branchline.init(
+        project="p", id="r", resume="allow", config={"lr": 1, "keep": True}, tags=["t1"], notes="first", settings=quiet
+    )
     assert not run.resumed
     run.define_metric("loss", summary="min")
     for i in range(3):

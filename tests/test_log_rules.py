@@ -68,7 +68,9 @@ def test_explicit_step_with_commit_true_emits_and_advances(tmp_path: Path, quiet
         assert rows(store, entity, "rules", rid, "a") == {3: 1, 4: 2}
 
 
-def test_lower_step_is_dropped_with_one_warning(tmp_path: Path, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_lower_step_is_dropped_with_one_warning(
+    tmp_path: Path, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     def body(run: branchline.Run) -> None:
         run.log({"a": 1}, step=10)
         run.log({"a": 2}, step=3)
@@ -161,6 +163,7 @@ def test_value_types(tmp_path: Path, quiet: dict[str, Any]) -> None:
 
 def test_torch_scalars_and_tensors(tmp_path: Path, quiet: dict[str, Any]) -> None:
     torch = pytest.importorskip("torch", reason="torch is optional; installed in CI from the local wheel")
+
     def body(run: branchline.Run) -> None:
         run.log({"t": torch.tensor(2.5), "v": torch.arange(40, dtype=torch.float32)})
 

@@ -181,10 +181,19 @@ def test_update_move_delete(store: Store) -> None:
     store.begin_run(s)
     store.apply(s.session_id, history(0, 10))
     view = store.require_run("team", "proj", "r1")
-    store.update_run(view, name="renamed", notes="n", tags=["x"], group="g", job_type="eval", config={"a": 2}, summary={"best": 1})
+    store.update_run(
+        view, name="renamed", notes="n", tags=["x"], group="g", job_type="eval", config={"a": 2}, summary={"best": 1}
+    )
     view = store.require_run("team", "proj", "r1")
     assert (view.name, view.notes, view.tags, view.group, view.job_type, view.config, view.summary) == (
-        "renamed", "n", ["x"], "g", "eval", {"a": 2}, {"best": 1})
+        "renamed",
+        "n",
+        ["x"],
+        "g",
+        "eval",
+        {"a": 2},
+        {"best": 1},
+    )
     with pytest.raises(UsageError, match="Cannot update"):
         store.update_run(view, color="red")
     store.move_run(view, "other")
@@ -213,8 +222,14 @@ def test_list_count_projects(store: Store) -> None:
 def test_define_metric_aggregates_survive_in_the_store(store: Store) -> None:
     s = spec("agg")
     store.begin_run(s)
-    metric = {"name": "loss", "step_metric": None, "step_sync": False, "hidden": False, "summary": ["min", "max", "mean"]}
-    store.apply(s.session_id, [[1, int(RecordKind.METRIC), metric, False]] + history(0, 10, seq0=2))
+    metric = {
+        "name": "loss",
+        "step_metric": None,
+        "step_sync": False,
+        "hidden": False,
+        "summary": ["min", "max", "mean"],
+    }
+    store.apply(s.session_id, [[1, int(RecordKind.METRIC), metric, False], *history(0, 10, seq0=2)])
     view = store.require_run("team", "proj", "agg")
     assert view.summary["loss"] == {"min": 0, "max": 9, "mean": 4.5}
     fork = store.begin_run(spec("fk", fork_from="agg", branch_step=4))

@@ -149,4 +149,6 @@ def test_config_from_absl_like_flags_and_include_exclude(tmp_path: Path, quiet: 
     assert run.config.as_dict() == {"a": 1}
     run.finish()
     with pytest.raises(branchline.UsageError, match="not both"):
-        branchline.init(project="s", config={"a": 1}, config_include_keys=["a"], config_exclude_keys=["b"], settings=quiet)
+        branchline.init(
+            project="s", config={"a": 1}, config_include_keys=["a"], config_exclude_keys=["b"], settings=quiet
+        )

@@ -15,6 +15,6 @@ forked_run = wandb.init(
 
 # Continue logging in the new run
 for i in range(500, 1000):
-    forked_run.log({"metric": i*3})
+    forked_run.log({"metric": i * 3})
 forked_run.finish()
 print("FORK", forked_run.id)

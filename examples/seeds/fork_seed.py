@@ -11,9 +11,7 @@ for i in range(300):
 run1.finish()
 
 # Fork from the first run at a specific step and log the metric starting from step 200
-run2 = wandb.init(
-    "your_project_name", entity="your_entity_name", fork_from=f"{run1.id}?_step=200"
-)
+run2 = wandb.init("your_project_name", entity="your_entity_name", fork_from=f"{run1.id}?_step=200")
 
 # Continue logging in the new run
 # For the first few steps, log the metric as is from run1

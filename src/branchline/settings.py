@@ -82,7 +82,9 @@ class Settings:
     save_code: bool | None = None
     reinit: str | bool = "default"
     heartbeat_seconds: float = 30.0
-    finish_timeout: float = 0.0  # 0 waits until everything is stored
+    # Seconds finish() waits for records to be stored; 0 waits forever. None: forever for the
+    # embedded store, 60 s for a server (unsent records stay in the journal for `branchline sync`).
+    finish_timeout: float | None = None
     x_crash_timeout: float = 300.0
     x_disable_stats: bool = False
     x_stats_sampling_interval: float = 15.0
@@ -117,8 +119,11 @@ class Settings:
         settings.update(env_settings(), source="the environment")
         if isinstance(given, Settings):
             settings.update(
-                {f.name: getattr(given, f.name) for f in fields(given) if getattr(given, f.name) != f.default
-                 and f.name != "extra"},
+                {
+                    f.name: getattr(given, f.name)
+                    for f in fields(given)
+                    if getattr(given, f.name) != f.default and f.name != "extra"
+                },
                 source="settings=",
             )
         elif given is not None:
@@ -179,6 +184,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "alert_webhook_url": ("BRANCHLINE_ALERT_WEBHOOK",),
     "alert_email_to": ("BRANCHLINE_ALERT_EMAIL_TO",),
     "smtp_url": ("BRANCHLINE_SMTP_URL",),
+    "finish_timeout": ("BRANCHLINE_FINISH_TIMEOUT",),
 }
 
 
@@ -198,7 +204,7 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(value, str):
         if kind == "bool" or kind == "bool | None":
             return value.strip().lower() in _TRUE
-        if kind == "float":
+        if kind in ("float", "float | None"):
             try:
                 return float(value)
             except ValueError:

@@ -142,9 +142,12 @@ class Aggregate:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Aggregate:
-        return cls(**{k: data.get(k) for k in ("min", "max", "first", "last")},
-                   sum=float(data.get("sum") or 0.0), count=int(data.get("count") or 0),
-                   has_first=bool(data.get("has_first")))
+        return cls(
+            **{k: data.get(k) for k in ("min", "max", "first", "last")},
+            sum=float(data.get("sum") or 0.0),
+            count=int(data.get("count") or 0),
+            has_first=bool(data.get("has_first")),
+        )
 
 
 def _as_number(value: float) -> float | int:

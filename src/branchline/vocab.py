@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
@@ -36,9 +35,7 @@ class RunState(enum.StrEnum):
     PREEMPTED = "preempted"
 
 
-TERMINAL_STATES = frozenset(
-    {RunState.FINISHED, RunState.FAILED, RunState.CRASHED, RunState.KILLED, RunState.PREEMPTED}
-)
+TERMINAL_STATES = frozenset({RunState.FINISHED, RunState.FAILED, RunState.CRASHED, RunState.KILLED, RunState.PREEMPTED})
 
 
 class RecordKind(enum.IntEnum):
@@ -86,8 +83,7 @@ def validate_run_id(run_id: object) -> str:
     bad = sorted(set(run_id) & _RUN_ID_FORBIDDEN)
     if bad:
         raise UsageError(
-            f"Run ID {run_id!r} contains invalid characters {' '.join(bad)}; "
-            "it cannot contain any of : ; , # ? / '"
+            f"Run ID {run_id!r} contains invalid characters {' '.join(bad)}; it cannot contain any of : ; , # ? / '"
         )
     if len(run_id) > 128:
         raise UsageError(f"Run ID is {len(run_id)} characters long; the limit is 128.")
@@ -129,38 +125,134 @@ def parse_run_moment(text: object, argument: str) -> RunMoment:
         )
     query = parse_qsl(parts.query, keep_blank_values=True)
     if len(query) != 1:
-        raise UsageError(
-            f"Could not parse {argument}={text!r}: give exactly one query parameter, `_step`."
-        )
+        raise UsageError(f"Could not parse {argument}={text!r}: give exactly one query parameter, `_step`.")
     metric, value_text = query[0]
     if metric != "_step":
-        raise UsageError(
-            f"{argument}={text!r} branches on {metric!r}; only `_step` is supported."
-        )
+        raise UsageError(f"{argument}={text!r} branches on {metric!r}; only `_step` is supported.")
     try:
         value = float(value_text)
     except ValueError:
-        raise UsageError(
-            f"{argument}={text!r}: the step {value_text!r} is not a number."
-        ) from None
+        raise UsageError(f"{argument}={text!r}: the step {value_text!r} is not a number.") from None
     if math.isnan(value) or math.isinf(value) or value < 0:
         raise UsageError(f"{argument}={text!r}: the step must be an integer >= 0.")
     validate_run_id(run_id)
     return RunMoment(run_id=run_id, step=int(value), raw_value=value)
 
 
-_ADJECTIVES = (
-    "amber autumn bold brisk calm cosmic crimson daring dawn deep eager easy fallen fancy fine "
-    "fluent fresh gentle glad golden grand happy hardy hidden icy jolly keen kind lively lucky "
-    "misty noble olive proud quiet rapid rare royal rustic serene sharp shiny silent silver "
-    "smooth snowy solar stellar stoic sunny swift tidy twilight vivid warm wild wise young"
-).split()
-_NOUNS = (
-    "bird brook butterfly cloud dawn dew dream dust field fire firefly flower fog forest frost "
-    "glade grass haze hill lake leaf meadow moon morning mountain night ocean paper pine planet "
-    "pond rain river sea shadow sky smoke snow sound star stone sun sunset surf thunder tree "
-    "valley violet water wave wind wood"
-).split()
+_ADJECTIVES = [
+    "amber",
+    "autumn",
+    "bold",
+    "brisk",
+    "calm",
+    "cosmic",
+    "crimson",
+    "daring",
+    "dawn",
+    "deep",
+    "eager",
+    "easy",
+    "fallen",
+    "fancy",
+    "fine",
+    "fluent",
+    "fresh",
+    "gentle",
+    "glad",
+    "golden",
+    "grand",
+    "happy",
+    "hardy",
+    "hidden",
+    "icy",
+    "jolly",
+    "keen",
+    "kind",
+    "lively",
+    "lucky",
+    "misty",
+    "noble",
+    "olive",
+    "proud",
+    "quiet",
+    "rapid",
+    "rare",
+    "royal",
+    "rustic",
+    "serene",
+    "sharp",
+    "shiny",
+    "silent",
+    "silver",
+    "smooth",
+    "snowy",
+    "solar",
+    "stellar",
+    "stoic",
+    "sunny",
+    "swift",
+    "tidy",
+    "twilight",
+    "vivid",
+    "warm",
+    "wild",
+    "wise",
+    "young",
+]
+_NOUNS = [
+    "bird",
+    "brook",
+    "butterfly",
+    "cloud",
+    "dawn",
+    "dew",
+    "dream",
+    "dust",
+    "field",
+    "fire",
+    "firefly",
+    "flower",
+    "fog",
+    "forest",
+    "frost",
+    "glade",
+    "grass",
+    "haze",
+    "hill",
+    "lake",
+    "leaf",
+    "meadow",
+    "moon",
+    "morning",
+    "mountain",
+    "night",
+    "ocean",
+    "paper",
+    "pine",
+    "planet",
+    "pond",
+    "rain",
+    "river",
+    "sea",
+    "shadow",
+    "sky",
+    "smoke",
+    "snow",
+    "sound",
+    "star",
+    "stone",
+    "sun",
+    "sunset",
+    "surf",
+    "thunder",
+    "tree",
+    "valley",
+    "violet",
+    "water",
+    "wave",
+    "wind",
+    "wood",
+]
 
 
 def random_run_name(number: int) -> str:

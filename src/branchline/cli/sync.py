@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,7 +31,7 @@ def sync(
     PATHS are run directories or journal files; with none, every journal under
     <dir>/branchline/runs that no live process is writing is stored.
     """
-    from branchline.sdk.sink import LocalSink
+    from branchline.sdk.sink import make_sink
     from branchline.sdk.sync import journal_in_use, pending_journals, sync_journal
 
     settings = settings_for(root_dir, store_url)
@@ -52,7 +53,14 @@ def sync(
         for journal in journals:
             click.echo(f"would sync {journal}")
         return
-    sink = LocalSink(settings.resolved_store_url, settings.x_crash_timeout)
+    # A configured server (`branchline login`, BRANCHLINE_BASE_URL) receives the runs unless --store is given.
+    target: dict[str, Any]
+    if settings.base_url and not store_url:
+        target = {"base_url": settings.base_url, "api_key": settings.api_key}
+        click.echo(f"Syncing to {settings.base_url}", err=True)
+    else:
+        target = {"store_url": settings.resolved_store_url, "crash_timeout": settings.x_crash_timeout}
+    sink = make_sink(target)
     failures = 0
     try:
         for journal in journals:

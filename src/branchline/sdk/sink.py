@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -45,8 +46,10 @@ class LocalSink:
 def make_sink(target: dict[str, Any]) -> Sink:
     """A sink from a JSON-able description: {"store_url": ...} or {"base_url": ..., "api_key": ...}."""
     if target.get("base_url"):
-        from branchline.sdk.http_sink import HttpSink  # type: ignore[import-not-found, unused-ignore]
+        from branchline.sdk.http_sink import HttpSink
 
-        sink: Sink = HttpSink(target["base_url"], target.get("api_key"))
+        # The writer process gets its key through the environment (see sdk/lifecycle.py).
+        api_key = target.get("api_key") or os.environ.get("BRANCHLINE_WRITER_API_KEY")
+        sink: Sink = HttpSink(target["base_url"], api_key)
         return sink
     return LocalSink(target["store_url"], float(target.get("crash_timeout", 300.0)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,27 @@ def _begin_sqlite(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+def _finite_json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", "\ufffd"): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+def _postgres_json(value: Any) -> str:
+    """JSON for JSONB, which has no NaN/Infinity and no \\u0000: spell those as the API does."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_json(value), allow_nan=False)
+    return json.dumps(_finite_json(value), allow_nan=False) if "\\u0000" in text else text
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
@@ -63,10 +86,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
-    raise StoreError(
-        f"Unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://user@host/db."
-    )
+        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, json_serializer=_postgres_json)
+    raise StoreError(f"Unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://user@host/db.")
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -104,11 +125,11 @@ def ensure_schema(engine: Engine, url: str, *, create: bool = True) -> None:
         # Alembic's recipe for new databases: create everything, then stamp the head.
         with engine.begin() as conn:
             metadata.create_all(conn)
-            conn.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-            conn.execute(text("DELETE FROM alembic_version"))
             conn.execute(
-                text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": SCHEMA_REVISION}
+                text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
             )
+            conn.execute(text("DELETE FROM alembic_version"))
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": SCHEMA_REVISION})
         return
     raise SchemaError(
         f"The store at {url} has schema revision {revision!r}, but this branchline needs "

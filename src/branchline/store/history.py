@@ -144,20 +144,18 @@ def chunk_stats(values: npt.NDArray[Any], dtype: str) -> tuple[float | None, flo
         float(finite_or_inf.min()),
         float(finite_or_inf.max()),
         float(finite_or_inf.sum()),
-        int(len(finite_or_inf)),
+        len(finite_or_inf),
     )
 
 
-def encode_chunk(
-    chunk: int, steps: npt.NDArray[np.int64], values: npt.NDArray[Any], dtype: str
-) -> dict[str, Any]:
+def encode_chunk(chunk: int, steps: npt.NDArray[np.int64], values: npt.NDArray[Any], dtype: str) -> dict[str, Any]:
     """A row for the history_chunks table (without incarnation, stream and key)."""
     vmin, vmax, vsum, vcount = chunk_stats(values, dtype)
     return {
         "chunk": chunk,
         "first_step": int(steps[0]),
         "last_step": int(steps[-1]),
-        "count": int(len(steps)),
+        "count": len(steps),
         "dtype": dtype,
         "steps": encode_steps(steps),
         "vals": encode_values(values, dtype),

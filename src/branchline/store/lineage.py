@@ -40,9 +40,7 @@ def segments_for(conn: Connection, incarnation_id: str, max_step: int = UNBOUNDE
         seen.add(current)
         chain.append(Segment(current, bound))
         row = conn.execute(
-            select(incarnations.c.parent_id, incarnations.c.parent_step).where(
-                incarnations.c.id == current
-            )
+            select(incarnations.c.parent_id, incarnations.c.parent_step).where(incarnations.c.id == current)
         ).first()
         if row is None or row.parent_id is None:
             break
@@ -96,9 +94,7 @@ def derive_summary(conn: Connection, segments: list[Segment], rules: dict[str, A
                 agg.count += int(vcount)
         # The last chunk at or below the bound per key: decode it for the last value (and the
         # partial statistics when it straddles the bound).
-        last_chunk = (
-            select(c.key, func.max(c.chunk).label("chunk")).where(in_seg).group_by(c.key).subquery()
-        )
+        last_chunk = select(c.key, func.max(c.chunk).label("chunk")).where(in_seg).group_by(c.key).subquery()
         edge_rows = conn.execute(
             select(c.key, c.chunk, c.first_step, c.last_step, c.count, c.dtype, c.steps, c.vals).join(
                 last_chunk,
@@ -115,12 +111,12 @@ def derive_summary(conn: Connection, segments: list[Segment], rules: dict[str, A
                 c.incarnation_id == seg.incarnation_id, c.stream == 0, c.chunk == 0, c.first_step <= seg.max_step
             )
         ).all()
-        for key, _first_step, count, dtype, _steps, vals in first_rows:
+        for key, _first_step, _count, dtype, _steps, vals in first_rows:
             agg = aggregate(key)
             if not agg.has_first:
                 agg.first = decode_values(vals, dtype)[0].item()
                 agg.has_first = True
-        for key, chunk, first_step, last_step, count, dtype, steps_blob, vals in edge_rows:
+        for key, _chunk, first_step, last_step, count, dtype, steps_blob, vals in edge_rows:
             steps = decode_steps(steps_blob, first_step, count)
             values = decode_values(vals, dtype)
             keep = int(np.searchsorted(steps, seg.max_step, side="right"))
@@ -136,7 +132,7 @@ def derive_summary(conn: Connection, segments: list[Segment], rules: dict[str, A
                     agg.min = float(partial.min()) if agg.min is None else min(agg.min, float(partial.min()))
                     agg.max = float(partial.max()) if agg.max is None else max(agg.max, float(partial.max()))
                     agg.sum += float(partial.sum())
-                    agg.count += int(len(partial))
+                    agg.count += len(partial)
         # Non-numeric values: the last one per key within the bound.
         v = history_values.c
         latest = (
@@ -148,7 +144,12 @@ def derive_summary(conn: Connection, segments: list[Segment], rules: dict[str, A
         for key, step, blob in conn.execute(
             select(v.key, v.step, v.value).join(
                 latest,
-                and_(v.key == latest.c.key, v.step == latest.c.step, v.incarnation_id == seg.incarnation_id, v.stream == 0),
+                and_(
+                    v.key == latest.c.key,
+                    v.step == latest.c.step,
+                    v.incarnation_id == seg.incarnation_id,
+                    v.stream == 0,
+                ),
             )
         ).all():
             value = msgpack.unpackb(blob)

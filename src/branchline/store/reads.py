@@ -69,9 +69,7 @@ class RunView:
 
 def run_select(current_only: bool = True) -> Select[Any]:
     """Runs joined with an incarnation and their project; filters and orders build on this."""
-    join_on = (
-        incarnations.c.id == runs.c.current_incarnation if current_only else incarnations.c.run_pk == runs.c.pk
-    )
+    join_on = incarnations.c.id == runs.c.current_incarnation if current_only else incarnations.c.run_pk == runs.c.pk
     return (
         select(
             runs.c.pk,
@@ -151,6 +149,13 @@ def to_view(conn: Connection, row: Any, *, with_lineage: bool = True) -> RunView
     )
 
 
+def _step_bound(conn: Connection, step: int) -> int:
+    """A step bound PostgreSQL's 32-bit INTEGER step columns accept (no stored step lies beyond it)."""
+    if conn.dialect.name == "postgresql":
+        return max(-(2**31), min(step, 2**31 - 1))
+    return step
+
+
 def read_series(
     conn: Connection,
     incarnation_id: str,
@@ -174,8 +179,8 @@ def read_series(
                 c.incarnation_id == seg.incarnation_id,
                 c.stream == stream,
                 c.key == key,
-                c.first_step <= min(seg.max_step, upper),
-                c.last_step >= lower,
+                c.first_step <= _step_bound(conn, min(seg.max_step, upper)),
+                c.last_step >= _step_bound(conn, lower),
             )
             .order_by(c.chunk)
         ).all()
@@ -219,8 +224,8 @@ def read_objects(
                 v.incarnation_id == seg.incarnation_id,
                 v.stream == stream,
                 v.key == key,
-                v.step <= min(seg.max_step, upper),
-                v.step >= lower,
+                v.step <= _step_bound(conn, min(seg.max_step, upper)),
+                v.step >= _step_bound(conn, lower),
             )
             .order_by(v.step)
         ):
@@ -236,7 +241,11 @@ def history_keys(conn: Connection, incarnation_id: str, *, stream: int = 0) -> d
         c = history_chunks.c
         for key, count, last in conn.execute(
             select(c.key, func.sum(c.count), func.max(c.last_step))
-            .where(c.incarnation_id == seg.incarnation_id, c.stream == stream, c.first_step <= seg.max_step)
+            .where(
+                c.incarnation_id == seg.incarnation_id,
+                c.stream == stream,
+                c.first_step <= _step_bound(conn, seg.max_step),
+            )
             .group_by(c.key)
         ):
             info = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
@@ -245,7 +254,11 @@ def history_keys(conn: Connection, incarnation_id: str, *, stream: int = 0) -> d
         v = history_values.c
         for key, count, last in conn.execute(
             select(v.key, func.count(), func.max(v.step))
-            .where(v.incarnation_id == seg.incarnation_id, v.stream == stream, v.step <= seg.max_step)
+            .where(
+                v.incarnation_id == seg.incarnation_id,
+                v.stream == stream,
+                v.step <= _step_bound(conn, seg.max_step),
+            )
             .group_by(v.key)
         ):
             info = keys.setdefault(key, {"numeric": False, "count": 0, "last_step": -1})
