@@ -64,8 +64,8 @@ def _finite_json(value: Any) -> Any:
     return value
 
 
-def _postgres_json(value: Any) -> str:
-    """JSON for JSONB, which has no NaN/Infinity and no \\u0000: spell those as the API does."""
+def _strict_json(value: Any) -> str:
+    """Strict JSON (no NaN/Infinity tokens, no \\u0000): JSONB and SQLite's JSON functions reject them."""
     try:
         text = json.dumps(value, allow_nan=False)
     except ValueError:
@@ -81,12 +81,14 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # One connection per checkout: SQLite connections are cheap and this keeps
         # every process's view consistent with WAL readers.
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
+        engine = create_engine(
+            url, poolclass=NullPool, connect_args={"timeout": 60}, json_serializer=_strict_json
+        )
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, json_serializer=_postgres_json)
+        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, json_serializer=_strict_json)
     raise StoreError(f"Unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://user@host/db.")
 
 

@@ -176,9 +176,14 @@ class _JsonPath:
         else:
             if any('"' in key for key in keys):
                 raise UsageError(f"JSON keys cannot contain a double quote: {'.'.join(keys)!r}.")
-            # A value SQLite's JSON parser rejects (NaN/Infinity tokens) would abort the whole
-            # query; such a document reads as having no keys instead.
-            self.column = case((func.json_valid(column) == 1, column), else_=None)
+            # A document SQLite's JSON parser rejects (NaN/Infinity tokens) would abort the whole
+            # query; such a document reads as having no keys instead. The substring test spares the
+            # common case a second parse (each JSON function call parses the document again).
+            self.column = case(
+                (and_(func.instr(column, "NaN") == 0, func.instr(column, "Infinity") == 0), column),
+                (func.json_valid(column) == 1, column),
+                else_=None,
+            )
             spath: Any = literal(self._sqlite_path(keys), String)
             if alt_keys is not None:
                 alt_s = literal(self._sqlite_path(alt_keys), String)
@@ -228,8 +233,9 @@ class _JsonPath:
     def number(self) -> Any:
         """The value as a number; only meaningful where `is_("number")`."""
         if self.dialect == "postgresql":
+            # The guard matters: PostgreSQL would fail casting a string value to a number.
             return case((self.is_("number"), cast(self.text_node, Float)), else_=None)
-        return case((self.is_("number"), self.node), else_=None)
+        return self.node  # SQLite compares any value with a number without error
 
     def text(self) -> Any:
         """The value as text; only meaningful where `is_("string")`."""
@@ -248,31 +254,36 @@ class _JsonPath:
             return and_(self.is_(kind), self.node == cast(literal(encoded, Text), JSONB))
         return and_(self.is_(kind), self.node == func.json(literal(encoded, String)))
 
-    def order_keys(self) -> list[Any]:
-        """Sort keys: number-or-bool value, then string or JSON text; the type rank comes first."""
-        rank = case(
-            (self.is_("number"), 0),
-            (self.is_("string"), 1),
-            (self.is_("bool"), 2),
-            else_=3,
+    def order_terms(self, descending: bool) -> list[ColumnElement[Any]]:
+        """ORDER BY terms: a type rank (numbers, strings, booleans, lists/objects, then missing or
+        null last in both directions), then the value. The rank is a simple CASE so the type is
+        computed once per row."""
+        family = self._KINDS[self._family]
+        ranks = ["number", "string", "bool", "array", "object"]
+        position = {"number": 0, "string": 1, "bool": 2, "array": 3, "object": 3}
+        whens = {
+            name: (3 - position[kind]) if descending else position[kind] for kind in ranks for name in family[kind]
+        }
+        rank = case(whens, value=self.kind, else_=4)
+
+        def directed(term: Any) -> ColumnElement[Any]:
+            return term.desc() if descending else term.asc()  # type: ignore[no-any-return]
+
+        if self.dialect != "postgresql":
+            # json_extract gives numbers (booleans as 0/1), text, or JSON text for lists and
+            # objects; within one rank SQLite orders them as wanted.
+            return [rank.asc(), directed(self.node)]
+        number = case(
+            (self.is_("number"), cast(self.text_node, Float)),
+            (self.is_("bool"), case((self.text_node == "true", 1.0), else_=0.0)),
+            else_=None,
         )
-        number: Any
-        text: Any
-        if self.dialect == "postgresql":
-            number = case(
-                (self.is_("number"), cast(self.text_node, Float)),
-                (self.is_("bool"), case((self.text_node == "true", 1.0), else_=0.0)),
-                else_=None,
-            )
-            text = case(
-                (self.is_("string"), self.text_node),
-                (self.is_("array", "object"), cast(self.node, Text)),
-                else_=None,
-            ).collate("C")
-        else:
-            number = case((self.is_("number", "bool"), self.node), else_=None)
-            text = case((self.is_("string", "array", "object"), self.node), else_=None)
-        return [rank, number, text]
+        text = case(
+            (self.is_("string"), self.text_node),
+            (self.is_("array", "object"), cast(self.node, Text)),
+            else_=None,
+        ).collate("C")
+        return [rank.asc(), directed(number), directed(text)]
 
 
 def _json_path(field: str, dialect: str) -> _JsonPath | None:
@@ -538,8 +549,7 @@ def compile_order(order: str, dialect: str) -> list[ColumnElement[Any]]:
     path = _json_path(field, dialect)
     if path is None:
         raise UsageError(f"Cannot order runs by {field!r}. Known keys: {', '.join(ORDER_FIELDS)}.")
-    missing_last = case((path.is_("missing", "null"), 1), else_=0).asc()
-    return [missing_last, *(directed(term) for term in path.order_keys()), directed(runs.c.pk)]
+    return [*path.order_terms(descending), directed(runs.c.pk)]
 
 
 def validate_query(filters: Mapping[str, Any] | None, order: str, dialect: str = "sqlite") -> None:

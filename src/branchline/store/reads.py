@@ -67,6 +67,20 @@ class RunView:
         return f"{self.entity}/{self.project}/{self.run_id}"
 
 
+_NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _numbers_back(value: Any) -> Any:
+    """Summaries are stored as strict JSON, with non-finite numbers spelled as strings: undo that."""
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {k: _numbers_back(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_back(v) for v in value]
+    return value
+
+
 def run_select(current_only: bool = True) -> Select[Any]:
     """Runs joined with an incarnation and their project; filters and orders build on this."""
     join_on = incarnations.c.id == runs.c.current_incarnation if current_only else incarnations.c.run_pk == runs.c.pk
@@ -136,7 +150,7 @@ def to_view(conn: Connection, row: Any, *, with_lineage: bool = True) -> RunView
         heartbeat_at=row.heartbeat_at,
         finished_at=row.finished_at,
         config=dict(row.config or {}),
-        summary=dict(row.summary or {}),
+        summary=_numbers_back(dict(row.summary or {})),
         rules=dict(row.metrics or {}),
         metadata=dict(row.run_metadata or {}),
         starting_step=row.starting_step,

@@ -1,0 +1,200 @@
+"""`RemoteBackend`: the `Backend` interface (api/backend.py) over a server's `/api/v1/store`.
+
+`Api()` uses it when a server is configured (`branchline login`, BRANCHLINE_BASE_URL), so scripts
+read and manage runs the same way as on the embedded store. Answers are msgpack (server/store_api.py);
+series arrive as raw little-endian arrays, so a million points cost one request and no parsing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import msgpack
+import numpy as np
+import numpy.typing as npt
+
+from branchline import __version__
+from branchline.errors import AuthenticationError, CommError, RunNotFoundError, UsageError
+from branchline.store.reads import RunView
+
+__all__ = ["RemoteBackend"]
+
+_RETRIES = 3
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+class RemoteBackend:
+    """Runs, history and projects of a branchline server, for `Api`."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"User-Agent": f"branchline-api/{__version__}", "Accept": "application/msgpack"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.client = httpx.Client(
+            base_url=self.base_url + "/api/v1/store",
+            headers=headers,
+            timeout=httpx.Timeout(timeout or 60.0, connect=5.0),
+        )
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def _call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        for attempt in range(_RETRIES):
+            try:
+                response = self.client.request(method, path, json=json, params=query)
+            except httpx.TransportError as exc:
+                if attempt == _RETRIES - 1:
+                    raise CommError(f"Could not reach {self.base_url}: {exc}") from None
+                continue
+            if response.status_code in (502, 503, 504) and attempt < _RETRIES - 1:
+                continue
+            break
+        if response.status_code >= 400:
+            raise self._error(response)
+        return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
+
+    def _error(self, response: httpx.Response) -> Exception:
+        try:
+            error = response.json().get("error") or {}
+        except (ValueError, AttributeError):
+            error = {}
+        message = str(error.get("message") or response.reason_phrase)
+        status = response.status_code
+        if status == 401:
+            return AuthenticationError(f"{self.base_url} did not accept the API key: {message}")
+        if status == 403:
+            return AuthenticationError(f"{self.base_url} refused the request: {message}")
+        if status == 404:
+            return RunNotFoundError(message)
+        if status in (400, 409, 422):
+            return UsageError(message)
+        return CommError(f"{self.base_url} answered HTTP {status}: {message}")
+
+    @staticmethod
+    def _view(data: Any) -> RunView:
+        return RunView(**data)
+
+    def _maybe(self, path: str) -> RunView | None:
+        try:
+            data = self._call("GET", path)
+        except RunNotFoundError:
+            return None
+        return None if data is None else self._view(data)
+
+    def default_entity(self) -> str | None:
+        """The API key owner's own entity (None on a server without auth)."""
+        try:
+            response = self.client.get(self.base_url + "/api/v1/viewer", headers={"Accept": "application/json"})
+        except httpx.TransportError as exc:
+            raise CommError(f"Could not reach {self.base_url}: {exc}") from None
+        if response.status_code >= 400:
+            raise self._error(response)
+        entity = response.json().get("default_entity")
+        return entity if isinstance(entity, str) and entity else None
+
+    # -- runs ------------------------------------------------------------------------------------------
+    def get_run(self, entity: str, project: str, run_id: str) -> RunView | None:
+        return self._maybe(f"/runs/{_seg(entity)}/{_seg(project)}/{_seg(run_id)}")
+
+    def get_incarnation(self, incarnation_id: str) -> RunView | None:
+        return self._maybe(f"/incarnations/{_seg(incarnation_id)}")
+
+    def list_runs(
+        self,
+        entity: str,
+        project: str,
+        *,
+        filters: dict[str, Any] | None = None,
+        order: str = "+created_at",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[RunView]:
+        body = {"filters": filters, "order": order, "limit": limit, "offset": offset}
+        rows = self._call("POST", f"/runs/{_seg(entity)}/{_seg(project)}/query", json=body)
+        return [self._view(r) for r in rows]
+
+    def count_runs(self, entity: str, project: str, *, filters: dict[str, Any] | None = None) -> int:
+        data = self._call("POST", f"/runs/{_seg(entity)}/{_seg(project)}/count", json={"filters": filters})
+        return int(data["count"])
+
+    def archived(self, run: RunView) -> list[RunView]:
+        return [self._view(r) for r in self._call("GET", f"/incarnations/{_seg(run.incarnation_id)}/archived")]
+
+    def forks(self, run: RunView) -> list[RunView]:
+        return [self._view(r) for r in self._call("GET", f"/incarnations/{_seg(run.incarnation_id)}/forks")]
+
+    def update_run(self, run: RunView, **fields: Any) -> None:
+        self._call("PATCH", f"/incarnations/{_seg(run.incarnation_id)}", json=fields)
+
+    def request_stop(self, run: RunView) -> None:
+        self._call("POST", f"/incarnations/{_seg(run.incarnation_id)}/stop")
+
+    def move_run(self, run: RunView, project: str, entity: str | None = None) -> None:
+        self._call(
+            "POST", f"/incarnations/{_seg(run.incarnation_id)}/move", json={"project": project, "entity": entity}
+        )
+
+    def delete_run(self, run: RunView) -> None:
+        self._call("DELETE", f"/incarnations/{_seg(run.incarnation_id)}")
+
+    def list_projects(self, entity: str | None = None) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("GET", "/projects", params={"entity": entity})
+        return rows
+
+    def console_lines(self, incarnation_id: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("GET", f"/incarnations/{_seg(incarnation_id)}/console")
+        return rows
+
+    def files(self, incarnation_id: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("GET", f"/incarnations/{_seg(incarnation_id)}/files")
+        return rows
+
+    # -- history ---------------------------------------------------------------------------------------
+    def read_series(
+        self,
+        incarnation_id: str,
+        key: str,
+        *,
+        stream: int = 0,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+        data = self._call(
+            "GET",
+            f"/incarnations/{_seg(incarnation_id)}/series",
+            params={"key": key, "stream": stream, "min_step": min_step, "max_step": max_step},
+        )
+        steps = np.frombuffer(data["steps"], dtype="<i8").astype(np.int64)
+        values = np.frombuffer(data["values"], dtype=np.dtype(data["dtype"]))
+        return steps, values.astype(values.dtype.newbyteorder("="))
+
+    def read_objects(
+        self,
+        incarnation_id: str,
+        key: str,
+        *,
+        stream: int = 0,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> list[tuple[int, Any]]:
+        rows = self._call(
+            "GET",
+            f"/incarnations/{_seg(incarnation_id)}/objects",
+            params={"key": key, "stream": stream, "min_step": min_step, "max_step": max_step},
+        )
+        return [(int(step), value) for step, value in rows]
+
+    def history_keys(self, incarnation_id: str, *, stream: int = 0) -> dict[str, dict[str, Any]]:
+        keys: dict[str, dict[str, Any]] = self._call(
+            "GET", f"/incarnations/{_seg(incarnation_id)}/keys", params={"stream": stream}
+        )
+        return keys
+
+    def close(self) -> None:
+        self.client.close()
