@@ -16,7 +16,7 @@ from branchline.runspec import RunSpec, RunStart
 from branchline.sdk import globals as run_globals
 from branchline.sdk.config import config_dict_from
 from branchline.sdk.journal import JournalWriter
-from branchline.sdk.lifecycle import RunResources, WriterProcess, install_hooks, registry
+from branchline.sdk.lifecycle import WRITER_KEY_ENV, RunResources, WriterProcess, install_hooks, registry
 from branchline.sdk.run import Run, validate_tags
 from branchline.sdk.terminal import Terminal
 from branchline.settings import Settings
@@ -277,9 +277,9 @@ def _replay_pending(settings: Settings, terminal: Terminal) -> None:
     journals = pending_journals(root)
     if not journals:
         return
-    from branchline.sdk.sink import LocalSink
+    from branchline.sdk.sink import make_sink
 
-    sink = LocalSink(settings.resolved_store_url, settings.x_crash_timeout)
+    sink = make_sink(_sink_target(settings))
     try:
         for journal in journals:
             try:
@@ -293,6 +293,34 @@ def _replay_pending(settings: Settings, terminal: Terminal) -> None:
         sink.close()
 
 
+def _sink_target(settings: Settings) -> dict[str, Any]:
+    """Where this run's records go, as `make_sink` takes it: the server if one is set, else the store."""
+    if settings.base_url:
+        return {"base_url": settings.base_url, "api_key": settings.api_key}
+    return {"store_url": settings.resolved_store_url, "crash_timeout": settings.x_crash_timeout}
+
+
+def _remote_start(settings: Settings, spec: RunSpec, terminal: Terminal) -> RunStart:
+    """Create (resume, fork, rewind) the run on the server; its errors surface as in embedded mode."""
+    from branchline.sdk.http_sink import HttpSink
+
+    assert settings.base_url is not None
+    _replay_pending(settings, terminal)
+    sink = HttpSink(settings.base_url, settings.api_key)
+    try:
+        if settings.entity is None:
+            # wandb's rule: without an entity, runs go to the key owner's own entity.
+            default_entity = sink.viewer().get("default_entity")
+            if isinstance(default_entity, str) and default_entity:
+                spec.entity = default_entity
+        start = sink.begin_run(spec)
+    finally:
+        sink.close()
+    for warning in start.warnings:
+        terminal.warn(warning)
+    return start
+
+
 def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal: Terminal) -> Run:
     mode = settings.mode
     if mode == "disabled":
@@ -303,12 +331,11 @@ def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal:
         return Run(settings, start, res)
 
     store = None
-    if mode == "online":
-        if settings.base_url:
-            raise UsageError(
-                "A server URL is configured, but this version of branchline logs to the embedded store only; "
-                "unset BRANCHLINE_BASE_URL or use mode='offline' and `branchline sync`."
-            )
+    run_url: str | None = None
+    if mode == "online" and settings.base_url:
+        start = _remote_start(settings, spec, terminal)
+        run_url = f"{settings.base_url.rstrip('/')}/{start.entity}/{start.project}/runs/{start.run_id}"
+    elif mode == "online":
         _replay_pending(settings, terminal)
         from branchline.store import open_store
 
@@ -354,22 +381,31 @@ def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal:
         store=store,
         lock_fd=lock_fd,
         resume_file=resume_file,
+        url=run_url,
     )
     run = Run(settings, start, res)
     if mode == "online":
+        target = _sink_target(settings)
+        # The API key goes to the writer through its environment: argv is readable by every user.
+        api_key = target.pop("api_key", None)
         res.writer = WriterProcess(
             {
                 "journal": str(journal.path),
                 "session_id": spec.session_id,
                 "incarnation_id": start.incarnation_id,
-                "target": {"store_url": settings.resolved_store_url, "crash_timeout": settings.x_crash_timeout},
+                "target": target,
                 "poll_seconds": settings.x_writer_poll_seconds,
                 "heartbeat_seconds": settings.heartbeat_seconds,
             },
             run_dir / "writer.log",
             terminal,
             on_stop=lambda: _stop_requested(run),
+            env={WRITER_KEY_ENV: api_key} if api_key else None,
         )
+    from branchline.sdk.telemetry import start_telemetry
+
+    # Online and offline alike (disabled runs returned above); it never raises.
+    start_telemetry(run)
     _print_header(run, settings, moment_kind)
     return run
 
@@ -395,6 +431,8 @@ def _print_header(run: Run, settings: Settings, moment_kind: str | None) -> None
         terminal.log(f"  from {origin['path']} at step {origin['step']}; logging continues at step {run.starting_step}")
     if settings.mode == "offline":
         terminal.log(f"  offline: stored in {run._res.run_dir}; `branchline sync` stores it later")
+    elif run.url:
+        terminal.log(f"  view it at {run.url}")
     else:
         terminal.log(f"  stored in {settings.resolved_store_url}")
         terminal.log(f"  view it with: branchline ui --dir {settings.branchline_dir.parent}")

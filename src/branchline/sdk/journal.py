@@ -7,6 +7,7 @@ full disk) is detected by length and checksum; reading stops at the last good fr
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import struct
@@ -82,10 +83,8 @@ class JournalWriter:
         # Under the lock: a late background write must never reach a reused descriptor number.
         with self.lock:
             if self.fd >= 0:
-                try:
+                with contextlib.suppress(OSError):
                     os.fsync(self.fd)
-                except OSError:
-                    pass
                 os.close(self.fd)
                 self.fd = -1
 

@@ -12,7 +12,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from branchline.errors import UsageError
 from branchline.sdk.config import Config
@@ -312,9 +312,31 @@ class Run:
         return Metric(merged)
 
     def log_code(self, root: str = ".", name: str | None = None, include_fn: Any = None, exclude_fn: Any = None) -> Any:
-        from branchline.sdk.files import log_code
+        """Log the source files under `root` as a `code` artifact (None if nothing matched)."""
+        from branchline.sdk.artifacts import log_code
 
         return log_code(self, root, name=name, include_fn=include_fn, exclude_fn=exclude_fn)
+
+    def log_artifact(
+        self,
+        artifact_or_path: Any,
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Any = None,
+        tags: Any = None,
+    ) -> Any:
+        """Log an Artifact (or a file, directory or reference path) as an output of this run."""
+        from branchline.sdk.artifacts import log_artifact
+
+        return log_artifact(self, artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
+
+    def use_artifact(
+        self, artifact_or_name: Any, type: str | None = None, aliases: Any = None, use_as: str | None = None
+    ) -> Any:
+        """Record that this run uses an artifact version ("name:alias", "name:vN", "e/p/name:alias")."""
+        from branchline.sdk.artifacts import use_artifact
+
+        return use_artifact(self, artifact_or_name, type=type, aliases=aliases, use_as=use_as)
 
     def save(self, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
         """Store files with the run (`policy`: "live", "now" or "end")."""
@@ -374,7 +396,7 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         if exc_type is not None:
             import traceback
 

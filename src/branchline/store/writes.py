@@ -32,7 +32,7 @@ from branchline.store.schema import (
 from branchline.summaries import MetricDef, SummaryState, flatten
 from branchline.vocab import RecordKind, RunState, random_run_name
 
-__all__ = ["begin_run", "apply_records", "heartbeat", "reap_stale", "ensure_project", "upsert", "pid_alive"]
+__all__ = ["begin_run", "apply_records", "heartbeat", "reap_stale", "stale_incarnations", "ensure_project", "upsert", "pid_alive"]
 
 Record = Sequence[Any]
 
@@ -683,14 +683,20 @@ def heartbeat(conn: Connection, incarnation_id: str, now: float) -> bool:
     return bool(conn.execute(select(runs.c.stop_requested).where(runs.c.pk == inc.run_pk)).scalar())
 
 
-def reap_stale(conn: Connection, now: float, timeout: float) -> int:
-    """Mark running incarnations whose writer is gone as crashed (preempting ones as preempted)."""
+def stale_incarnations(conn: Connection, now: float, timeout: float) -> list[Row[Any]]:
+    """Incarnations marked running (or preempting) whose writer is gone."""
+    c = incarnations.c
     live = conn.execute(
-        select(incarnations.c.id, incarnations.c.state, incarnations.c.pid, incarnations.c.host, incarnations.c.heartbeat_at).where(
-            incarnations.c.state.in_([RunState.RUNNING.value, RunState.PREEMPTING.value])
+        select(c.id, c.state, c.pid, c.host, c.heartbeat_at).where(
+            c.state.in_([RunState.RUNNING.value, RunState.PREEMPTING.value])
         )
     ).all()
-    dead = [row for row in live if not is_alive(row, now, timeout)]
+    return [row for row in live if not is_alive(row, now, timeout)]
+
+
+def reap_stale(conn: Connection, now: float, timeout: float) -> int:
+    """Mark running incarnations whose writer is gone as crashed (preempting ones as preempted)."""
+    dead = stale_incarnations(conn, now, timeout)
     for row in dead:
         new_state = RunState.PREEMPTED if row.state == RunState.PREEMPTING else RunState.CRASHED
         conn.execute(

@@ -1,0 +1,206 @@
+"""Run telemetry started by `init`: console capture, system metrics, metadata, requirements, code.
+
+Every part writes journal records from its own background thread. `JournalWriter.lock` (which
+`Run.log`'s fast path also takes) keeps those records whole and in sequence order. Parts are
+appended to `run._res.telemetry`; `finish` stops them in order before the exit record, so the
+console capture goes last and sees what the others print while stopping.
+
+System-metric keys are stored without a prefix (`cpu`, `gpu.0.temp`, ...) in history stream 1;
+the public API and the UI show them as `system.<key>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from branchline.sdk.console import ConsoleCapture, ConsoleMode, LineBatch
+from branchline.sdk.files import RunFiles, clean_relpath
+from branchline.sdk.system_monitor import SystemMonitor
+from branchline.vocab import RecordKind
+
+if TYPE_CHECKING:
+    from branchline.sdk.run import Run
+
+__all__ = ["METADATA_FILE", "REQUIREMENTS_FILE", "console_mode", "start_telemetry"]
+
+METADATA_FILE = "branchline-metadata.json"
+REQUIREMENTS_FILE = "requirements.txt"
+# Metadata normally takes ~15 ms plus git (itself capped at 1 s); finish never waits longer.
+_METADATA_JOIN_SECONDS = 10.0
+_CONSOLE_MODES: dict[str, ConsoleMode] = {
+    "auto": "wrap",
+    "wrap": "wrap",
+    "wrap_raw": "wrap",
+    "wrap_emu": "wrap",
+    "redirect": "redirect",
+    "off": "off",
+}
+
+
+def console_mode(setting: object) -> ConsoleMode | None:
+    """The capture mode for a `console` setting; None when the setting is not known."""
+    return _CONSOLE_MODES.get(str(setting).strip().lower())
+
+
+def _reporter(run: Run, part: str) -> Callable[[BaseException], None]:
+    def report(exc: BaseException) -> None:
+        run._warn_once(f"telemetry:{part}", f"{part} failed ({exc!r}); the run continues without it.")
+
+    return report
+
+
+def start_telemetry(run: Run) -> None:
+    """Start everything a run records besides user metrics, per its settings. Never raises."""
+    settings = run._settings
+    try:
+        files = RunFiles(run)
+    except Exception as exc:
+        _reporter(run, "run files")(exc)
+        return
+    # Order is stop order: metadata may still store files, so it stops before `files`.
+    _start_part(run, "metadata", lambda: _MetadataTask(run, files))
+    run._res.telemetry.append(files)
+    if not settings.x_disable_stats:
+        _start_part(run, "system metrics", lambda: _start_monitor(run))
+    mode = console_mode(settings.console)
+    if mode is None:
+        run._warn_once("telemetry:console-mode", f"console={settings.console!r} is not known; using 'wrap'.")
+        mode = "wrap"
+    if mode != "off":
+        _start_part(run, "console capture", lambda: _start_console(run, mode))
+
+
+def _start_part(run: Run, name: str, make: Callable[[], Any]) -> None:
+    try:
+        part = make()
+    except Exception as exc:  # one broken part leaves the others (and training) running
+        _reporter(run, name)(exc)
+        return
+    run._res.telemetry.append(part)
+
+
+def _start_monitor(run: Run) -> SystemMonitor:
+    journal = run._journal
+    settings = run._settings
+
+    def emit(sample: dict[str, float]) -> None:
+        if sample:
+            journal.write(RecordKind.SYSTEM, time.time(), run._runtime(), sample)
+
+    report = _reporter(run, "system metrics")
+
+    def on_error(exc: BaseException) -> None:
+        # A child process (git for the metadata, a data loader worker) exiting while the
+        # sampler primes its CPU counter is normal, not a failure worth a warning.
+        if not isinstance(exc, psutil.NoSuchProcess):
+            report(exc)
+
+    monitor = SystemMonitor(
+        settings.x_stats_sampling_interval,
+        emit,
+        disk_paths=tuple(settings.x_stats_disk_paths) or ("/",),
+        on_error=on_error,
+    )
+    monitor.start()
+    return monitor
+
+
+def _start_console(run: Run, mode: ConsoleMode) -> ConsoleCapture:
+    journal = run._journal
+
+    def emit(batch: LineBatch) -> None:
+        journal.write(RecordKind.OUTPUT, [[stream, ts, text] for stream, text, ts in batch])
+
+    capture = ConsoleCapture(mode, emit, on_error=_reporter(run, "console capture"))
+    capture.start()
+    return capture
+
+
+def _main_script() -> Path | None:
+    """The file `python` was asked to run; None for the REPL, `-c` and notebooks."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str):
+        return None
+    resolved = Path(path).resolve()
+    return resolved if resolved.is_file() else None
+
+
+class _MetadataTask:
+    """Collects metadata, requirements and (with save_code) the main script on a thread."""
+
+    def __init__(self, run: Run, files: RunFiles) -> None:
+        self._run = run
+        self._files = files
+        self._files_dir = Path(run.dir)
+        self._save_code = bool(run._settings.save_code)
+        # Taken now, not on the thread: the training code may chdir right after init.
+        self._root = os.getcwd()
+        self._script = _main_script()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="branchline-metadata", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._thread.join(_METADATA_JOIN_SECONDS)
+        # A thread that overran must not write after the run's exit record.
+        self._closed = True
+
+    def _work(self) -> None:
+        # Imported here, off the init path: importlib.metadata, platform and email cost ~15 ms.
+        from branchline.sdk.metadata import collect_metadata, requirements
+
+        root = self._root
+        script = self._script
+        meta: dict[str, object] = {}
+        try:
+            meta = collect_metadata(str(script) if script else None, root)
+        except Exception as exc:
+            _reporter(self._run, "metadata")(exc)
+        if self._save_code:
+            try:
+                if script is None:
+                    self._run._res.terminal.log("save_code: no main script to save (interactive session or -c).")
+                else:
+                    meta["codeSaved"] = self._store_code(script, root)
+            except Exception as exc:
+                _reporter(self._run, "save_code")(exc)
+        try:
+            if meta and not self._closed:
+                self._run._journal.write(RecordKind.METADATA, meta)
+            path = self._files_dir / METADATA_FILE
+            path.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+            self._store(path, METADATA_FILE)
+        except Exception as exc:
+            _reporter(self._run, "metadata")(exc)
+        try:
+            path = self._files_dir / REQUIREMENTS_FILE
+            path.write_text(requirements())
+            self._store(path, REQUIREMENTS_FILE)
+        except Exception as exc:
+            _reporter(self._run, "requirements")(exc)
+
+    def _store_code(self, script: Path, root: str) -> str:
+        """Copy the main script to run.dir/code/<path relative to root> and store it."""
+        base = Path(root).resolve()
+        rel = script.relative_to(base).as_posix() if script.is_relative_to(base) else script.name
+        name = "code/" + clean_relpath(rel)
+        target = self._files_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(script, target)
+        self._store(target, name)
+        return name
+
+    def _store(self, path: Path, rel: str) -> None:
+        if not self._closed:
+            self._files.store(path, rel)
