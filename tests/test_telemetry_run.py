@@ -619,3 +619,28 @@ def test_offline_run_telemetry_arrives_with_sync(tmp_path: Path) -> None:
         paths = {row["path"] for row in store.files(view.incarnation_id)}
         assert {"kept.txt", "requirements.txt", "branchline-metadata.json"} <= paths
         assert [a["title"] for a in store.alerts(view.incarnation_id)] == ["offline"]
+
+
+def test_python_logging_is_forwarded_into_the_console_log(tmp_path: Path) -> None:
+    import logging
+
+    run = branchline.init(
+        project="logs",
+        dir=str(tmp_path),
+        settings={"quiet": True, "x_disable_stats": True, "console": "off", "capture_loggers": {"trainer": "INFO"}},
+    )
+    logging.getLogger("trainer").info("epoch 1 done")
+    logging.getLogger("trainer").debug("too chatty")  # below the level: not forwarded
+    logging.getLogger("trainer").warning("lr is high")
+    logging.getLogger("elsewhere").warning("not captured")
+    run.finish()
+    assert not logging.getLogger("trainer").handlers  # detached at finish
+    store = open_store(f"sqlite:///{tmp_path / 'branchline' / 'store.db'}")
+    try:
+        view = store.require_run(run.entity, "logs", run.id)
+        lines = [(line["stream"], line["text"]) for line in store.console_lines(view.incarnation_id)]
+    finally:
+        store.close()
+    assert ("stdout", "INFO:trainer:epoch 1 done") in lines
+    assert ("stderr", "WARNING:trainer:lr is high") in lines
+    assert not any("too chatty" in text or "not captured" in text for _, text in lines)

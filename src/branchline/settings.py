@@ -91,6 +91,7 @@ class Settings:
     x_stats_disk_paths: tuple[str, ...] = ("/",)
     x_writer_poll_seconds: float = 0.1
     max_end_of_run_history_metrics: int = 10
+    capture_loggers: dict[str, str | int] | None = None  # logger name -> level, into the console log
     alert_webhook_url: str | None = None
     alert_email_to: str | None = None
     smtp_url: str | None = None

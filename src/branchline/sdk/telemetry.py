@@ -12,6 +12,7 @@ the public API and the UI show them as `system.<key>`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from branchline.sdk.console import ConsoleCapture, ConsoleMode, LineBatch
+from branchline.sdk.console import ConsoleCapture, ConsoleMode, LineBatch, LoggingForwarder
 from branchline.sdk.files import RunFiles, clean_relpath
 from branchline.sdk.system_monitor import SystemMonitor
 from branchline.vocab import RecordKind
@@ -78,6 +79,45 @@ def start_telemetry(run: Run) -> None:
         mode = "wrap"
     if mode != "off":
         _start_part(run, "console capture", lambda: _start_console(run, mode))
+    if settings.capture_loggers:
+        _start_part(run, "logging capture", lambda: _LoggerCapture(run, settings.capture_loggers or {}))
+
+
+class _LoggerCapture:
+    """Forwards records of chosen Python loggers into the run's console log (`capture_loggers`)."""
+
+    def __init__(self, run: Run, loggers: dict[str, str | int]) -> None:
+        journal = run._journal
+
+        def emit(batch: LineBatch) -> None:
+            journal.write(RecordKind.OUTPUT, [[stream, ts, text] for stream, text, ts in batch])
+
+        self._attached: list[tuple[logging.Logger, LoggingForwarder, int]] = []
+        for name, level in loggers.items():
+            wanted = _level(level)
+            handler = LoggingForwarder(emit, wanted, on_error=_reporter(run, f"logger {name!r}"))
+            logger = logging.getLogger(name or None)
+            previous = logger.level
+            # A logger inheriting WARNING would drop INFO records before any handler sees them.
+            if logger.getEffectiveLevel() > wanted:
+                logger.setLevel(wanted)
+            logger.addHandler(handler)
+            self._attached.append((logger, handler, previous))
+
+    def stop(self) -> None:
+        for logger, handler, previous in self._attached:
+            logger.removeHandler(handler)
+            logger.setLevel(previous)
+        self._attached = []
+
+
+def _level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    value = logging.getLevelName(str(level).upper())
+    if not isinstance(value, int):
+        raise ValueError(f"capture_loggers: unknown level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    return value
 
 
 def _start_part(run: Run, name: str, make: Callable[[], Any]) -> None:

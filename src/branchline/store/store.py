@@ -16,6 +16,7 @@ from branchline.errors import RunNotFoundError, StoreError, UsageError
 from branchline.runspec import RunSpec, RunStart
 from branchline.store import artifacts as arts
 from branchline.store import reads, writes
+from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
 from branchline.store.filters import compile_filter, compile_order
 from branchline.store.lineage import segments_for
@@ -44,8 +45,11 @@ def open_store(url: str, *, create: bool = True, crash_timeout: float = DEFAULT_
     return Store(url, create=create, crash_timeout=crash_timeout)
 
 
-class Store:
-    """Runs, their incarnations and history. Safe to share between threads; one per process."""
+class Store(AuthStoreMixin):
+    """Runs, their incarnations and history. Safe to share between threads; one per process.
+
+    Users, API keys, teams and project visibility come from `AuthStoreMixin` (store/auth.py).
+    """
 
     def __init__(self, url: str, *, create: bool = True, crash_timeout: float = DEFAULT_CRASH_TIMEOUT) -> None:
         self.url = normalize_url(url)
@@ -118,6 +122,10 @@ class Store:
             )
 
     def reap_stale(self) -> int:
+        """Mark runs whose writer is gone as crashed; a cheap read unless some are."""
+        with self._read() as conn:
+            if not writes.stale_incarnations(conn, time.time(), self.crash_timeout):
+                return 0
         with self._write() as conn:
             return writes.reap_stale(conn, time.time(), self.crash_timeout)
 
@@ -237,6 +245,21 @@ class Store:
             )
             conn.execute(delete(runs).where(runs.c.pk == run.pk))
             self._collect_garbage(conn, own)
+        self._reclaim_space()
+
+    def _reclaim_space(self) -> None:
+        """Give the pages freed by a delete back to the file system (SQLite, auto_vacuum=INCREMENTAL).
+
+        Python's sqlite3 steps `PRAGMA incremental_vacuum` once per execute(), which frees a single
+        page; a script is stepped to completion. It must run outside a transaction, hence here.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.executescript("PRAGMA incremental_vacuum;")  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
     def _collect_garbage(self, conn: Connection, candidates: list[str]) -> None:
         """Delete detached incarnations nothing reads any more, children before parents."""
@@ -255,8 +278,6 @@ class Store:
             conn.execute(delete(incarnations).where(incarnations.c.id == inc_id))
             if row.parent_id is not None:
                 pending.append(row.parent_id)
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA incremental_vacuum")
 
     # -- history ------------------------------------------------------------------------------
     def read_series(

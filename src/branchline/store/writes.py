@@ -683,7 +683,7 @@ def heartbeat(conn: Connection, incarnation_id: str, now: float) -> bool:
     return bool(conn.execute(select(runs.c.stop_requested).where(runs.c.pk == inc.run_pk)).scalar())
 
 
-def stale_incarnations(conn: Connection, now: float, timeout: float) -> list[Row[Any]]:
+def stale_incarnations(conn: Connection, now: float, timeout: float) -> list[Any]:
     """Incarnations marked running (or preempting) whose writer is gone."""
     c = incarnations.c
     live = conn.execute(
