@@ -23,6 +23,7 @@ EXPECTED = {
     "Metric",
     "Api",
     "Artifact",
+    "AlertLevel",
     "Settings",
     "Error",
     "UsageError",

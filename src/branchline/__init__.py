@@ -27,6 +27,8 @@ from branchline.settings import Settings
 
 if TYPE_CHECKING:
     from branchline.api import Api
+    from branchline.artifacts import Artifact
+    from branchline.sdk.alerts import AlertLevel
     from branchline.sdk.config import Config
     from branchline.sdk.summary import Summary
 
@@ -45,6 +47,8 @@ __all__ = [
     "Run",
     "Metric",
     "Api",
+    "Artifact",
+    "AlertLevel",
     "Settings",
     "Error",
     "UsageError",
@@ -102,4 +106,12 @@ def __getattr__(name: str) -> Any:
         from branchline.api import Api
 
         return Api
+    if name == "AlertLevel":
+        from branchline.sdk.alerts import AlertLevel
+
+        return AlertLevel
+    if name == "Artifact":
+        from branchline.artifacts import Artifact
+
+        return Artifact
     raise AttributeError(f"module 'branchline' has no attribute {name!r}")
