@@ -37,11 +37,15 @@ __all__ = [
     "artifact_entries",
     "artifact_aliases",
     "artifact_usage",
+    "users",
+    "api_keys",
+    "teams",
+    "team_members",
     "SCHEMA_REVISION",
 ]
 
 #: The Alembic revision this code reads and writes; the store refuses any other.
-SCHEMA_REVISION = "0002_artifacts"
+SCHEMA_REVISION = "0003_auth"
 
 # JSONB on PostgreSQL so filters on config/summary can use its operators and indexes.
 Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -254,4 +258,50 @@ artifact_usage = Table(
     Column("role", String(8), primary_key=True),
     Column("at", Float, nullable=False),
     Index("ix_artifact_usage_incarnation", "incarnation_id", "role"),
+)
+
+# -- auth and tenancy (revision 0003) --------------------------------------------------------------
+# An entity is a user's own name or a team's; users and teams share that namespace. API keys are
+# stored as salted sha256 digests, looked up by their public id (part of the key itself).
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("email", String(256), nullable=False, default=""),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(16), primary_key=True),  # public: the key's 12 characters after "bl_"
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String(128), nullable=False, default=""),
+    Column("salt", String(32), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("role", String(16), nullable=False),  # "admin" | "member"
+    Column("added_at", Float, nullable=False),
+    Index("ix_team_members_user", "user_id"),
 )

@@ -1,0 +1,303 @@
+"""Artifacts from a run: `log_artifact`, `use_artifact`, `log_code`, and offline staging.
+
+Online (embedded) runs upload missing blobs and commit the version before `log_artifact` returns,
+so `artifact.wait()` has nothing to wait for. Offline runs stage the blobs under the run directory
+and list the versions in `artifacts/pending.jsonl`; `sync_offline_artifacts` commits them later.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from branchline.artifacts.artifact import Artifact
+from branchline.artifacts.backend import LOGGED, USED, ArtifactBackend, CommitRequest, EmbeddedBackend
+from branchline.artifacts.blobs import LocalBlobStore, open_blob_store, resolve_blob_url
+from branchline.artifacts.errors import ArtifactNotFoundError
+from branchline.artifacts.hashing import FileStat
+from branchline.artifacts.naming import parse_artifact_path, validate_aliases
+from branchline.artifacts.transfer import upload_missing
+from branchline.errors import UsageError
+from branchline.store.artifacts import EntryRow, VersionRow
+
+if TYPE_CHECKING:
+    from branchline.sdk.run import Run
+    from branchline.store import Store
+
+__all__ = ["log_artifact", "log_code", "run_backend", "sync_offline_artifacts", "use_artifact"]
+
+_PENDING = "pending.jsonl"
+_SKIP_DIRS = {
+    "branchline", "wandb", ".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv",
+    ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "artifacts",
+}  # fmt: skip
+
+
+def run_backend(run: Run) -> ArtifactBackend:
+    """The embedded backend of an online run: its store, and blobs beside it."""
+    store = run._res.store
+    if store is None:
+        raise UsageError("This run has no store (offline or disabled).")
+    url = resolve_blob_url(run._settings.resolved_store_url, run._settings.extra.get("artifact_storage"))
+    return EmbeddedBackend(store, open_blob_store(url))
+
+
+def _sanitize(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_\-.]", "_", text)[:128]
+
+
+def _artifact_from_path(run: Run, target: str, name: str | None, type: str | None) -> Artifact:
+    base = os.path.basename(target.rstrip("/")) or "artifact"
+    art = Artifact(name or _sanitize(f"run-{run.id}-{base}"), type or "unspecified")
+    scheme = urlparse(target).scheme
+    if scheme in ("file", "s3"):
+        art.add_reference(target)
+    elif os.path.isdir(target):
+        art.add_dir(target)
+    elif os.path.isfile(target):
+        art.add_file(target)
+    else:
+        raise ValueError(f"Path is not a file, a directory or a file:// or s3:// reference: {target!r}")
+    return art
+
+
+def log_artifact(
+    run: Run,
+    artifact_or_path: Artifact | str | os.PathLike[str],
+    name: str | None = None,
+    type: str | None = None,
+    aliases: list[str] | str | None = None,
+    tags: list[str] | None = None,
+) -> Artifact:
+    """Log an artifact (or a path, which becomes one) as an output of the run.
+
+    Only blobs the storage lacks are uploaded; the version is committed after all of them, with
+    alias `latest` always added. The same contents as an existing version reuse it.
+    """
+    run._ensure_active("log_artifact")
+    checked = validate_aliases(aliases)
+    if isinstance(artifact_or_path, Artifact):
+        art = artifact_or_path
+    elif isinstance(artifact_or_path, (str, os.PathLike)):
+        art = _artifact_from_path(run, os.fspath(artifact_or_path), name, type)
+    else:
+        raise TypeError(f"log_artifact takes an Artifact or a path, got {artifact_or_path.__class__.__name__}.")
+    if run.disabled:
+        return art
+    if run.offline:
+        _stage_offline(run, art, checked)
+        return art
+    art._commit(
+        run_backend(run),
+        entity=run.entity,
+        project=run.project,
+        aliases=checked,
+        incarnation_id=run.incarnation_id,
+        role=LOGGED,
+    )
+    return art
+
+
+def use_artifact(
+    run: Run,
+    artifact_or_name: Artifact | str,
+    type: str | None = None,
+    aliases: list[str] | None = None,
+    use_as: str | None = None,
+) -> Artifact:
+    """Record that the run uses a version and return it (`"name:alias"`, `"name:vN"`, `"e/p/name:alias"`)."""
+    run._ensure_active("use_artifact")
+    if run.offline:
+        raise TypeError("Cannot use artifact when in offline mode.")
+    if run.disabled:
+        if isinstance(artifact_or_name, Artifact):
+            return artifact_or_name
+        return Artifact(parse_artifact_path(artifact_or_name).name, type or "unspecified")
+    backend = run_backend(run)
+    if isinstance(artifact_or_name, Artifact):
+        artifact_or_name._commit(
+            backend,
+            entity=run.entity,
+            project=run.project,
+            aliases=validate_aliases(aliases),
+            incarnation_id=run.incarnation_id,
+            role=USED,
+        )
+        return artifact_or_name
+    if not isinstance(artifact_or_name, str):
+        raise TypeError(f"use_artifact takes an Artifact or a name, got {artifact_or_name.__class__.__name__}.")
+    path = parse_artifact_path(artifact_or_name)
+    entity, project = path.entity or run.entity, path.project or run.project
+    row = backend.resolve(entity, project, path.name, path.spec)
+    if row is None:
+        raise ArtifactNotFoundError(f"Artifact {entity}/{project}/{path.name}:{path.spec} not found.")
+    if type is not None and row.type != type:
+        raise UsageError(f"Artifact {entity}/{project}/{path.name}:{path.spec} has type {row.type!r}, not {type!r}.")
+    backend.record_use(row.id, run.incarnation_id)
+    return Artifact._from_row(row, backend)
+
+
+# -- log_code -------------------------------------------------------------------------------------
+def _default_include(path: str, root: str) -> bool:
+    base = os.path.basename(path)
+    return (
+        base.endswith(".py")
+        or (base.startswith("requirements") and base.endswith(".txt"))
+        or base.startswith("Dockerfile")
+    )
+
+
+def _default_exclude(path: str, root: str) -> bool:
+    rel = os.path.relpath(path, root)
+    return any(part in _SKIP_DIRS for part in Path(rel).parts[:-1])
+
+
+def _call(fn: Callable[..., Any], path: str, root: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+        two = len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params.values())
+    except (TypeError, ValueError):
+        two = True
+    return bool(fn(path, root) if two else fn(path))
+
+
+def _program_name() -> str:
+    main = sys.modules.get("__main__")
+    program = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else "")
+    return os.path.basename(program) or "python"
+
+
+def log_code(
+    run: Run,
+    root: str | os.PathLike[str] = ".",
+    name: str | None = None,
+    include_fn: Callable[..., bool] | None = None,
+    exclude_fn: Callable[..., bool] | None = None,
+) -> Artifact | None:
+    """Log the source files under `root` as a `code` artifact; None if nothing matched.
+
+    By default `.py` files, `requirements*.txt` and `Dockerfile*`, skipping the run directory,
+    virtualenvs and tool caches. `include_fn`/`exclude_fn` take `(path, root)` or `(path)`.
+    """
+    run._ensure_active("log_code")
+    base = os.path.abspath(os.fspath(root))
+    include = include_fn or _default_include
+    exclude = exclude_fn or _default_exclude
+    own_dir = str(run._settings.branchline_dir)
+    art = Artifact(name or _sanitize(f"source-{run.project}-{_program_name()}"), "code")
+    found = False
+    for dirpath, dirnames, filenames in os.walk(base):
+        # Prune what is never source: our own directory, virtualenvs and tool caches.
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in _SKIP_DIRS
+            and os.path.join(dirpath, d) != own_dir
+            and not os.path.exists(os.path.join(dirpath, d, "pyvenv.cfg"))
+        )
+        for fname in sorted(filenames):
+            full = os.path.join(dirpath, fname)
+            if _call(include, full, base) and not _call(exclude, full, base):
+                art.add_file(full, name=os.path.relpath(full, base))
+                found = True
+    if not found:
+        return None
+    return log_artifact(run, art)
+
+
+# -- offline staging ---------------------------------------------------------------------------------
+class _StagingSink:
+    """Uploads into a blob store under the run directory (no database offline)."""
+
+    def __init__(self, blobs: LocalBlobStore) -> None:
+        self.blobs = blobs
+        self.workers = blobs.workers
+
+    def missing_blobs(self, digests: Any) -> set[str]:
+        return self.blobs.missing(digests)
+
+    def upload_blob(self, digest: str, path: str, expected_stat: FileStat | None) -> None:
+        self.blobs.put_file(digest, path, expected_stat=expected_stat)
+
+
+def _stage_offline(run: Run, art: Artifact, aliases: list[str]) -> None:
+    if not art.is_draft():
+        return
+    stage = Path(run._res.run_dir) / "artifacts"
+    blobs = LocalBlobStore(stage / "blobs")
+    art._final = True
+    entries = art.files()
+    upload_missing(_StagingSink(blobs), entries)
+    record = {
+        "name": art.source_name,
+        "type": art.type,
+        "description": art.description,
+        "metadata": art.metadata,
+        "aliases": aliases,
+        "digest": art.digest,
+        "entries": [e.to_dict() for e in entries],
+    }
+    line = (json.dumps(record) + "\n").encode()
+    # One append per artifact: a crash leaves whole lines, and a torn last line is skipped at sync.
+    fd = os.open(stage / _PENDING, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def sync_offline_artifacts(
+    run_dir: str | os.PathLike[str],
+    store: Store,
+    *,
+    entity: str,
+    project: str,
+    incarnation_id: str,
+    blob_url: str | None = None,
+) -> list[VersionRow]:
+    """Commit what an offline run staged: copy missing blobs to the real storage, then each version.
+
+    Idempotent: committing the same contents again finds the same versions.
+    """
+    stage = Path(run_dir) / "artifacts"
+    pending = stage / _PENDING
+    if not pending.exists():
+        return []
+    staged = LocalBlobStore(stage / "blobs")
+    backend = EmbeddedBackend(store, open_blob_store(resolve_blob_url(store.url, blob_url)))
+    committed: list[VersionRow] = []
+    for raw in pending.read_text().splitlines():
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue  # a torn last line from a crash
+        entries = [
+            EntryRow(e["path"], e["digest"], e.get("size"), e.get("ref"), e.get("extra")) for e in record["entries"]
+        ]
+        stored = {e.digest for e in entries if e.ref is None}
+        for digest in sorted(backend.missing_blobs(stored)):
+            backend.upload_blob(digest, str(staged.path(digest)), None)
+        row, _ = backend.commit(
+            CommitRequest(
+                entity=entity,
+                project=project,
+                name=record["name"],
+                type=record["type"],
+                digest=record["digest"],
+                entries=entries,
+                description=record.get("description"),
+                metadata=record.get("metadata") or {},
+                aliases=list(record.get("aliases") or []),
+                incarnation_id=incarnation_id,
+                role=LOGGED,
+            )
+        )
+        committed.append(row)
+    return committed

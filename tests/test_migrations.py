@@ -1,0 +1,79 @@
+"""Schema migrations: an old store is refused until upgraded, and migrations match create_all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect
+
+from branchline.errors import SchemaError
+from branchline.store import open_store
+from branchline.store.engine import current_revision, make_engine, upgrade
+from branchline.store.schema import SCHEMA_REVISION
+
+
+def _shape(url: str) -> dict[str, Any]:
+    """Tables → columns (name, type, nullable), primary key, indexes and unique constraints."""
+    engine = make_engine(url)
+    try:
+        insp = inspect(engine)
+        shape: dict[str, Any] = {}
+        for table in sorted(t for t in insp.get_table_names() if t != "alembic_version"):
+            shape[table] = {
+                "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+                "pk": insp.get_pk_constraint(table)["constrained_columns"],
+                "indexes": sorted((i["name"], tuple(i["column_names"])) for i in insp.get_indexes(table)),
+                "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+                "fks": sorted(
+                    (tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys(table)
+                ),
+            }
+        return shape
+    finally:
+        engine.dispose()
+
+
+def test_store_at_0001_is_refused_until_upgraded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    assert upgrade(url, "0001_initial") == "0001_initial"
+    with pytest.raises(SchemaError, match="branchline db upgrade") as caught:
+        open_store(url)
+    assert "0001_initial" in str(caught.value) and SCHEMA_REVISION in str(caught.value)
+
+    # 0002 adds the artifact tables on top of 0001; later revisions build on it.
+    assert upgrade(url, "0002_artifacts") == "0002_artifacts"
+    engine = make_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"artifact_collections", "artifact_versions", "artifact_entries"} <= tables
+    finally:
+        engine.dispose()
+
+    assert upgrade(url) == SCHEMA_REVISION
+    with open_store(url) as store:
+        assert store.artifact_versions("e", "p", "nothing") == []
+        engine = make_engine(url)
+        try:
+            assert current_revision(engine) == SCHEMA_REVISION
+        finally:
+            engine.dispose()
+
+
+def test_migrations_build_the_same_schema_as_create_all(tmp_path: Path) -> None:
+    migrated = f"sqlite:///{tmp_path / 'migrated.db'}"
+    created = f"sqlite:///{tmp_path / 'created.db'}"
+    upgrade(migrated)
+    open_store(created).close()
+    a, b = _shape(migrated), _shape(created)
+    assert set(a) == set(b)
+    assert {
+        "artifact_collections",
+        "artifact_versions",
+        "artifact_entries",
+        "artifact_aliases",
+        "artifact_usage",
+    } <= set(a)
+    for table in a:
+        assert a[table] == b[table], table
