@@ -16,6 +16,8 @@ EXPECTED = {
     "save",
     "alert",
     "mark_preempting",
+    "log_artifact",
+    "use_artifact",
     "run",
     "config",
     "summary",

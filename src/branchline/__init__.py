@@ -41,6 +41,8 @@ __all__ = [
     "save",
     "alert",
     "mark_preempting",
+    "log_artifact",
+    "use_artifact",
     "run",
     "config",
     "summary",
@@ -94,6 +96,16 @@ def save(glob_str: str, base_path: str | None = None, policy: str = "live") -> l
 
 def alert(title: str, text: str, level: str = "INFO", wait_duration: float = 60) -> None:
     _current("alert").alert(title, text, level=level, wait_duration=wait_duration)
+
+
+def log_artifact(artifact_or_path: Any, name: str | None = None, type: str | None = None, aliases: Any = None) -> Any:
+    """Log an artifact from the current run; see `Run.log_artifact`."""
+    return _current("log_artifact").log_artifact(artifact_or_path, name=name, type=type, aliases=aliases)
+
+
+def use_artifact(artifact_or_name: Any, type: str | None = None, aliases: Any = None) -> Any:
+    """Record that the current run uses an artifact, and return it; see `Run.use_artifact`."""
+    return _current("use_artifact").use_artifact(artifact_or_name, type=type, aliases=aliases)
 
 
 def mark_preempting() -> None:

@@ -95,6 +95,42 @@ class Api:
                 return Project(self.backend, row)
         raise PathError(f"Project {found_entity}/{found_name} not found.")
 
+    def artifact(self, name: str, type: str | None = None) -> Any:
+        """An artifact version: `"entity/project/name:alias"` or `"name:vN"` (defaults fill the rest)."""
+        from branchline.artifacts import public
+
+        return public.artifact(
+            self.backend,
+            name,
+            type,
+            entity=self.default_entity,
+            project=self.default_project,
+            wrap_run=self._wrap,
+        )
+
+    def artifacts(self, type_name: str | None, name: str, per_page: int = 50) -> list[Any]:
+        """Every version of `"entity/project/name"`, newest first."""
+        from branchline.artifacts import public
+
+        return public.artifact_versions(
+            self.backend,
+            type_name,
+            name,
+            entity=self.default_entity,
+            project=self.default_project,
+            wrap_run=self._wrap,
+        )
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        from branchline.artifacts import public
+
+        return public.artifact_exists(
+            self.backend, name, type, entity=self.default_entity, project=self.default_project
+        )
+
+    def _wrap(self, view: Any) -> Run:
+        return Run(self.backend, view, read_only=bool(getattr(view, "archived", False)))
+
     def flush(self) -> None:
         """Nothing is cached between calls (every read goes to the store); kept for wandb code."""
 

@@ -263,6 +263,21 @@ class Run:
         return self._backend.files(self._view.incarnation_id)
 
     # -- changes ---------------------------------------------------------------------------------------
+    def logged_artifacts(self, per_page: int = 100) -> list[Any]:
+        """Artifact versions this run (incarnation) logged."""
+        from branchline.artifacts import public
+
+        return public.logged_artifacts(self._backend, self.incarnation_id, wrap_run=self._wrap)
+
+    def used_artifacts(self, per_page: int = 100) -> list[Any]:
+        """Artifact versions this run (incarnation) used, in the order it used them."""
+        from branchline.artifacts import public
+
+        return public.used_artifacts(self._backend, self.incarnation_id, wrap_run=self._wrap)
+
+    def _wrap(self, view: RunView) -> Run:
+        return Run(self._backend, view, read_only=view.archived)
+
     def _check_writable(self, action: str) -> None:
         if self._deleted:
             raise UsageError(f"Cannot {action} run {'/'.join(self.path)}: it was deleted.")

@@ -80,6 +80,13 @@ def sync_journal(
     finished = any(int(r[1]) == RecordKind.EXIT for r in body)
     if not finished:
         sink.mark_crashed(start.incarnation_id)
+    store = getattr(sink, "store", None)
+    if store is not None and (journal.parent / "artifacts").exists():
+        from branchline.sdk.artifacts import sync_offline_artifacts
+
+        sync_offline_artifacts(
+            journal.parent, store, entity=start.entity, project=start.project, incarnation_id=start.incarnation_id
+        )
     if delete:
         journal.unlink(missing_ok=True)
     return SyncResult(
