@@ -1,0 +1,83 @@
+// The app shell: top bar, theme switch, and the route table.
+import { DialogHost } from "./components/Dialog";
+import { ToastHost } from "./components/Toast";
+import { setTheme, useTheme } from "./lib/hooks";
+import { HomePage } from "./pages/Home";
+import { ProjectPage } from "./pages/Project";
+import { RUN_TABS, RunPage, type RunTab } from "./pages/Run";
+import { useLocation } from "./router";
+
+function decode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+function Routes() {
+  const { path } = useLocation();
+  const parts = path.split("/").filter(Boolean).map(decode);
+  if (parts.length === 0) return <HomePage />;
+  if (parts.length === 2) return <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab="workspace" />;
+  if (parts.length === 3 && (parts[2] === "table" || parts[2] === "workspace"))
+    return <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab={parts[2] === "table" ? "table" : "workspace"} />;
+  if (parts.length >= 4 && parts[2] === "runs") {
+    const [entity, project, , runId, ...rest] = parts;
+    let incarnation: string | null = null;
+    if (rest[0] === "incarnations" && rest[1]) {
+      incarnation = rest[1];
+      rest.splice(0, 2);
+    }
+    const tab = (rest[0] ?? "overview") as RunTab;
+    if (rest.length <= 1 && RUN_TABS.includes(tab)) {
+      return <RunPage key={`${entity}/${project}/${runId}/${incarnation ?? ""}`} entity={entity} project={project} runId={runId} incarnation={incarnation} tab={tab} />;
+    }
+  }
+  return (
+    <div class="page empty">
+      <h1>Page not found</h1>
+      <p>
+        Nothing lives at <code>{path}</code>. <a href="/">Go to the projects</a>.
+      </p>
+    </div>
+  );
+}
+
+export function App() {
+  const theme = useTheme();
+  return (
+    <>
+      <a class="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header class="topbar">
+        <a href="/" class="brand" aria-label="branchline home">
+          <svg viewBox="0 0 32 32" width="22" height="22" aria-hidden="true">
+            <rect width="32" height="32" rx="7" fill="currentColor" />
+            <path d="M9 24V8m0 8c0-4 3-6 7-6h7M9 16c0 4 3 6 7 6h7" stroke="var(--topbar-bg)" stroke-width="2.6" fill="none" stroke-linecap="round" />
+          </svg>
+          branchline
+        </a>
+        <div class="spacer" />
+        <a class="topbar-link" href="/api/v1/docs" target="_blank" rel="noreferrer">
+          API
+        </a>
+        <button
+          type="button"
+          class="btn-icon theme-toggle"
+          aria-label={theme === "dark" ? "Switch to light theme" : "Switch to dark theme"}
+          title={theme === "dark" ? "Light theme" : "Dark theme"}
+          onClick={() => setTheme(theme === "dark" ? "light" : "dark")}
+        >
+          <span aria-hidden="true">{theme === "dark" ? "☀" : "☾"}</span>
+        </button>
+      </header>
+      <div id="main" class="main">
+        <Routes />
+      </div>
+      <DialogHost />
+      <ToastHost />
+    </>
+  );
+}

@@ -1,0 +1,328 @@
+// One line chart (uPlot): many runs, EMA smoothing, log scale, drag-zoom with reset,
+// and a hover card with every visible run's value at the cursor.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { withAlpha } from "../lib/colors";
+import { formatDuration, formatNumber } from "../lib/format";
+import { useTheme } from "../lib/hooks";
+import { ema } from "../lib/smooth";
+
+export type XKind = "step" | "relative" | "wall" | "metric";
+
+export interface ChartLine {
+  id: string;
+  label: string;
+  color: string;
+  x: (number | null)[];
+  y: (number | null)[];
+}
+
+interface Prepared {
+  id: string;
+  label: string;
+  color: string;
+  x: number[];
+  raw: (number | null)[];
+  shown: (number | null)[];
+}
+
+function compact(value: number): string {
+  const abs = Math.abs(value);
+  if (abs >= 1e9) return `${+(value / 1e9).toFixed(2)}G`;
+  if (abs >= 1e6) return `${+(value / 1e6).toFixed(2)}M`;
+  if (abs >= 1e4) return `${+(value / 1e3).toFixed(1)}k`;
+  if (abs !== 0 && abs < 1e-3) return value.toExponential(1);
+  return `${+value.toPrecision(4)}`;
+}
+
+/** Tick labels with as many decimals as the tick spacing needs (never "29.45, 29.45, 29.45"). */
+function formatTicks(all: (number | null)[]): string[] {
+  const ticks = all.filter((t): t is number => t !== null && Number.isFinite(t));
+  if (ticks.length < all.length) {
+    // Log scales leave gaps (null) between labelled ticks.
+    return all.map((t) => (t === null || !Number.isFinite(t) ? "" : compact(t)));
+  }
+  if (ticks.length < 2) return ticks.map(compact);
+  const step = Math.abs(ticks[1] - ticks[0]) || Math.abs(ticks[0]) || 1;
+  const largest = Math.max(...ticks.map((t) => Math.abs(t)));
+  if (largest >= 1e4 && step >= 1e3) {
+    const [unit, suffix] = largest >= 1e9 ? [1e9, "G"] : largest >= 1e6 ? [1e6, "M"] : [1e3, "k"];
+    const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step / unit))));
+    return ticks.map((t) => `${(t / unit).toFixed(decimals)}${suffix}`);
+  }
+  if (largest < 1e-3 && largest > 0) return ticks.map((t) => (t === 0 ? "0" : t.toExponential(Math.max(0, Math.min(4, Math.floor(Math.log10(largest)) - Math.floor(Math.log10(step)))))));
+  const decimals = Math.max(0, Math.min(10, -Math.floor(Math.log10(step) + 1e-9)));
+  return ticks.map((t) => t.toFixed(decimals));
+}
+
+function formatX(kind: XKind, value: number): string {
+  if (kind === "relative") return formatDuration(value);
+  if (kind === "wall") return new Date(value * 1000).toLocaleString();
+  return formatNumber(value);
+}
+
+function nearest(xs: number[], target: number): number {
+  let lo = 0;
+  let hi = xs.length - 1;
+  if (hi < 0) return -1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < target) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo > 0 && Math.abs(xs[lo - 1] - target) <= Math.abs(xs[lo] - target)) return lo - 1;
+  return lo;
+}
+
+function cssVar(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
+}
+
+export function Chart({
+  title,
+  lines,
+  xKind,
+  xLabel,
+  smoothing,
+  logScale,
+  syncKey,
+  height = 220,
+  onZoom,
+}: {
+  title: string;
+  lines: ChartLine[];
+  xKind: XKind;
+  xLabel: string;
+  smoothing: number;
+  logScale: boolean;
+  syncKey: string;
+  height?: number;
+  /** Called with the visible x-range after a drag-zoom, and with null after a reset. */
+  onZoom?: (range: [number, number] | null) => void;
+}) {
+  const host = useRef<HTMLDivElement>(null);
+  const tip = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const zoomedRef = useRef(false);
+  const [zoomed, setZoomed] = useState(false);
+  const theme = useTheme();
+
+  const prepared = useMemo<Prepared[]>(() => {
+    return lines.map((line) => {
+      const x: number[] = [];
+      const raw: (number | null)[] = [];
+      for (let i = 0; i < line.x.length; i += 1) {
+        const xv = line.x[i];
+        if (xv === null) continue;
+        let yv = line.y[i];
+        if (logScale && yv !== null && yv <= 0) yv = null;
+        x.push(xv);
+        raw.push(yv);
+      }
+      return { id: line.id, label: line.label, color: line.color, x, raw, shown: smoothing > 0 ? ema(raw, smoothing) : raw };
+    });
+  }, [lines, smoothing, logScale]);
+
+  const data = useMemo<uPlot.AlignedData>(() => {
+    const tables: uPlot.AlignedData[] = prepared.map((p) =>
+      smoothing > 0 ? [p.x, p.raw, p.shown] : [p.x, p.raw],
+    ) as uPlot.AlignedData[];
+    if (tables.length === 0) return [[]];
+    if (tables.length === 1) return tables[0];
+    return uPlot.join(tables);
+  }, [prepared, smoothing]);
+
+  const preparedRef = useRef(prepared);
+  preparedRef.current = prepared;
+  const onZoomRef = useRef(onZoom);
+  onZoomRef.current = onZoom;
+
+  const structure = `${prepared.map((p) => `${p.id}:${p.color}`).join("|")}#${smoothing > 0}#${xKind}#${logScale}#${theme}#${height}`;
+  const hasPoints = prepared.some((p) => p.x.length > 0);
+
+  useEffect(() => {
+    const element = host.current;
+    if (!element || !hasPoints) return undefined;
+    const axisColor = cssVar("--muted");
+    const gridColor = cssVar("--grid");
+    const series: uPlot.Series[] = [{ label: xLabel }];
+    for (const p of prepared) {
+      if (smoothing > 0) {
+        series.push({ label: `${p.label} (raw)`, stroke: withAlpha(p.color, 0.22), width: 1, points: { show: false } });
+      }
+      series.push({ label: p.label, stroke: p.color, width: 1.6, points: { show: false } });
+    }
+    const tooltip = tip.current;
+    const options: uPlot.Options = {
+      width: Math.max(200, element.clientWidth),
+      height,
+      series,
+      legend: { show: false },
+      cursor: {
+        drag: { x: true, y: false, setScale: true },
+        sync: { key: syncKey },
+        points: { size: 6 },
+      },
+      scales: {
+        x: { time: xKind === "wall" },
+        y: logScale ? { distr: 3 } : {},
+      },
+      axes: [
+        {
+          stroke: axisColor,
+          grid: { stroke: gridColor, width: 1 },
+          ticks: { stroke: gridColor, width: 1 },
+          values:
+            xKind === "wall"
+              ? undefined
+              : (_u, ticks) => (xKind === "relative" ? ticks.map((t) => (t === null ? "" : formatDuration(t))) : formatTicks(ticks)),
+          size: 32,
+        },
+        {
+          stroke: axisColor,
+          grid: { stroke: gridColor, width: 1 },
+          ticks: { stroke: gridColor, width: 1 },
+          values: (_u, ticks) => (logScale ? ticks.map((t) => (t === null ? "" : compact(t))) : formatTicks(ticks)),
+          // Wide enough for the longest label (7 px per character at 12 px, plus the ticks).
+          size: (_u, values) => Math.max(36, Math.max(0, ...(values ?? []).map((v) => String(v ?? "").length)) * 7 + 18),
+        },
+      ],
+      hooks: {
+        setScale: [
+          (u, key) => {
+            if (key !== "x") return;
+            const xs = u.data[0];
+            if (!xs.length) return;
+            const lo = u.scales.x.min ?? xs[0];
+            const hi = u.scales.x.max ?? xs[xs.length - 1];
+            const isZoomed = lo > (xs[0] as number) + 1e-9 || hi < (xs[xs.length - 1] as number) - 1e-9;
+            if (isZoomed !== zoomedRef.current) {
+              zoomedRef.current = isZoomed;
+              setZoomed(isZoomed);
+              if (!isZoomed) onZoomRef.current?.(null);
+            }
+            if (isZoomed) onZoomRef.current?.([lo, hi]);
+          },
+        ],
+        setCursor: [
+          (u) => {
+            if (!tooltip) return;
+            const left = u.cursor.left ?? -1;
+            const top = u.cursor.top ?? -1;
+            if (left < 0 || top < 0) {
+              tooltip.hidden = true;
+              return;
+            }
+            const xValue = u.posToVal(left, "x");
+            const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
+            const slack = Math.abs(span) * 0.02;
+            const rows: { label: string; color: string; value: number }[] = [];
+            for (const p of preparedRef.current) {
+              if (!p.x.length || xValue < p.x[0] - slack || xValue > p.x[p.x.length - 1] + slack) continue;
+              const index = nearest(p.x, xValue);
+              if (index < 0) continue;
+              const value = p.shown[index];
+              if (value === null || value === undefined) continue;
+              rows.push({ label: p.label, color: p.color, value });
+            }
+            if (!rows.length) {
+              tooltip.hidden = true;
+              return;
+            }
+            rows.sort((a, b) => b.value - a.value);
+            const more = rows.length > 12 ? rows.length - 12 : 0;
+            tooltip.replaceChildren();
+            const head = document.createElement("div");
+            head.className = "tip-head";
+            head.textContent = `${xLabel} ${formatX(xKind, xValue)}`;
+            tooltip.appendChild(head);
+            for (const row of rows.slice(0, 12)) {
+              const line = document.createElement("div");
+              line.className = "tip-row";
+              const swatch = document.createElement("span");
+              swatch.className = "swatch";
+              swatch.style.background = row.color;
+              const name = document.createElement("span");
+              name.className = "tip-name";
+              name.textContent = row.label;
+              const value = document.createElement("span");
+              value.className = "tip-value";
+              value.textContent = formatNumber(row.value);
+              line.append(swatch, name, value);
+              tooltip.appendChild(line);
+            }
+            if (more) {
+              const rest = document.createElement("div");
+              rest.className = "tip-more";
+              rest.textContent = `and ${more} more`;
+              tooltip.appendChild(rest);
+            }
+            tooltip.hidden = false;
+            const plotLeft = u.over.offsetLeft;
+            const width = tooltip.offsetWidth;
+            const room = element.clientWidth - (plotLeft + left) - 16;
+            tooltip.style.left = `${room > width ? plotLeft + left + 14 : Math.max(0, plotLeft + left - width - 14)}px`;
+            tooltip.style.top = `${Math.max(0, u.over.offsetTop + top - 10)}px`;
+          },
+        ],
+      },
+    };
+    const chart = new uPlot(options, data, element);
+    plot.current = chart;
+    zoomedRef.current = false;
+    setZoomed(false);
+    const resize = new ResizeObserver(() => {
+      const width = Math.max(200, element.clientWidth);
+      if (Math.abs(width - chart.width) > 1) chart.setSize({ width, height });
+    });
+    resize.observe(element);
+    const hide = () => {
+      if (tooltip) tooltip.hidden = true;
+    };
+    chart.over.addEventListener("mouseleave", hide);
+    return () => {
+      resize.disconnect();
+      chart.destroy();
+      plot.current = null;
+    };
+    // Recreate only when the chart's structure changes; data updates go through setData below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [structure, hasPoints]);
+
+  useEffect(() => {
+    const chart = plot.current;
+    if (!chart) return;
+    if (chart.data !== data) chart.setData(data, !zoomedRef.current);
+  }, [data]);
+
+  const reset = () => {
+    const chart = plot.current;
+    if (!chart) return;
+    const xs = chart.data[0];
+    if (xs.length) chart.setScale("x", { min: xs[0] as number, max: xs[xs.length - 1] as number });
+  };
+
+  return (
+    <figure class="chart" aria-label={`Chart of ${title}`}>
+      <figcaption class="chart-title">
+        <span title={title}>{title}</span>
+        {zoomed && (
+          <button type="button" class="btn btn-xs" onClick={reset}>
+            Reset zoom
+          </button>
+        )}
+      </figcaption>
+      {hasPoints ? (
+        <div class="chart-body" style={{ height: `${height}px` }}>
+          <div ref={host} class="chart-plot" />
+          <div ref={tip} class="chart-tip" hidden role="status" aria-live="off" />
+        </div>
+      ) : (
+        <div class="chart-empty" style={{ height: `${height}px` }}>
+          No points to draw{logScale ? " (log scale hides values ≤ 0)" : ""}.
+        </div>
+      )}
+    </figure>
+  );
+}

@@ -1,0 +1,250 @@
+// The panel grid: one chart per numeric metric, in sections by key prefix, drawn when scrolled to.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { type KeyInfo, type Series, api, errorText } from "../api";
+import { loadSeries } from "../lib/seriesCache";
+import { Chart, type ChartLine, type XKind } from "./Chart";
+
+export interface VisualRun {
+  runId: string;
+  incarnation: string;
+  label: string;
+  color: string;
+  version: string;
+}
+
+export interface ChartSettings {
+  x: string;
+  smoothing: number;
+  logScale: boolean;
+}
+
+export const HIDDEN_KEYS = new Set(["_step", "_runtime", "_timestamp"]);
+
+export function xKindOf(x: string): XKind {
+  if (x === "_step") return "step";
+  if (x === "_runtime") return "relative";
+  if (x === "_timestamp") return "wall";
+  return "metric";
+}
+
+export function xLabelOf(x: string): string {
+  if (x === "_step") return "Step";
+  if (x === "_runtime") return "Relative time";
+  if (x === "_timestamp") return "Wall time";
+  return x;
+}
+
+/** The section a history key belongs to: its prefix before the last "/". */
+export function sectionOf(key: string): string {
+  const cut = key.lastIndexOf("/");
+  return cut > 0 ? key.slice(0, cut) : "Charts";
+}
+
+/** System metric keys grouped by their first word (cpu, memory, disk, network, gpu, ...). */
+const SYSTEM_SECTIONS: Record<string, string> = { cpu: "CPU", gpu: "GPU", proc: "Process", memory: "Memory", disk: "Disk", network: "Network" };
+
+export function systemSectionOf(key: string): string {
+  const word = (key.split(/[._]/)[0] || key).toLowerCase();
+  return SYSTEM_SECTIONS[word] ?? word.charAt(0).toUpperCase() + word.slice(1);
+}
+
+function Panel({
+  metric,
+  runs,
+  stream,
+  settings,
+  syncKey,
+}: {
+  metric: string;
+  runs: VisualRun[];
+  stream: number;
+  settings: ChartSettings;
+  syncKey: string;
+}) {
+  const box = useRef<HTMLDivElement>(null);
+  const [visible, setVisible] = useState(false);
+  const [found, setFound] = useState<Map<string, Series> | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [zoom, setZoom] = useState<[number, number] | null>(null);
+  const [detail, setDetail] = useState<Map<string, Series> | null>(null);
+
+  useEffect(() => {
+    const element = box.current;
+    if (!element) return undefined;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) {
+        setVisible(true);
+        observer.disconnect();
+      }
+    }, { rootMargin: "300px" });
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
+
+  const signature = runs.map((r) => `${r.incarnation}@${r.version}:${r.color}:${r.label}`).join("|");
+  useEffect(() => {
+    if (!visible) return undefined;
+    const controller = new AbortController();
+    const targets = runs.map((r) => ({ incarnation: r.incarnation, version: r.version }));
+    loadSeries(targets, metric, settings.x, stream, 500, controller.signal).then(
+      (result) => {
+        setError(null);
+        setFound(result);
+      },
+      (err: unknown) => {
+        if (!controller.signal.aborted) setError(errorText(err));
+      },
+    );
+    return () => controller.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [visible, signature, metric, settings.x, stream]);
+
+  // Zoomed in on steps of a downsampled series: fetch that range at full resolution.
+  const zoomKey = zoom ? `${Math.floor(zoom[0])}:${Math.ceil(zoom[1])}` : "";
+  useEffect(() => {
+    setDetail(null);
+    if (!zoom || settings.x !== "_step" || !found) return undefined;
+    const sampled = runs.filter((r) => found.get(r.incarnation)?.sampled);
+    if (!sampled.length) return undefined;
+    const controller = new AbortController();
+    const timer = window.setTimeout(() => {
+      api
+        .series(
+          {
+            incarnations: sampled.map((r) => r.incarnation),
+            keys: [metric],
+            x: "_step",
+            stream,
+            buckets: 500,
+            min_step: Math.max(0, Math.floor(zoom[0])),
+            max_step: Math.max(0, Math.ceil(zoom[1])),
+          },
+          controller.signal,
+        )
+        .then((response) => setDetail(new Map(response.series.map((s) => [s.incarnation_id, s]))))
+        .catch(() => undefined);
+    }, 150);
+    return () => {
+      window.clearTimeout(timer);
+      controller.abort();
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [zoomKey, found, settings.x, metric, stream]);
+
+  const lines = useMemo<ChartLine[] | null>(() => {
+    if (!found) return null;
+    return runs
+      .map((run) => {
+        const series = found.get(run.incarnation);
+        let x = series?.x ?? [];
+        let y = series?.y ?? [];
+        const fine = detail?.get(run.incarnation);
+        if (fine && zoom && fine.x.length) {
+          // Splice the full-resolution range into the overview so the zoom keeps its extent.
+          const lo = fine.x[0] ?? zoom[0];
+          const hi = fine.x[fine.x.length - 1] ?? zoom[1];
+          const before = x.findIndex((v) => v !== null && v >= lo);
+          let after = x.length;
+          for (let i = x.length - 1; i >= 0; i -= 1) {
+            const v = x[i];
+            if (v !== null && v <= hi) break;
+            after = i;
+          }
+          const head = before < 0 ? x.length : before;
+          x = [...x.slice(0, head), ...fine.x, ...x.slice(after)];
+          y = [...y.slice(0, head), ...fine.y, ...y.slice(after)];
+        }
+        return { id: run.incarnation, label: run.label, color: run.color, x, y };
+      })
+      .filter((line) => line.x.length > 0);
+  }, [found, detail, zoom, runs]);
+
+  return (
+    <div ref={box} class="panel" data-metric={metric}>
+      {error ? (
+        <div class="chart-empty error">Could not load {metric}: {error}</div>
+      ) : lines === null ? (
+        <div class="chart-loading" aria-busy="true">
+          <span class="chart-title">{metric}</span>
+        </div>
+      ) : (
+        <Chart
+          title={metric}
+          lines={lines}
+          xKind={xKindOf(settings.x)}
+          xLabel={xLabelOf(settings.x)}
+          smoothing={settings.smoothing}
+          logScale={settings.logScale}
+          syncKey={syncKey}
+          onZoom={(range) => setZoom((old) => (range === null ? null : old && old[0] === range[0] && old[1] === range[1] ? old : range))}
+        />
+      )}
+    </div>
+  );
+}
+
+export function PanelGrid({
+  keys,
+  runs,
+  stream,
+  settings,
+  sectionOf: section,
+  closed,
+  onToggle,
+  search,
+  syncKey,
+}: {
+  keys: Record<string, KeyInfo>;
+  runs: VisualRun[];
+  stream: number;
+  settings: ChartSettings;
+  sectionOf: (key: string) => string;
+  closed: Set<string>;
+  onToggle: (section: string) => void;
+  search: string;
+  syncKey: string;
+}) {
+  const sections = useMemo(() => {
+    const needle = search.trim().toLowerCase();
+    const groups = new Map<string, string[]>();
+    for (const [key, info] of Object.entries(keys)) {
+      if (!info.numeric || HIDDEN_KEYS.has(key) || key === settings.x) continue;
+      if (needle && !key.toLowerCase().includes(needle)) continue;
+      const name = section(key);
+      const list = groups.get(name) ?? [];
+      list.push(key);
+      groups.set(name, list);
+    }
+    return [...groups.entries()].sort(([a], [b]) => (a === "Charts" ? -1 : b === "Charts" ? 1 : a.localeCompare(b)));
+  }, [keys, search, section, settings.x]);
+
+  if (!sections.length) {
+    return <p class="empty">{search ? `No metric matches “${search}”.` : "No metrics logged yet."}</p>;
+  }
+  return (
+    <div class="sections">
+      {sections.map(([name, metrics]) => {
+        const isOpen = !closed.has(name);
+        const id = `section-${stream}-${name.replace(/\W+/g, "-")}`;
+        return (
+          <section class="section" key={name} aria-labelledby={id}>
+            <h3 class="section-head">
+              <button type="button" id={id} class="section-toggle" aria-expanded={isOpen} onClick={() => onToggle(name)}>
+                <span class="chevron" aria-hidden="true">{isOpen ? "▾" : "▸"}</span>
+                {name}
+                <span class="count">{metrics.length}</span>
+              </button>
+            </h3>
+            {isOpen && (
+              <div class="panel-grid">
+                {metrics.map((metric) => (
+                  <Panel key={metric} metric={metric} runs={runs} stream={stream} settings={settings} syncKey={syncKey} />
+                ))}
+              </div>
+            )}
+          </section>
+        );
+      })}
+    </div>
+  );
+}

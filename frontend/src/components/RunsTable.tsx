@@ -1,0 +1,481 @@
+// The runs table: every run of the project with server-side filter, sort and paging, virtualised
+// rows (only those on screen exist in the DOM), keyboard navigation, selection and bulk delete.
+import type { JSX } from "preact";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { api, errorText, type ProjectDetail, type RunItem } from "../api";
+import { lookup } from "../lib/flatten";
+import { formatDate, formatDuration, formatValue } from "../lib/format";
+import { usePoll } from "../lib/hooks";
+import { navigate, setQuery, useLocation } from "../router";
+import { projectPath, runPath, runQueryFrom } from "../paths";
+import { confirmDialog, promptDialog } from "./Dialog";
+import { StateBadge } from "./StateBadge";
+import { toast } from "./Toast";
+
+const ROW = 36;
+const PAGE = 100;
+const OVERSCAN = 8;
+
+interface Column {
+  id: string;
+  label: string;
+  group?: "config" | "summary";
+  width: number;
+  sortKey?: string;
+  sticky?: number;
+  render: (run: RunItem) => JSX.Element | string;
+}
+
+function storageKey(entity: string, project: string): string {
+  return `branchline.hiddenColumns.${entity}/${project}`;
+}
+
+function loadHidden(entity: string, project: string): Set<string> {
+  try {
+    return new Set(JSON.parse(localStorage.getItem(storageKey(entity, project)) ?? "[]") as string[]);
+  } catch {
+    return new Set();
+  }
+}
+
+function ColumnsMenu({ columns, hidden, onChange }: { columns: Column[]; hidden: Set<string>; onChange: (hidden: Set<string>) => void }) {
+  const [open, setOpen] = useState(false);
+  const [search, setSearch] = useState("");
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!open) return undefined;
+    const onDown = (event: MouseEvent) => {
+      if (!box.current?.contains(event.target as Node)) setOpen(false);
+    };
+    document.addEventListener("mousedown", onDown);
+    return () => document.removeEventListener("mousedown", onDown);
+  }, [open]);
+  const shown = columns.filter((c) => c.label.toLowerCase().includes(search.toLowerCase()));
+  return (
+    <div class="menu-wrap" ref={box}>
+      <button type="button" class="btn" aria-haspopup="dialog" aria-expanded={open} onClick={() => setOpen(!open)}>
+        Columns ({columns.length - hidden.size}/{columns.length})
+      </button>
+      {open && (
+        <div
+          class="menu menu-right columns-popup"
+          role="dialog"
+          aria-label="Show or hide columns"
+          onKeyDown={(event) => event.key === "Escape" && setOpen(false)}
+        >
+          <input type="search" class="input input-sm" placeholder="Find a column…" aria-label="Find a column" value={search} onInput={(event) => setSearch((event.target as HTMLInputElement).value)} autoFocus />
+          <div class="columns-actions">
+            <button type="button" class="btn btn-xs" onClick={() => onChange(new Set())}>
+              Show all
+            </button>
+            <button type="button" class="btn btn-xs" onClick={() => onChange(new Set(columns.filter((c) => c.id.includes(":")).map((c) => c.id)))}>
+              Hide config & summary
+            </button>
+          </div>
+          <ul class="columns-list">
+            {shown.map((column) => (
+              <li key={column.id}>
+                <label class="control-check">
+                  <input
+                    type="checkbox"
+                    checked={!hidden.has(column.id)}
+                    onChange={(event) => {
+                      const next = new Set(hidden);
+                      if ((event.target as HTMLInputElement).checked) next.delete(column.id);
+                      else next.add(column.id);
+                      onChange(next);
+                    }}
+                  />
+                  <span>
+                    {column.group ? <span class="head-prefix">{column.group}</span> : null}
+                    {column.label}
+                  </span>
+                </label>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+    </div>
+  );
+}
+
+export function RunsTable({
+  entity,
+  project,
+  detail,
+  projects,
+  onChanged,
+}: {
+  entity: string;
+  project: string;
+  detail?: ProjectDetail;
+  projects: string[];
+  onChanged: () => void;
+}) {
+  const { query } = useLocation();
+  const runQuery = runQueryFrom(query);
+  const queryKey = JSON.stringify(runQuery);
+  const [total, setTotal] = useState<number | null>(null);
+  const [pages, setPages] = useState<Map<number, RunItem[]>>(new Map());
+  const [error, setError] = useState<string | null>(null);
+  const [scrollTop, setScrollTop] = useState(0);
+  const [viewport, setViewport] = useState(600);
+  const [focused, setFocused] = useState(0);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [hidden, setHidden] = useState<Set<string>>(() => loadHidden(entity, project));
+  const generation = useRef(0);
+  const inflight = useRef(new Set<number>());
+  const scroller = useRef<HTMLDivElement>(null);
+
+  const fetchPage = (page: number, gen: number) => {
+    if (inflight.current.has(page)) return;
+    inflight.current.add(page);
+    api.runs(entity, project, { ...runQuery, limit: PAGE, offset: page * PAGE }).then(
+      (result) => {
+        inflight.current.delete(page);
+        if (gen !== generation.current) return;
+        setError(null);
+        setTotal(result.total);
+        setPages((old) => new Map(old).set(page, result.runs));
+      },
+      (err: unknown) => {
+        inflight.current.delete(page);
+        if (gen === generation.current) setError(errorText(err));
+      },
+    );
+  };
+
+  useEffect(() => {
+    generation.current += 1;
+    inflight.current.clear();
+    setPages(new Map());
+    setTotal(null);
+    setSelected(new Set());
+    setFocused(0);
+    if (scroller.current) scroller.current.scrollTop = 0;
+    setScrollTop(0);
+    fetchPage(0, generation.current);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [entity, project, queryKey]);
+
+  useEffect(() => {
+    const element = scroller.current;
+    if (!element) return undefined;
+    const observer = new ResizeObserver(() => setViewport(element.clientHeight));
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
+
+  const count = total ?? 0;
+  const first = Math.max(0, Math.floor(scrollTop / ROW) - OVERSCAN);
+  const last = Math.min(count - 1, Math.ceil((scrollTop + viewport) / ROW) + OVERSCAN);
+
+  useEffect(() => {
+    if (total === null) return;
+    for (let page = Math.floor(first / PAGE); page <= Math.floor(Math.max(first, last) / PAGE); page += 1) {
+      if (!pages.has(page) && page * PAGE < count) fetchPage(page, generation.current);
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [first, last, total, pages]);
+
+  const refreshVisible = () => {
+    const gen = generation.current;
+    const visiblePages = new Set<number>();
+    for (let i = first; i <= last; i += PAGE) visiblePages.add(Math.floor(i / PAGE));
+    visiblePages.add(Math.floor(Math.max(first, last) / PAGE));
+    if (!visiblePages.size) visiblePages.add(0);
+    for (const page of visiblePages) fetchPage(page, gen);
+  };
+  const loadedRuns = useMemo(() => [...pages.values()].flat(), [pages]);
+  const anyRunning = loadedRuns.some((r) => r.state === "running");
+  usePoll(refreshVisible, anyRunning ? 3000 : 10000, true);
+
+  const afterChange = () => {
+    refreshVisible();
+    onChanged();
+  };
+
+  const editTags = async (run: RunItem, tags: string[]) => {
+    try {
+      await api.patch(run.entity, run.project, run.run_id, { tags });
+      afterChange();
+    } catch (err) {
+      toast(errorText(err), "error");
+    }
+  };
+
+  const columns: Column[] = useMemo(() => {
+    const base: Column[] = [
+      {
+        id: "name",
+        label: "Name",
+        width: 220,
+        sortKey: "display_name",
+        sticky: 40,
+        render: (run) => (
+          <a href={runPath(entity, project, run.run_id)} class="run-name" tabIndex={-1} title={run.name}>
+            {run.name}
+          </a>
+        ),
+      },
+      { id: "state", label: "State", width: 110, sortKey: "state", render: (run) => <StateBadge state={run.state} /> },
+      { id: "created", label: "Created", width: 170, sortKey: "created_at", render: (run) => formatDate(run.created_at) },
+      { id: "runtime", label: "Runtime", width: 100, sortKey: "duration", render: (run) => formatDuration(run.duration) },
+      {
+        id: "tags",
+        label: "Tags",
+        width: 200,
+        render: (run) => (
+          <span class="tags">
+            {run.tags.map((tag) => (
+              <span class="tag" key={tag}>
+                {tag}
+                <button type="button" class="tag-remove" tabIndex={-1} aria-label={`Remove tag ${tag} from ${run.name}`} onClick={() => editTags(run, run.tags.filter((t) => t !== tag))}>
+                  ×
+                </button>
+              </span>
+            ))}
+            <button
+              type="button"
+              class="tag-add"
+              tabIndex={-1}
+              aria-label={`Add a tag to ${run.name}`}
+              onClick={async () => {
+                const tag = await promptDialog({ title: `Add a tag to ${run.name}`, label: "Tag", confirmLabel: "Add" });
+                if (tag && !run.tags.includes(tag)) editTags(run, [...run.tags, tag]);
+              }}
+            >
+              +
+            </button>
+          </span>
+        ),
+      },
+      { id: "group", label: "Group", width: 120, render: (run) => run.group || "–" },
+      { id: "job_type", label: "Job type", width: 110, render: (run) => run.job_type || "–" },
+    ];
+    const config = (detail?.columns.config ?? []).map(
+      (key): Column => ({ id: `config:${key}`, label: key, group: "config", width: 140, sortKey: `config.${key}`, render: (run) => formatValue(lookup(run.config, key)) }),
+    );
+    const summary = (detail?.columns.summary ?? []).map(
+      (key): Column => ({ id: `summary:${key}`, label: key, group: "summary", width: 140, sortKey: `summary_metrics.${key}`, render: (run) => formatValue(lookup(run.summary, key)) }),
+    );
+    return [...base, ...config, ...summary];
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [detail, entity, project]);
+
+  const visibleColumns = columns.filter((c) => !hidden.has(c.id));
+  const width = 40 + visibleColumns.reduce((sum, c) => sum + c.width, 0);
+  const order = runQuery.order ?? "-created_at";
+
+  const sortBy = (key: string) => {
+    let next: string | null = `-${key}`;
+    if (order === `-${key}`) next = `+${key}`;
+    else if (order === `+${key}` || order === key) next = null;
+    setQuery({ sort: next }, false);
+  };
+
+  const runAt = (index: number): RunItem | undefined => pages.get(Math.floor(index / PAGE))?.[index % PAGE];
+
+  const moveFocus = (index: number) => {
+    const clamped = Math.max(0, Math.min(count - 1, index));
+    setFocused(clamped);
+    const element = scroller.current;
+    if (!element) return;
+    const top = clamped * ROW;
+    const headerHeight = ROW;
+    if (top < element.scrollTop) element.scrollTop = top;
+    else if (top + ROW > element.scrollTop + element.clientHeight - headerHeight) element.scrollTop = top + ROW - element.clientHeight + headerHeight;
+  };
+
+  const onKeyDown = (event: KeyboardEvent) => {
+    if ((event.target as HTMLElement).closest("input, button:not(.grid-focus), a.run-name") && event.target !== scroller.current) {
+      if (!["ArrowDown", "ArrowUp"].includes(event.key)) return;
+    }
+    const pageRows = Math.max(1, Math.floor(viewport / ROW) - 1);
+    if (event.key === "ArrowDown") moveFocus(focused + 1);
+    else if (event.key === "ArrowUp") moveFocus(focused - 1);
+    else if (event.key === "PageDown") moveFocus(focused + pageRows);
+    else if (event.key === "PageUp") moveFocus(focused - pageRows);
+    else if (event.key === "Home") moveFocus(0);
+    else if (event.key === "End") moveFocus(count - 1);
+    else if (event.key === "Enter") {
+      const run = runAt(focused);
+      if (run) navigate(runPath(entity, project, run.run_id));
+    } else if (event.key === " ") {
+      const run = runAt(focused);
+      if (run) toggleSelect(run.run_id);
+    } else return;
+    event.preventDefault();
+  };
+
+  const toggleSelect = (runId: string) => {
+    setSelected((old) => {
+      const next = new Set(old);
+      if (next.has(runId)) next.delete(runId);
+      else next.add(runId);
+      return next;
+    });
+  };
+
+  const deleteSelected = async () => {
+    const ids = [...selected];
+    const ok = await confirmDialog({
+      title: `Delete ${ids.length} run${ids.length === 1 ? "" : "s"}?`,
+      message: `The selected runs and their history, logs and files will be deleted. Forks keep the history they inherited. This cannot be undone.`,
+      confirmLabel: `Delete ${ids.length} run${ids.length === 1 ? "" : "s"}`,
+      danger: true,
+    });
+    if (!ok) return;
+    let failed = 0;
+    for (const id of ids) {
+      try {
+        await api.remove(entity, project, id);
+      } catch (err) {
+        failed += 1;
+        toast(errorText(err), "error");
+      }
+    }
+    toast(`Deleted ${ids.length - failed} run${ids.length - failed === 1 ? "" : "s"}`);
+    setSelected(new Set());
+    generation.current += 1;
+    setPages(new Map());
+    fetchPage(0, generation.current);
+    onChanged();
+  };
+
+  const allLoadedSelected = loadedRuns.length > 0 && loadedRuns.every((r) => selected.has(r.run_id));
+  const rows: JSX.Element[] = [];
+  for (let i = first; i <= last && count > 0; i += 1) {
+    const run = runAt(i);
+    const style = { top: `${i * ROW}px`, width: `${width}px` };
+    if (!run) {
+      rows.push(<div key={`s${i}`} class="grid-row skeleton" role="row" aria-rowindex={i + 2} style={style} />);
+      continue;
+    }
+    rows.push(
+      <div
+        key={run.run_id}
+        class={`grid-row${i === focused ? " focused" : ""}${selected.has(run.run_id) ? " selected" : ""}`}
+        role="row"
+        aria-rowindex={i + 2}
+        aria-selected={selected.has(run.run_id)}
+        data-run-id={run.run_id}
+        style={style}
+        onClick={() => setFocused(i)}
+      >
+        <div class="grid-cell sticky check" role="gridcell" style={{ width: "40px", left: "0px" }}>
+          <input type="checkbox" tabIndex={-1} aria-label={`Select ${run.name}`} checked={selected.has(run.run_id)} onChange={() => toggleSelect(run.run_id)} />
+        </div>
+        {visibleColumns.map((column) => (
+          <div
+            key={column.id}
+            class={`grid-cell${column.sticky !== undefined ? " sticky" : ""}`}
+            role="gridcell"
+            style={{ width: `${column.width}px`, left: column.sticky !== undefined ? `${column.sticky}px` : undefined }}
+          >
+            {column.render(run)}
+          </div>
+        ))}
+      </div>,
+    );
+  }
+
+  return (
+    <div class="runs-table">
+      <div class="table-bar">
+        <span class="run-count" data-testid="table-count">
+          {total === null ? "Loading…" : `${count} run${count === 1 ? "" : "s"}`}
+        </span>
+        {selected.size > 0 && (
+          <div class="selection-bar" role="group" aria-label="Selected runs">
+            <span>{selected.size} selected</span>
+            <button type="button" class="btn btn-danger" onClick={deleteSelected}>
+              Delete…
+            </button>
+            <button type="button" class="btn" onClick={() => setSelected(new Set())}>
+              Clear selection
+            </button>
+          </div>
+        )}
+        <div class="spacer" />
+        <a class="btn" href={projectPath(entity, project)}>
+          Back to workspace
+        </a>
+        <ColumnsMenu
+          columns={columns}
+          hidden={hidden}
+          onChange={(next) => {
+            setHidden(next);
+            try {
+              localStorage.setItem(storageKey(entity, project), JSON.stringify([...next]));
+            } catch {
+              /* not persisted */
+            }
+          }}
+        />
+      </div>
+      {error && <p class="error-text" role="alert">{error}</p>}
+      <div
+        ref={scroller}
+        class="grid"
+        role="grid"
+        aria-label={`Runs of ${project}`}
+        aria-rowcount={count + 1}
+        aria-colcount={visibleColumns.length + 1}
+        tabIndex={0}
+        onKeyDown={onKeyDown}
+        onScroll={(event) => setScrollTop((event.target as HTMLDivElement).scrollTop)}
+      >
+        <div class="grid-header" role="row" aria-rowindex={1} style={{ width: `${width}px` }}>
+          <div class="grid-cell sticky check" role="columnheader" style={{ width: "40px", left: "0px" }}>
+            <input
+              type="checkbox"
+              aria-label="Select all loaded runs"
+              checked={allLoadedSelected}
+              onChange={() => setSelected(allLoadedSelected ? new Set() : new Set(loadedRuns.map((r) => r.run_id)))}
+            />
+          </div>
+          {visibleColumns.map((column) => {
+            const active = column.sortKey && (order === `-${column.sortKey}` || order === `+${column.sortKey}` || order === column.sortKey);
+            const ariaSort = !active ? "none" : order.startsWith("-") ? "descending" : "ascending";
+            return (
+              <div
+                key={column.id}
+                class={`grid-cell head${column.sticky !== undefined ? " sticky" : ""}${column.group ? ` ${column.group}` : ""}`}
+                title={column.group ? `${column.group}.${column.label}` : column.label}
+                role="columnheader"
+                aria-sort={column.sortKey ? ariaSort : undefined}
+                style={{ width: `${column.width}px`, left: column.sticky !== undefined ? `${column.sticky}px` : undefined }}
+              >
+                {column.sortKey ? (
+                  <button type="button" class="sort-button" title={`Sort by ${column.group ? `${column.group}.` : ""}${column.label}`} onClick={() => sortBy(column.sortKey ?? "")}>
+                    {column.group && <span class="head-prefix">{column.group === "config" ? "cfg" : "sum"}</span>}
+                    <span class="head-label">{column.label}</span>
+                    <span aria-hidden="true" class="sort-mark">
+                      {active ? (order.startsWith("-") ? "▼" : "▲") : ""}
+                    </span>
+                  </button>
+                ) : (
+                  <span class="head-label">{column.label}</span>
+                )}
+              </div>
+            );
+          })}
+        </div>
+        <div class="grid-body" style={{ height: `${count * ROW}px`, width: `${width}px` }}>
+          {rows}
+        </div>
+        {total === 0 && <p class="empty">No runs match these filters.</p>}
+      </div>
+      <p class="hint">
+        Tip: focus the table and use ↑ ↓ PageUp PageDown Home End to move, Enter to open a run, Space to select. Sort by clicking a column header.
+      </p>
+      <datalist id="move-projects">
+        {projects.map((p) => (
+          <option key={p} value={p} />
+        ))}
+      </datalist>
+    </div>
+  );
+}

@@ -1,0 +1,433 @@
+// A run's page: Overview, Workspace, System, Logs, Files and Artifacts tabs, for the current
+// incarnation or an archived one.
+import type { ComponentChildren } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { api, errorText, runBase, type RunBrief, type RunDetail } from "../api";
+import { ChartControls, readChartSettings, readClosed, toggleClosed } from "../components/ChartControls";
+import { confirmDialog } from "../components/Dialog";
+import { KeyValueTable } from "../components/KeyValueTable";
+import { Menu } from "../components/Menu";
+import { PanelGrid, sectionOf, systemSectionOf } from "../components/PanelGrid";
+import { runMenuItems } from "../components/runActions";
+import { StateBadge } from "../components/StateBadge";
+import { TagEditor } from "../components/TagEditor";
+import { toast } from "../components/Toast";
+import { presetColor } from "../lib/colors";
+import { formatBytes, formatDate, formatDuration, formatValue } from "../lib/format";
+import { useAsync, usePoll } from "../lib/hooks";
+import { projectPath, runPath } from "../paths";
+import { navigate, useLocation } from "../router";
+import { ArtifactsTab, FilesTab, LogsTab } from "./RunData";
+
+export const RUN_TABS = ["overview", "workspace", "system", "logs", "files", "artifacts"] as const;
+export type RunTab = (typeof RUN_TABS)[number];
+const TAB_LABELS: Record<RunTab, string> = {
+  overview: "Overview",
+  workspace: "Workspace",
+  system: "System",
+  logs: "Logs",
+  files: "Files",
+  artifacts: "Artifacts",
+};
+
+function isRunning(state: string): boolean {
+  return state === "running" || state === "preempting" || state === "pending";
+}
+
+function Field({ label, children }: { label: string; children: ComponentChildren }) {
+  return (
+    <div class="field-row">
+      <dt>{label}</dt>
+      <dd>{children}</dd>
+    </div>
+  );
+}
+
+function text(value: unknown): string {
+  if (value === null || value === undefined || value === "") return "–";
+  return typeof value === "string" ? value : formatValue(value);
+}
+
+function hardware(meta: Record<string, unknown>): string {
+  const parts: string[] = [];
+  const cpu = meta.cpu as { model?: string } | undefined;
+  if (meta.cpu_count) parts.push(`${String(meta.cpu_count)} CPU cores${cpu?.model ? ` (${cpu.model})` : ""}`);
+  const memory = meta.memory as { total?: number } | undefined;
+  if (memory?.total) parts.push(`${formatBytes(memory.total)} RAM`);
+  const gpus = meta.gpu_devices as { name?: string }[] | undefined;
+  if (Array.isArray(gpus) && gpus.length) parts.push(`${gpus.length} × ${gpus[0]?.name ?? "GPU"}`);
+  else if (meta.gpu) parts.push(String(meta.gpu));
+  return parts.join(", ") || "–";
+}
+
+function command(meta: Record<string, unknown>): string {
+  const program = (meta.program as string | undefined) ?? (meta.codePath as string | undefined);
+  if (!program) return "–";
+  const args = Array.isArray(meta.args) ? (meta.args as unknown[]).map(String) : [];
+  return ["python", program, ...args].join(" ");
+}
+
+function Lineage({ run }: { run: RunDetail }) {
+  const from = run.forked_from;
+  return (
+    <section class="card" aria-labelledby="lineage-title">
+      <header class="card-header">
+        <h2 id="lineage-title">Lineage</h2>
+      </header>
+      <dl class="fields">
+        <Field label="Forked From">
+          {from ? (
+            <span data-testid="forked-from">
+              {from.kind === "rewind" ? "Rewound from " : "Forked from "}
+              {from.deleted || !from.run_id ? (
+                <span>{from.path ?? "a deleted run"} (deleted)</span>
+              ) : from.kind === "rewind" || from.archived ? (
+                <a href={runPath(run.entity, run.project, from.run_id, "overview", from.incarnation_id)}>
+                  {from.kind === "rewind" ? `archived incarnation ${from.incarnation_id}` : `${from.path} (incarnation ${from.incarnation_id})`}
+                </a>
+              ) : (
+                <a href={runPath(run.entity, run.project, from.run_id)}>{from.path}</a>
+              )}
+              {" at step "}
+              <strong>{from.step}</strong>
+            </span>
+          ) : (
+            "–"
+          )}
+        </Field>
+        <Field label="Incarnations">
+          {run.archived_incarnations.length === 0 ? (
+            "Only this one"
+          ) : (
+            <ul class="plain-list" data-testid="incarnations">
+              {run.archived_incarnations.map((inc) => (
+                <li key={inc.incarnation_id}>
+                  <a href={runPath(run.entity, run.project, run.run_id, "overview", inc.incarnation_id)}>
+                    #{inc.ordinal} · {inc.incarnation_id}
+                  </a>{" "}
+                  <StateBadge state={inc.state} compact /> archived · steps to {inc.last_step} · started {formatDate(inc.started_at)}
+                  {inc.incarnation_id === run.incarnation_id && <strong> (viewing)</strong>}
+                </li>
+              ))}
+              <li>
+                <a href={runPath(run.entity, run.project, run.run_id)}>
+                  #{run.archived ? "current" : run.ordinal} · {run.current_incarnation_id}
+                </a>{" "}
+                current{run.incarnation_id === run.current_incarnation_id && <strong> (viewing)</strong>}
+              </li>
+            </ul>
+          )}
+        </Field>
+        <Field label="Forks">
+          {run.forks.length === 0 ? (
+            "None"
+          ) : (
+            <ul class="plain-list" data-testid="forks">
+              {run.forks.map((fork: RunBrief) => (
+                <li key={fork.incarnation_id}>
+                  <a href={runPath(fork.entity, fork.project, fork.run_id)}>{fork.name}</a> ({fork.run_id}) from step {fork.forked_from?.step}{" "}
+                  <StateBadge state={fork.state} compact />
+                </li>
+              ))}
+            </ul>
+          )}
+        </Field>
+      </dl>
+    </section>
+  );
+}
+
+function NotesEditor({ run, onSaved }: { run: RunDetail; onSaved: () => void }) {
+  const [draft, setDraft] = useState(run.notes);
+  const [saving, setSaving] = useState(false);
+  useEffect(() => setDraft(run.notes), [run.notes, run.incarnation_id]);
+  if (run.archived) return <p class="notes">{run.notes || "–"}</p>;
+  const dirty = draft !== run.notes;
+  return (
+    <form
+      class="notes-editor"
+      onSubmit={async (event) => {
+        event.preventDefault();
+        setSaving(true);
+        try {
+          await api.patch(run.entity, run.project, run.run_id, { notes: draft });
+          toast("Notes saved");
+          onSaved();
+        } catch (err) {
+          toast(errorText(err), "error");
+        } finally {
+          setSaving(false);
+        }
+      }}
+    >
+      <label class="sr-only" for="run-notes">
+        Notes
+      </label>
+      <textarea id="run-notes" class="input" rows={3} placeholder="What is this run about?" value={draft} onInput={(event) => setDraft((event.target as HTMLTextAreaElement).value)} />
+      {dirty && (
+        <div class="notes-actions">
+          <button type="button" class="btn btn-xs" onClick={() => setDraft(run.notes)}>
+            Cancel
+          </button>
+          <button type="submit" class="btn btn-primary btn-xs" disabled={saving}>
+            {saving ? "Saving…" : "Save notes"}
+          </button>
+        </div>
+      )}
+    </form>
+  );
+}
+
+function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
+  const meta = run.metadata;
+  const git = (meta.git as { remote?: string; commit?: string } | undefined) ?? {};
+  const alerts = useAsync(() => api.alerts(runBase(run.entity, run.project, run.run_id, run.archived ? run.incarnation_id : null)), [run.incarnation_id]);
+  return (
+    <div class="overview">
+      <div class="overview-col">
+      <section class="card" aria-labelledby="about-title">
+        <header class="card-header">
+          <h2 id="about-title">Overview</h2>
+        </header>
+        <dl class="fields">
+          <Field label="Name">{run.name}</Field>
+          <Field label="Notes">
+            <NotesEditor run={run} onSaved={reload} />
+          </Field>
+          <Field label="Tags">
+            <TagEditor
+              tags={run.tags}
+              disabled={run.archived}
+              onChange={async (tags) => {
+                try {
+                  await api.patch(run.entity, run.project, run.run_id, { tags });
+                  reload();
+                } catch (err) {
+                  toast(errorText(err), "error");
+                }
+              }}
+            />
+          </Field>
+          <Field label="Privacy">Private</Field>
+          <Field label="Author">{text(run.username)}</Field>
+          <Field label="State">
+            <StateBadge state={run.state} />
+            {run.exit_code !== null && <span class="muted"> exit code {run.exit_code}</span>}
+            {run.stop_requested && isRunning(run.state) && <span class="muted"> · stop requested</span>}
+          </Field>
+          <Field label="Start time">{formatDate(run.started_at)}</Field>
+          <Field label="Duration">{formatDuration(run.duration)}</Field>
+          <Field label="Runtime">{formatDuration(run.runtime)}</Field>
+          <Field label="Last step">{run.last_step >= 0 ? run.last_step : "–"}</Field>
+          <Field label="Hostname">{text(run.host || meta.host)}</Field>
+          <Field label="OS">{text(meta.os)}</Field>
+          <Field label="Python version">{text(meta.python)}</Field>
+          <Field label="Python executable">
+            <code>{text(meta.executable)}</code>
+          </Field>
+          <Field label="Command">
+            <code>{command(meta)}</code>
+          </Field>
+          <Field label="Git repository">{text(git.remote)}</Field>
+          <Field label="Git commit">{git.commit ? <code>{git.commit}</code> : "–"}</Field>
+          <Field label="System hardware">{hardware(meta)}</Field>
+          <Field label="CLI version">{text(meta.branchline_version)}</Field>
+          <Field label="Group">{text(run.group)}</Field>
+          <Field label="Job type">{text(run.job_type)}</Field>
+          <Field label="Run path">
+            <code>{run.path}</code>
+          </Field>
+          <Field label="Incarnation">
+            <code>{run.incarnation_id}</code> (#{run.ordinal}
+            {run.archived ? ", archived" : ""})
+          </Field>
+        </dl>
+      </section>
+      </div>
+      <div class="overview-col">
+      <Lineage run={run} />
+      {alerts.data && alerts.data.alerts.length > 0 && (
+        <section class="card" aria-labelledby="alerts-title">
+          <header class="card-header">
+            <h2 id="alerts-title">Alerts</h2>
+          </header>
+          <ul class="plain-list pad">
+            {alerts.data.alerts.map((alert, i) => (
+              <li key={i} class={`alert alert-${alert.level.toLowerCase()}`}>
+                <strong>{alert.title}</strong> — {alert.text} <span class="muted">{formatDate(alert.ts)}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <KeyValueTable title="Config" doc={run.config} empty="No config was set." />
+      <KeyValueTable title="Summary" doc={Object.fromEntries(Object.entries(run.summary).filter(([k]) => !k.startsWith("_") || k === "_step" || k === "_runtime"))} empty="Nothing logged yet." />
+      </div>
+    </div>
+  );
+}
+
+function RunCharts({ run, stream }: { run: RunDetail; stream: 0 | 1 }) {
+  const { query } = useLocation();
+  const settings = readChartSettings(query, stream === 1 ? "_runtime" : "_step");
+  const closed = readClosed(query, []);
+  const version = stream === 0 ? `${run.last_step}:${run.state}` : `${Math.floor(run.heartbeat_at)}:${run.state}`;
+  const keys = useAsync(() => api.keys([run.incarnation_id], stream), [run.incarnation_id, stream, version]);
+  const visual = [{ runId: run.run_id, incarnation: run.incarnation_id, label: run.name, color: presetColor(run.run_id), version }];
+  const numeric = Object.entries(keys.data?.keys ?? {}).filter(([, info]) => info.numeric).map(([k]) => k);
+  if (keys.data && numeric.filter((k) => !k.startsWith("_")).length === 0) {
+    return (
+      <p class="empty">
+        {stream === 1
+          ? "No system metrics were recorded for this run (they are sampled while it runs unless disabled)."
+          : "This run has not logged any metrics yet."}
+      </p>
+    );
+  }
+  return (
+    <div class="run-charts">
+      <ChartControls
+        x={settings.x}
+        smoothing={settings.smoothing}
+        logScale={settings.logScale}
+        panelSearch={settings.panelSearch}
+        metricKeys={stream === 0 ? numeric : []}
+      />
+      <PanelGrid
+        keys={keys.data?.keys ?? {}}
+        runs={visual}
+        stream={stream}
+        settings={stream === 1 && settings.x === "_step" ? { ...settings, x: "_runtime" } : settings}
+        sectionOf={stream === 1 ? systemSectionOf : sectionOf}
+        closed={closed}
+        onToggle={(s) => toggleClosed(closed, s)}
+        search={settings.panelSearch}
+        syncKey={`${run.incarnation_id}:${stream}:${settings.x}`}
+      />
+    </div>
+  );
+}
+
+export function RunPage({
+  entity,
+  project,
+  runId,
+  incarnation,
+  tab,
+}: {
+  entity: string;
+  project: string;
+  runId: string;
+  incarnation: string | null;
+  tab: RunTab;
+}) {
+  const detail = useAsync(() => api.run(entity, project, runId, incarnation), [entity, project, runId, incarnation]);
+  const run = detail.data;
+  const running = run ? isRunning(run.state) : false;
+  usePoll(detail.reload, 2500, running);
+  const projects = useAsync(() => api.projects(), [entity]);
+  const names = (projects.data?.projects ?? []).filter((p) => p.entity === entity).map((p) => p.name);
+
+  if (!run) {
+    return (
+      <div class="page">
+        {detail.error !== undefined ? (
+          <div class="empty">
+            <p class="error-text">{errorText(detail.error)}</p>
+            <a href={projectPath(entity, project)}>Back to {project}</a>
+          </div>
+        ) : (
+          <p class="muted pad" aria-busy="true">
+            Loading run…
+          </p>
+        )}
+      </div>
+    );
+  }
+  const base = runBase(entity, project, runId, run.archived ? run.incarnation_id : null);
+  return (
+    <div class="page page-run">
+      <header class="page-head">
+        <nav class="crumbs" aria-label="Breadcrumb">
+          <a href="/">Projects</a>
+          <span aria-hidden="true">/</span>
+          <a href={projectPath(entity, project)}>{project}</a>
+          <span aria-hidden="true">/</span>
+          <a href={`${projectPath(entity, project)}/table`}>Runs</a>
+        </nav>
+        <div class="run-title">
+          <span class="swatch big" style={{ background: presetColor(run.run_id) }} aria-hidden="true" />
+          <h1>{run.name}</h1>
+          <StateBadge state={run.state} />
+          <code class="muted">{run.run_id}</code>
+          <div class="spacer" />
+          {!run.archived && running && (
+            <button
+              type="button"
+              class="btn btn-danger"
+              disabled={run.stop_requested}
+              onClick={async () => {
+                const ok = await confirmDialog({
+                  title: "Stop this run?",
+                  message: `${run.name} will be interrupted at its next heartbeat and end as killed.`,
+                  confirmLabel: "Stop run",
+                  danger: true,
+                });
+                if (!ok) return;
+                try {
+                  await api.stop(entity, project, runId);
+                  toast("Stop requested");
+                  detail.reload();
+                } catch (err) {
+                  toast(errorText(err), "error");
+                }
+              }}
+            >
+              {run.stop_requested ? "Stopping…" : "Stop run"}
+            </button>
+          )}
+          {!run.archived && (
+            <Menu
+              label={`Actions for ${run.name}`}
+              class="btn"
+              items={runMenuItems(run, {
+                onChanged: detail.reload,
+                onDeleted: () => navigate(projectPath(entity, project)),
+                onMoved: (target) => navigate(runPath(entity, target, runId)),
+                projects: names,
+              })}
+            >
+              Actions ▾
+            </Menu>
+          )}
+        </div>
+        {run.archived && (
+          <div class="banner" role="note">
+            You are viewing archived incarnation #{run.ordinal} ({run.incarnation_id}) of this run; it is read-only.{" "}
+            <a href={runPath(entity, project, runId, tab)}>View the current incarnation</a>
+          </div>
+        )}
+        <nav class="tabs" aria-label="Run views">
+          {RUN_TABS.map((name) => (
+            <a
+              key={name}
+              href={runPath(entity, project, runId, name, run.archived ? run.incarnation_id : null)}
+              class={tab === name ? "tab active" : "tab"}
+              aria-current={tab === name ? "page" : undefined}
+            >
+              {TAB_LABELS[name]}
+            </a>
+          ))}
+        </nav>
+      </header>
+      <main class="tab-body">
+        {tab === "overview" && <Overview run={run} reload={detail.reload} />}
+        {tab === "workspace" && <RunCharts run={run} stream={0} />}
+        {tab === "system" && <RunCharts run={run} stream={1} />}
+        {tab === "logs" && <LogsTab base={base} running={running} runId={run.run_id} />}
+        {tab === "files" && <FilesTab base={base} />}
+        {tab === "artifacts" && <ArtifactsTab base={base} />}
+      </main>
+    </div>
+  );
+}

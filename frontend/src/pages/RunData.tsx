@@ -1,0 +1,276 @@
+// Run tabs backed by per-run resources: console logs, files and artifacts.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { api, errorText, type ConsoleLine, type RunFile } from "../api";
+import { parseAnsi, stripAnsi } from "../lib/ansi";
+import { formatBytes, formatDate } from "../lib/format";
+import { useAsync, usePoll } from "../lib/hooks";
+import { setQuery, useLocation } from "../router";
+
+function AnsiLine({ text, needle }: { text: string; needle: string }) {
+  const segments = parseAnsi(text);
+  return (
+    <>
+      {segments.map((segment, i) => {
+        const style = {
+          color: segment.fg,
+          background: segment.bg,
+          fontWeight: segment.bold ? 600 : undefined,
+          opacity: segment.dim ? 0.7 : undefined,
+          fontStyle: segment.italic ? "italic" : undefined,
+          textDecoration: segment.underline ? "underline" : undefined,
+        };
+        if (!needle) return <span key={i} style={style}>{segment.text}</span>;
+        const parts: preact.JSX.Element[] = [];
+        const lower = segment.text.toLowerCase();
+        let at = 0;
+        for (let hit = lower.indexOf(needle); hit >= 0; hit = lower.indexOf(needle, at)) {
+          if (hit > at) parts.push(<span key={`${i}-${at}`}>{segment.text.slice(at, hit)}</span>);
+          parts.push(<mark key={`${i}-${hit}m`}>{segment.text.slice(hit, hit + needle.length)}</mark>);
+          at = hit + needle.length;
+        }
+        if (at < segment.text.length) parts.push(<span key={`${i}-end`}>{segment.text.slice(at)}</span>);
+        return (
+          <span key={i} style={style}>
+            {parts}
+          </span>
+        );
+      })}
+    </>
+  );
+}
+
+export function LogsTab({ base, running, runId }: { base: string; running: boolean; runId: string }) {
+  const { query } = useLocation();
+  const search = query.get("q") ?? "";
+  const [lines, setLines] = useState<ConsoleLine[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [loaded, setLoaded] = useState(false);
+  const next = useRef(0);
+  const busy = useRef(false);
+
+  const fetchMore = () => {
+    if (busy.current) return;
+    busy.current = true;
+    api.logs(base, next.current).then(
+      (result) => {
+        busy.current = false;
+        setLoaded(true);
+        setError(null);
+        if (result.lines.length) {
+          next.current = result.next_line;
+          setLines((old) => [...old, ...result.lines]);
+        }
+      },
+      (err: unknown) => {
+        busy.current = false;
+        setLoaded(true);
+        setError(errorText(err));
+      },
+    );
+  };
+
+  useEffect(() => {
+    next.current = 0;
+    setLines([]);
+    setLoaded(false);
+    fetchMore();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [base]);
+  usePoll(fetchMore, 2000, running);
+
+  const needle = search.trim().toLowerCase();
+  const shown = useMemo(() => (needle ? lines.filter((l) => stripAnsi(l.text).toLowerCase().includes(needle)) : lines), [lines, needle]);
+  const download = () => {
+    const blob = new Blob([lines.map((l) => stripAnsi(l.text)).join("\n") + "\n"], { type: "text/plain" });
+    const url = URL.createObjectURL(blob);
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `${runId}-output.log`;
+    link.click();
+    window.setTimeout(() => URL.revokeObjectURL(url), 1000);
+  };
+
+  return (
+    <section class="logs" aria-label="Console output">
+      <div class="table-bar">
+        <label class="control">
+          <span class="sr-only">Search the logs</span>
+          <input type="search" class="input" placeholder="Search logs…" value={search} onInput={(event) => setQuery({ q: (event.target as HTMLInputElement).value })} />
+        </label>
+        <span class="muted">
+          {needle ? `${shown.length} of ${lines.length} lines` : `${lines.length} lines`}
+          {running ? " · live" : ""}
+        </span>
+        <div class="spacer" />
+        <button type="button" class="btn" onClick={download} disabled={!lines.length}>
+          Download
+        </button>
+      </div>
+      {error && <p class="error-text">{error}</p>}
+      {loaded && lines.length === 0 ? (
+        <p class="empty">No console output was captured for this run.</p>
+      ) : (
+        <div class="console" role="log" tabIndex={0} aria-label="Console lines">
+          {shown.map((line) => (
+            <div key={line.line_no} class={`console-line${line.stream === "stderr" ? " stderr" : ""}`}>
+              <span class="line-no" aria-hidden="true">
+                {line.line_no + 1}
+              </span>
+              <span class="line-text">
+                <AnsiLine text={line.text} needle={needle} />
+              </span>
+            </div>
+          ))}
+        </div>
+      )}
+    </section>
+  );
+}
+
+const TEXT = /\.(txt|log|json|jsonl|ya?ml|md|py|csv|tsv|toml|cfg|ini|sh)$/i;
+const IMAGE = /\.(png|jpe?g|gif|webp)$/i;
+
+function fileUrl(base: string, path: string, inline = false): string {
+  return `${base}/files/${path.split("/").map(encodeURIComponent).join("/")}${inline ? "?inline=true" : ""}`;
+}
+
+function Preview({ base, file }: { base: string; file: RunFile }) {
+  const [content, setContent] = useState<string | null>(null);
+  useEffect(() => {
+    setContent(null);
+    if (!TEXT.test(file.path)) return;
+    fetch(fileUrl(base, file.path, true))
+      .then((r) => (r.ok ? r.text() : Promise.reject(new Error(`${r.status}`))))
+      .then((body) => setContent(body.length > 200_000 ? `${body.slice(0, 200_000)}\n… (truncated)` : body))
+      .catch(() => setContent("Could not load the file."));
+  }, [base, file.path]);
+  if (IMAGE.test(file.path)) return <img class="file-image" src={fileUrl(base, file.path, true)} alt={file.path} />;
+  if (!TEXT.test(file.path)) return <p class="muted pad">No preview for this kind of file; download it instead.</p>;
+  return <pre class="file-text">{content ?? "Loading…"}</pre>;
+}
+
+export function FilesTab({ base }: { base: string }) {
+  const { query } = useLocation();
+  const files = useAsync(() => api.files(base), [base]);
+  const selected = query.get("file");
+  const list = files.data?.files ?? [];
+  const current = list.find((f) => f.path === selected);
+  if (files.error !== undefined) return <p class="error-text">{errorText(files.error)}</p>;
+  if (files.data && list.length === 0) return <p class="empty">No files were saved with this run. Use run.save("path") to keep files with it.</p>;
+  return (
+    <div class="files">
+      <table class="data-table">
+        <caption class="sr-only">Files of this run</caption>
+        <thead>
+          <tr>
+            <th scope="col">Path</th>
+            <th scope="col">Size</th>
+            <th scope="col">Updated</th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {list.map((file) => (
+            <tr key={file.path} class={file.path === selected ? "selected" : undefined}>
+              <td>
+                <button type="button" class="link-button" onClick={() => setQuery({ file: file.path === selected ? null : file.path }, false)} aria-pressed={file.path === selected}>
+                  {file.path}
+                </button>
+              </td>
+              <td>{formatBytes(file.size)}</td>
+              <td>{formatDate(file.updated_at)}</td>
+              <td>
+                {file.available ? (
+                  <a class="btn btn-xs" href={fileUrl(base, file.path)} download>
+                    Download
+                  </a>
+                ) : (
+                  <span class="muted">not on this server</span>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {current && (
+        <section class="card" aria-label={`Preview of ${current.path}`}>
+          <header class="card-header">
+            <h2>{current.path}</h2>
+          </header>
+          {current.available ? <Preview base={base} file={current} /> : <p class="muted pad">The content is not available on this server.</p>}
+        </section>
+      )}
+    </div>
+  );
+}
+
+export function ArtifactsTab({ base }: { base: string }) {
+  const artifacts = useAsync(() => api.artifacts(base), [base]);
+  if (artifacts.error !== undefined) return <p class="error-text">{errorText(artifacts.error)}</p>;
+  if (!artifacts.data) return <p class="muted pad">Loading…</p>;
+  const { logged, used } = artifacts.data;
+  if (!logged.length && !used.length) {
+    return (
+      <div class="empty">
+        <p>
+          <strong>No artifacts yet.</strong>
+        </p>
+        <p class="muted">Artifacts this run logs (outputs) or uses (inputs) appear here with their versions, e.g. run.log_artifact(artifact).</p>
+      </div>
+    );
+  }
+  const table = (title: string, rows: typeof logged) => (
+    <section class="card" aria-label={title}>
+      <header class="card-header">
+        <h2>{title}</h2>
+      </header>
+      {rows.length === 0 ? (
+        <p class="muted pad">None.</p>
+      ) : (
+        <table class="data-table">
+          <thead>
+            <tr>
+              <th scope="col">Artifact</th>
+              <th scope="col">Type</th>
+              <th scope="col">Aliases</th>
+              <th scope="col">Files</th>
+              <th scope="col">Size</th>
+              <th scope="col">Created</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((a) => (
+              <tr key={a.id}>
+                <td>
+                  <strong>
+                    {a.name}:{a.version}
+                  </strong>
+                  {a.project !== "" && <span class="muted"> · {a.entity}/{a.project}</span>}
+                </td>
+                <td>{a.type}</td>
+                <td>
+                  {a.aliases.map((alias) => (
+                    <span class="tag" key={alias}>
+                      {alias}
+                    </span>
+                  ))}
+                </td>
+                <td>{a.file_count}</td>
+                <td>{formatBytes(a.size)}</td>
+                <td>{formatDate(a.created_at)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+  return (
+    <div class="artifacts">
+      {table("Output artifacts", logged)}
+      {table("Input artifacts", used)}
+    </div>
+  );
+}

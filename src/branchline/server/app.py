@@ -1,0 +1,73 @@
+"""The ASGI app factory: `create_app(settings)` builds a FastAPI app with no module-level state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from branchline import __version__
+from branchline.server import auth, ingest, routes_data, routes_projects, routes_runs, store_api
+from branchline.server.errors import ApiJSONResponse, install_error_handlers
+from branchline.server.settings import ServerSettings
+from branchline.server.ui import SinglePageApp
+from branchline.store import open_store
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """The branchline HTTP API. Every error answers `{"error": {"code", "message", "field"?}}`.
+
+Runs are addressed as `/runs/{entity}/{project}/{run_id}`; any incarnation of a run (an archived one
+after a rewind) as `/runs/{entity}/{project}/{run_id}/incarnations/{incarnation_id}`."""
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """A new app serving `settings.store_url` at `/api/v1` and the web app at `/`.
+
+    The store is opened when the app's lifespan starts and closed when it ends; nothing is shared
+    between apps, so tests can build as many as they like.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.store_url, crash_timeout=settings.crash_timeout)
+        app.state.store = store
+        try:
+            # Runs silent past the crash timeout become `crashed` even if nobody reads them.
+            interval = max(1.0, min(60.0, settings.crash_timeout / 4))
+            async with ingest.reap_periodically(lambda: app.state.store, interval):
+                yield
+        finally:
+            app.state.store = None
+            store.close()
+
+    app = FastAPI(
+        title="branchline",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        default_response_class=ApiJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.store = None
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Content-Type", "Authorization"],
+        )
+    app.include_router(auth.router)
+    app.include_router(ingest.router)
+    app.include_router(store_api.router)
+    app.include_router(routes_projects.router)
+    app.include_router(routes_runs.router)
+    routes_data.install_run_resources(app)
+    app.mount("/", SinglePageApp(settings.ui_dist, app.router), name="web-app")
+    return app

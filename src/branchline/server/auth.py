@@ -1,0 +1,217 @@
+"""Who is calling, and what they may do: API keys → principal, and the read/write rules.
+
+Rules (DESIGN.md "Server"):
+- with auth required, `Authorization: Bearer <key>` (or wandb's `Basic api:<key>`) names a user;
+  a missing header makes the caller anonymous; a malformed, unknown or revoked key is a 401;
+- members of an entity (the user's own name, or a team they belong to) read and write its projects;
+- a public project is readable by anyone, anonymous callers included, and writable by members only;
+- with auth off (`branchline ui` and a loopback `branchline server` without users) the caller is
+  the local single user, who may do anything a read-only server allows.
+
+Denials: anonymous callers get 401 (send a key), authenticated non-members 403. Neither depends on
+whether the project exists, so the answers reveal nothing about other teams' projects.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from branchline.server.errors import ApiError
+from branchline.store import Store
+
+__all__ = [
+    "ANONYMOUS_NAME",
+    "AuthPrincipalDep",
+    "Principal",
+    "Viewer",
+    "auth_required",
+    "can_read",
+    "can_write",
+    "check_access",
+    "get_principal",
+    "principal_from_header",
+    "router",
+]
+
+ANONYMOUS_NAME = "anonymous"
+LOCAL_NAME = "local"
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="branchline"'}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller. `name` and `can_write` keep the shape the read routes already use.
+
+    `can_write` is False only on a read-only server; who may write *where* is `can_write()`.
+    `is_public` looks a project's visibility up lazily: most requests never need it.
+    """
+
+    name: str
+    can_write: bool = True
+    username: str | None = None
+    entities: frozenset[str] = frozenset()
+    local: bool = False
+    admin: bool = False
+    is_public: Callable[[str, str], bool] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.username is None and not self.local
+
+
+def can_read(principal: Principal, entity: str, project: str, *, public: bool | None = None) -> bool:
+    """Members and the local user read everything of theirs; anyone reads a public project."""
+    if principal.local or entity in principal.entities:
+        return True
+    if public is None:
+        public = principal.is_public(entity, project) if principal.is_public is not None else False
+    return bool(public)
+
+
+def can_write(principal: Principal, entity: str, project: str) -> bool:
+    """Only members (or the local user) write, and nobody on a read-only server."""
+    if not principal.can_write:
+        return False
+    return principal.local or entity in principal.entities
+
+
+def check_access(principal: Principal, entity: str, project: str, *, write: bool = False) -> None:
+    """Raise the API error that refuses `principal` reading (or writing) `entity/project`, if any."""
+    if write and not principal.can_write:
+        raise ApiError(403, "This server is read-only: runs cannot be changed here.", code="read_only")
+    if (can_write if write else can_read)(principal, entity, project):
+        return
+    if principal.anonymous:
+        what = "change" if write else "read"
+        raise ApiError(
+            401,
+            f"An API key is needed to {what} {entity}/{project}: send `Authorization: Bearer <key>` "
+            "(`branchline login` stores one for the SDK and CLI).",
+            code="unauthorized",
+        )
+    if write:
+        raise ApiError(
+            403,
+            f"User {principal.username!r} may not change {entity}/{project}: only members of {entity!r} can.",
+            code="forbidden",
+        )
+    raise ApiError(
+        403,
+        f"User {principal.username!r} may not read {entity}/{project}: it is private to the members of {entity!r}.",
+        code="forbidden",
+    )
+
+
+def auth_required(request: Request) -> bool:
+    """Whether this app checks API keys (set by the app factory from the server's settings)."""
+    settings = getattr(request.app.state, "settings", None)
+    return bool(getattr(request.app.state, "auth_required", getattr(settings, "auth_required", False)))
+
+
+def _read_only(request: Request) -> bool:
+    settings = getattr(request.app.state, "settings", None)
+    return bool(getattr(settings, "read_only", False))
+
+
+def _key_from_header(header: str) -> str | None:
+    """The API key in an Authorization header: `Bearer <key>` or `Basic base64(api:<key>)`."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _, sep, key = decoded.partition(":")
+        return key if sep and key else None
+    return None
+
+
+def principal_from_header(store: Store, header: str | None, *, required: bool, read_only: bool = False) -> Principal:
+    """The principal for an Authorization header value (blocking: call it off the event loop)."""
+
+    def is_public(entity: str, project: str) -> bool:
+        return store.project_is_public(entity, project)
+
+    if not required:
+        return Principal(name=LOCAL_NAME, can_write=not read_only, local=True, is_public=is_public)
+    if not header:
+        return Principal(name=ANONYMOUS_NAME, can_write=not read_only, is_public=is_public)
+    key = _key_from_header(header)
+    user = store.authenticate(key) if key else None
+    if user is None:
+        # Never echo the key: the message and the logs stay free of secrets.
+        raise ApiError(
+            401,
+            "The API key was not accepted: it is malformed, unknown or revoked. "
+            "Create a new one with `branchline keys create <user>`.",
+            code="unauthorized",
+        )
+    return Principal(
+        name=user.username,
+        can_write=not read_only,
+        username=user.username,
+        entities=user.entities,
+        admin=user.admin,
+        is_public=is_public,
+    )
+
+
+async def get_principal(request: Request) -> Principal:
+    """FastAPI dependency: the calling principal (401 for a bad key; anonymous without one)."""
+    cached: Principal | None = getattr(request.state, "branchline_principal", None)
+    if cached is not None:
+        return cached
+    store: Store | None = getattr(request.app.state, "store", None)
+    if store is None:
+        raise ApiError(503, "The store is not open: the app's lifespan has not started.", code="unavailable")
+    header = request.headers.get("authorization")
+    required = auth_required(request)
+    read_only = _read_only(request)
+    if not required:
+        principal = principal_from_header(store, header, required=False, read_only=read_only)
+    else:
+        principal = await run_in_threadpool(principal_from_header, store, header, required=True, read_only=read_only)
+    request.state.branchline_principal = principal
+    return principal
+
+
+AuthPrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+class Viewer(BaseModel):
+    """Who the server thinks the caller is."""
+
+    username: str | None = Field(description="The key's user; null for anonymous callers and the local user.")
+    entities: list[str] = Field(description="Entities the caller is a member of (own name and teams).")
+    default_entity: str | None = Field(description="Where runs go when `entity` is not set: the user's own name.")
+    auth_required: bool = Field(description="Whether this server checks API keys.")
+    admin: bool = False
+
+
+@router.get(
+    "/viewer",
+    response_model=Viewer,
+    summary="The calling user (checks an API key; `branchline login` uses it)",
+    responses={401: {"description": "The API key was not accepted."}},
+)
+async def viewer(request: Request, principal: AuthPrincipalDep) -> dict[str, Any]:
+    return {
+        "username": principal.username,
+        "entities": sorted(principal.entities),
+        "default_entity": principal.username,
+        "auth_required": auth_required(request),
+        "admin": principal.admin,
+    }

@@ -1,0 +1,268 @@
+"""A run's data: history keys, chart series, console logs, files, alerts and artifacts.
+
+Every run-scoped resource answers at `/runs/{entity}/{project}/{run_id}/…` (the current incarnation)
+and at `/runs/{entity}/{project}/{run_id}/incarnations/{incarnation_id}/…` (any incarnation, archived
+ones included). `POST /series` and `POST /series/keys` take incarnation ids, so one request serves a
+chart of many runs.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+import numpy as np
+import numpy.typing as npt
+from fastapi import APIRouter, Depends, FastAPI, Query
+from starlette.responses import FileResponse, Response
+
+from branchline.server import queries
+from branchline.server.deps import (
+    EntityPath,
+    IncarnationPath,
+    PrincipalDep,
+    ProjectPath,
+    RunIdPath,
+    SettingsDep,
+    StoreDep,
+    authorize,
+    find_incarnation,
+    find_run,
+    incarnation_projects,
+)
+from branchline.server.errors import ApiError
+from branchline.server.models import (
+    AlertList,
+    ArtifactList,
+    ConsoleLog,
+    ErrorBody,
+    FileList,
+    KeysRequest,
+    KeysResponse,
+    SeriesRequest,
+    SeriesResponse,
+)
+from branchline.server.series import chart_series
+from branchline.store import RunView, Store
+
+__all__ = ["install_run_resources", "register_run_resources", "router"]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+}
+
+router = APIRouter(prefix="/api/v1", tags=["history"], responses=ERRORS)
+
+RUN = "/api/v1/runs/{entity}/{project}/{run_id}"
+INCARNATION = RUN + "/incarnations/{incarnation_id}"
+
+StreamQuery = Annotated[int, Query(ge=0, le=1, description="0: history, 1: system metrics.")]
+TEXT_SUFFIXES = frozenset(
+    {".txt", ".log", ".json", ".jsonl", ".yaml", ".yml", ".md", ".py", ".csv", ".tsv", ".toml", ".cfg", ".ini", ".sh"}
+)
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+def _current(
+    entity: EntityPath, project: ProjectPath, run_id: RunIdPath, store: StoreDep, principal: PrincipalDep
+) -> RunView:
+    authorize(principal, entity, project)
+    return find_run(store, entity, project, run_id)
+
+
+def _incarnation(
+    entity: EntityPath,
+    project: ProjectPath,
+    run_id: RunIdPath,
+    incarnation_id: IncarnationPath,
+    store: StoreDep,
+    principal: PrincipalDep,
+) -> RunView:
+    authorize(principal, entity, project)
+    return find_incarnation(store, entity, project, run_id, incarnation_id)
+
+
+def _keys_of(store: Store, incarnation_ids: list[str], stream: int) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for inc_id in incarnation_ids:
+        for key, info in store.history_keys(inc_id, stream=stream).items():
+            entry = merged.get(key)
+            if entry is None:
+                merged[key] = {**info, "runs": 1}
+            else:
+                entry["numeric"] = entry["numeric"] and info["numeric"]
+                entry["count"] = max(entry["count"], info["count"])
+                entry["last_step"] = max(entry["last_step"], info["last_step"])
+                entry["runs"] += 1
+    return dict(sorted(merged.items()))
+
+
+def _series(store: Store, incarnation_ids: list[str], body: SeriesRequest) -> dict[str, Any]:
+    if body.min_step is not None and body.max_step is not None and body.min_step > body.max_step:
+        raise ApiError(422, "min_step is greater than max_step.", code="invalid_request", field="min_step")
+    out = []
+    for inc_id in dict.fromkeys(incarnation_ids):
+        x_cache: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[Any]]] = {}
+        for key in dict.fromkeys(body.keys):
+            out.append(
+                chart_series(
+                    store,
+                    inc_id,
+                    key,
+                    x=body.x,
+                    stream=body.stream,
+                    buckets=body.buckets,
+                    min_step=body.min_step,
+                    max_step=body.max_step,
+                    x_cache=x_cache,
+                )
+            )
+    return {"x": body.x, "stream": body.stream, "buckets": body.buckets, "series": out}
+
+
+def _check_incarnations(store: Store, principal: Any, ids: list[str]) -> None:
+    owners = incarnation_projects(store, ids)
+    for index, inc_id in enumerate(ids):
+        owner = owners.get(inc_id)
+        if owner is None:
+            raise ApiError(404, f"No incarnation {inc_id!r}.", field=f"incarnations.{index}")
+        authorize(principal, *owner)
+
+
+@router.post("/series", response_model=SeriesResponse, summary="Chart series of many runs, downsampled (min/max)")
+def post_series(body: SeriesRequest, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    _check_incarnations(store, principal, body.incarnations)
+    return _series(store, body.incarnations, body)
+
+
+@router.post("/series/keys", response_model=KeysResponse, summary="History keys logged by any of the runs")
+def post_keys(body: KeysRequest, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    _check_incarnations(store, principal, body.incarnations)
+    return {"stream": body.stream, "keys": _keys_of(store, body.incarnations, body.stream)}
+
+
+def _safe_relpath(path: str) -> str:
+    pure = PurePosixPath(path)
+    parts = [p for p in pure.parts if p not in ("", ".")]
+    if pure.is_absolute() or not parts or ".." in parts:
+        raise ApiError(422, f"{path!r} is not a file path inside the run.", code="invalid_request", field="path")
+    return "/".join(parts)
+
+
+def _file_location(files_dir: Path | None, incarnation_id: str, rel: str) -> Path | None:
+    if files_dir is None:
+        return None
+    base = (files_dir / incarnation_id).resolve()
+    target = (base / rel).resolve()
+    if base not in target.parents or not target.is_file():
+        return None
+    return target
+
+
+def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable[..., RunView]) -> None:
+    """Add the run-scoped resources under `prefix`, resolving the incarnation with `resolve`."""
+    tags: list[str | Enum] = ["runs"]
+    target = Depends(resolve)
+
+    @app_router.get(prefix + "/keys", response_model=KeysResponse, tags=tags, responses=ERRORS)
+    def history_keys(store: StoreDep, stream: StreamQuery = 0, view: RunView = target) -> dict[str, Any]:
+        """Every key in the run's history (stream 0) or system metrics (stream 1)."""
+        return {"stream": stream, "keys": _keys_of(store, [view.incarnation_id], stream)}
+
+    @app_router.get(prefix + "/series", response_model=SeriesResponse, tags=tags, responses=ERRORS)
+    def run_series(
+        store: StoreDep,
+        keys: Annotated[list[str], Query(min_length=1, max_length=200, description="Keys to chart.")],
+        x: Annotated[str, Query(min_length=1, max_length=512)] = "_step",
+        stream: StreamQuery = 0,
+        buckets: Annotated[int, Query(ge=1, le=20_000)] = 1000,
+        min_step: Annotated[int | None, Query(ge=0)] = None,
+        max_step: Annotated[int | None, Query(ge=0)] = None,
+        view: RunView = target,
+    ) -> dict[str, Any]:
+        """This run's chart series, downsampled keeping each bucket's min and max."""
+        body = SeriesRequest(
+            incarnations=[view.incarnation_id],
+            keys=keys,
+            x=x,
+            stream=stream,  # type: ignore[arg-type]
+            buckets=buckets,
+            min_step=min_step,
+            max_step=max_step,
+        )
+        return _series(store, [view.incarnation_id], body)
+
+    @app_router.get(prefix + "/logs", response_model=ConsoleLog, tags=tags, responses=ERRORS)
+    def console_log(
+        store: StoreDep,
+        since: Annotated[int, Query(ge=0, description="First line number to return.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=100_000)] = 20_000,
+        view: RunView = target,
+    ) -> dict[str, Any]:
+        """Console output, oldest first; poll with `since=next_line` for new lines only."""
+        lines = [line for line in store.console_lines(view.incarnation_id) if line["line_no"] >= since][:limit]
+        next_line = lines[-1]["line_no"] + 1 if lines else since
+        return {"incarnation_id": view.incarnation_id, "lines": lines, "next_line": next_line}
+
+    @app_router.get(prefix + "/files", response_model=FileList, tags=tags, responses=ERRORS)
+    def list_files(store: StoreDep, settings: SettingsDep, view: RunView = target) -> dict[str, Any]:
+        """Files stored with the run."""
+        files_dir = settings.resolved_files_dir()
+        rows = []
+        for row in store.files(view.incarnation_id):
+            location = _file_location(files_dir, view.incarnation_id, str(row["path"]))
+            rows.append({**row, "available": location is not None})
+        return {"incarnation_id": view.incarnation_id, "files": rows}
+
+    @app_router.get(
+        prefix + "/files/{path:path}",
+        tags=tags,
+        responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "The content."}},
+        response_class=Response,
+    )
+    def get_file(
+        path: str,
+        store: StoreDep,
+        settings: SettingsDep,
+        inline: Annotated[bool, Query(description="Show text and images in the browser.")] = False,
+        view: RunView = target,
+    ) -> Response:
+        """A stored file's content (an attachment unless `inline` and it is text or an image)."""
+        rel = _safe_relpath(path)
+        if rel not in {str(row["path"]) for row in store.files(view.incarnation_id)}:
+            raise ApiError(404, f"Run {view.path} has no file {rel!r}.", field="path")
+        location = _file_location(settings.resolved_files_dir(), view.incarnation_id, rel)
+        if location is None:
+            raise ApiError(404, f"The content of {rel!r} is not available on this server.", field="path")
+        guessed = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+        name = PurePosixPath(rel).name
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if inline and PurePosixPath(rel).suffix.lower() in TEXT_SUFFIXES:
+            return FileResponse(location, media_type="text/plain; charset=utf-8", headers=headers)
+        if inline and guessed in IMAGE_TYPES:
+            return FileResponse(location, media_type=guessed, headers=headers)
+        return FileResponse(location, media_type=guessed, filename=name, headers=headers)
+
+    @app_router.get(prefix + "/alerts", response_model=AlertList, tags=tags, responses=ERRORS)
+    def list_alerts(store: StoreDep, view: RunView = target) -> dict[str, Any]:
+        """Alerts the run raised with `run.alert()`."""
+        return {"incarnation_id": view.incarnation_id, "alerts": store.alerts(view.incarnation_id)}
+
+    @app_router.get(prefix + "/artifacts", response_model=ArtifactList, tags=tags, responses=ERRORS)
+    def list_artifacts(store: StoreDep, view: RunView = target) -> dict[str, Any]:
+        """Artifact versions the run logged (outputs) and used (inputs)."""
+        return {"incarnation_id": view.incarnation_id, **queries.run_artifacts(store, view.incarnation_id)}
+
+
+def install_run_resources(app: FastAPI) -> None:
+    """Mount the run-scoped resources for the current incarnation and for any incarnation."""
+    scoped = APIRouter()
+    register_run_resources(scoped, RUN, _current)
+    register_run_resources(scoped, INCARNATION, _incarnation)
+    app.include_router(scoped)
+    app.include_router(router)

@@ -1,0 +1,70 @@
+"""`/api/v1/health` and `/api/v1/projects`: what the home page lists."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from branchline import __version__
+from branchline.server import queries
+from branchline.server.auth import can_read
+from branchline.server.deps import (
+    EntityPath,
+    PrincipalDep,
+    ProjectPath,
+    SettingsDep,
+    StoreDep,
+    authorize,
+)
+from branchline.server.errors import ApiError
+from branchline.server.models import ErrorBody, Health, ProjectDetail, ProjectList
+
+__all__ = ["router"]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+}
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+@router.get("/health", response_model=Health, tags=["server"], summary="Server health and version")
+def health(settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
+    return {"ok": True, "version": __version__, "read_only": settings.read_only}
+
+
+@router.get("/projects", response_model=ProjectList, tags=["projects"], summary="List projects")
+def list_projects(
+    store: StoreDep,
+    principal: PrincipalDep,
+    entity: Annotated[str | None, Query(max_length=128, description="Only this entity's projects.")] = None,
+    search: Annotated[str | None, Query(max_length=256, description="Case-insensitive substring of the name.")] = None,
+) -> dict[str, Any]:
+    rows = queries.project_rows(store, entity)
+    if search:
+        needle = search.lower()
+        rows = [r for r in rows if needle in r["name"].lower() or needle in r["entity"].lower()]
+    # Only the projects the caller may read: their entities' and public ones.
+    rows = [row for row in rows if can_read(principal, row["entity"], row["name"])]
+    rows.sort(key=lambda r: -(r["last_activity"] or r["created_at"]))
+    return {"projects": rows}
+
+
+@router.get(
+    "/projects/{entity}/{project}",
+    response_model=ProjectDetail,
+    tags=["projects"],
+    summary="A project: counts by state and the config/summary columns of its runs",
+)
+def get_project(entity: EntityPath, project: ProjectPath, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    authorize(principal, entity, project)
+    rows = [r for r in queries.project_rows(store, entity) if r["name"] == project]
+    if not rows:
+        raise ApiError(404, f"Project {entity}/{project} not found.", field="project")
+    return {
+        **rows[0],
+        "state_counts": queries.state_counts(store, entity, project),
+        "columns": queries.project_columns(store, entity, project),
+    }

@@ -1,0 +1,81 @@
+"""Chart series: a metric against an x-axis, downsampled on the server keeping each bucket's min and max."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from branchline.store import Store
+from branchline.store.history import minmax_indices
+
+__all__ = ["TIME_AXES", "chart_series", "finite_list"]
+
+#: x-axes that grow with the step, so points need no re-sorting.
+TIME_AXES = frozenset({"_step", "_runtime", "_timestamp"})
+
+Arrays = tuple[npt.NDArray[np.int64], npt.NDArray[Any]]
+
+
+def finite_list(values: npt.NDArray[np.float64]) -> list[float | None]:
+    """The values as a JSON-ready list: NaN and ±Infinity become None (a gap in the line)."""
+    out: list[float | None] = values.tolist()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        for index in np.flatnonzero(bad):
+            out[int(index)] = None
+    return out
+
+
+def chart_series(
+    store: Store,
+    incarnation_id: str,
+    key: str,
+    *,
+    x: str = "_step",
+    stream: int = 0,
+    buckets: int = 1000,
+    min_step: int | None = None,
+    max_step: int | None = None,
+    x_cache: dict[str, Arrays] | None = None,
+) -> dict[str, Any]:
+    """One series: (x, y) points of `key`, at most 2*buckets+2 of them, spikes kept.
+
+    The x-axis is `_step` or another key of the same stream joined on the step (rows that lack
+    either value are left out). Downsampling runs in step order over the y values; points are
+    then sorted by x when the axis is not already ascending.
+    """
+    steps, raw = store.read_series(incarnation_id, key, stream=stream, min_step=min_step, max_step=max_step)
+    y = raw.astype(np.float64)
+    if x == "_step":
+        xs = steps.astype(np.float64)
+    else:
+        if x_cache is not None and x in x_cache:
+            x_steps, x_raw = x_cache[x]
+        else:
+            x_steps, x_raw = store.read_series(incarnation_id, x, stream=stream, min_step=min_step, max_step=max_step)
+            if x_cache is not None:
+                x_cache[x] = (x_steps, x_raw)
+        _, at_y, at_x = np.intersect1d(steps, x_steps, return_indices=True)
+        steps, y, xs = steps[at_y], y[at_y], x_raw[at_x].astype(np.float64)
+        if x not in TIME_AXES:
+            keep = np.isfinite(xs)
+            steps, y, xs = steps[keep], y[keep], xs[keep]
+    count = len(y)
+    picked = minmax_indices(y, buckets)
+    sampled = len(picked) < count
+    xs, y = xs[picked], y[picked]
+    if x != "_step" and len(xs) > 1 and bool(np.any(np.diff(xs) < 0)):
+        # A metric axis, or time that restarts (a fork's own runtime): charts need x ascending.
+        order = np.argsort(xs, kind="stable")
+        xs, y = xs[order], y[order]
+    return {
+        "incarnation_id": incarnation_id,
+        "key": key,
+        "x": finite_list(xs),
+        "y": finite_list(y),
+        "count": count,
+        "sampled": sampled,
+        "last_step": int(steps[-1]) if len(steps) else -1,
+    }
