@@ -245,3 +245,16 @@ def test_schema_revision_is_checked(tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(SchemaError, match="branchline db upgrade --store"):
         open_store(url)
+
+
+def test_history_keys_of_a_fork_count_only_visible_points(store: Store) -> None:
+    src = spec("src")
+    store.begin_run(src)
+    store.apply(src.session_id, history(0, 5000))  # several chunks
+    fork = spec("fk", fork_from="src", branch_step=3000)
+    store.begin_run(fork)
+    store.apply(fork.session_id, history(3001, 3011))
+    view = store.require_run("team", "proj", "fk")
+    keys = store.history_keys(view.incarnation_id)
+    assert keys["loss"]["count"] == 3011 and keys["loss"]["last_step"] == 3010
+    assert keys["tag"]["count"] == 3011

@@ -253,18 +253,25 @@ def history_keys(conn: Connection, incarnation_id: str, *, stream: int = 0) -> d
     segments = segments_for(conn, incarnation_id) if stream == 0 else segments_for(conn, incarnation_id)[-1:]
     for seg in segments:
         c = history_chunks.c
+        in_segment = (c.incarnation_id == seg.incarnation_id, c.stream == stream, c.first_step <= seg.max_step)
         for key, count, last in conn.execute(
             select(c.key, func.sum(c.count), func.max(c.last_step))
-            .where(
-                c.incarnation_id == seg.incarnation_id,
-                c.stream == stream,
-                c.first_step <= _step_bound(conn, seg.max_step),
-            )
+            .where(*in_segment, c.last_step <= seg.max_step)
             .group_by(c.key)
         ):
             info = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
             info["count"] += int(count)
-            info["last_step"] = max(info["last_step"], min(int(last), seg.max_step))
+            info["last_step"] = max(info["last_step"], int(last))
+        # A chunk straddling the branch step counts only its points at or below it.
+        for key, first_step, count, steps_blob in conn.execute(
+            select(c.key, c.first_step, c.count, c.steps).where(*in_segment, c.last_step > seg.max_step)
+        ):
+            steps = hist.decode_steps(steps_blob, first_step, count)
+            kept = int(np.searchsorted(steps, seg.max_step, side="right"))
+            info = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
+            info["count"] += kept
+            if kept:
+                info["last_step"] = max(info["last_step"], int(steps[kept - 1]))
         v = history_values.c
         for key, count, last in conn.execute(
             select(v.key, func.count(), func.max(v.step))
