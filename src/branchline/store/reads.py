@@ -163,13 +163,6 @@ def to_view(conn: Connection, row: Any, *, with_lineage: bool = True) -> RunView
     )
 
 
-def _step_bound(conn: Connection, step: int) -> int:
-    """A step bound PostgreSQL's 32-bit INTEGER step columns accept (no stored step lies beyond it)."""
-    if conn.dialect.name == "postgresql":
-        return max(-(2**31), min(step, 2**31 - 1))
-    return step
-
-
 def read_series(
     conn: Connection,
     incarnation_id: str,
@@ -193,8 +186,8 @@ def read_series(
                 c.incarnation_id == seg.incarnation_id,
                 c.stream == stream,
                 c.key == key,
-                c.first_step <= _step_bound(conn, min(seg.max_step, upper)),
-                c.last_step >= _step_bound(conn, lower),
+                c.first_step <= min(seg.max_step, upper),
+                c.last_step >= lower,
             )
             .order_by(c.chunk)
         ).all()
@@ -238,8 +231,8 @@ def read_objects(
                 v.incarnation_id == seg.incarnation_id,
                 v.stream == stream,
                 v.key == key,
-                v.step <= _step_bound(conn, min(seg.max_step, upper)),
-                v.step >= _step_bound(conn, lower),
+                v.step <= min(seg.max_step, upper),
+                v.step >= lower,
             )
             .order_by(v.step)
         ):
@@ -278,7 +271,7 @@ def history_keys(conn: Connection, incarnation_id: str, *, stream: int = 0) -> d
             .where(
                 v.incarnation_id == seg.incarnation_id,
                 v.stream == stream,
-                v.step <= _step_bound(conn, seg.max_step),
+                v.step <= seg.max_step,
             )
             .group_by(v.key)
         ):

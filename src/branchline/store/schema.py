@@ -92,7 +92,7 @@ incarnations = Table(
     Column("run_pk", Integer, ForeignKey("runs.pk"), nullable=True),
     Column("ordinal", Integer, nullable=False),
     Column("parent_id", String(32), ForeignKey("incarnations.id"), nullable=True),
-    Column("parent_step", Integer, nullable=True),
+    Column("parent_step", BigInteger, nullable=True),
     Column("branch_kind", String(16), nullable=True),  # "fork" | "rewind" | NULL
     Column("archived", Boolean, nullable=False, default=False),
     Column("archived_at", Float, nullable=True),
@@ -105,8 +105,8 @@ incarnations = Table(
     Column("finished_at", Float, nullable=True),
     Column("pid", Integer, nullable=True),
     Column("host", String(256), nullable=False, default=""),
-    Column("starting_step", Integer, nullable=False, default=0),
-    Column("last_step", Integer, nullable=False, default=-1),
+    Column("starting_step", BigInteger, nullable=False, default=0),
+    Column("last_step", BigInteger, nullable=False, default=-1),
     Column("runtime", Float, nullable=False, default=0.0),
     Column("config", Json, nullable=False),
     Column("summary", Json, nullable=False),
@@ -123,8 +123,8 @@ history_chunks = Table(
     Column("stream", SmallInteger, primary_key=True),  # 0 = history, 1 = system
     Column("key", String(512), primary_key=True),
     Column("chunk", Integer, primary_key=True),
-    Column("first_step", Integer, nullable=False),
-    Column("last_step", Integer, nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
     Column("count", Integer, nullable=False),
     Column("dtype", String(2), nullable=False),
     Column("steps", LargeBinary, nullable=False),
@@ -142,7 +142,7 @@ history_values = Table(
     Column("incarnation_id", String(32), primary_key=True),
     Column("stream", SmallInteger, primary_key=True),
     Column("key", String(512), primary_key=True),
-    Column("step", Integer, primary_key=True),
+    Column("step", BigInteger, primary_key=True),
     Column("value", LargeBinary, nullable=False),  # msgpack
 )
 

@@ -29,10 +29,19 @@ from branchline.store.schema import (
     runs,
     writer_sessions,
 )
-from branchline.summaries import MetricDef, SummaryState, flatten
+from branchline.summaries import MetricDef, SummaryState
 from branchline.vocab import RecordKind, RunState, random_run_name
 
-__all__ = ["begin_run", "apply_records", "heartbeat", "reap_stale", "stale_incarnations", "ensure_project", "upsert", "pid_alive"]
+__all__ = [
+    "begin_run",
+    "apply_records",
+    "heartbeat",
+    "reap_stale",
+    "stale_incarnations",
+    "ensure_project",
+    "upsert",
+    "pid_alive",
+]
 
 Record = Sequence[Any]
 
@@ -55,21 +64,15 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
 
 
 def ensure_project(conn: Connection, entity: str, project: str, now: float) -> int:
-    found = conn.execute(
-        select(projects.c.id).where(projects.c.entity == entity, projects.c.name == project)
-    ).scalar()
+    found = conn.execute(select(projects.c.id).where(projects.c.entity == entity, projects.c.name == project)).scalar()
     if found is not None:
         return int(found)
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(
-        insert(projects)
-        .values(entity=entity, name=project, created_at=now, public=False)
-        .on_conflict_do_nothing()
+        insert(projects).values(entity=entity, name=project, created_at=now, public=False).on_conflict_do_nothing()
     )
     return int(
-        conn.execute(
-            select(projects.c.id).where(projects.c.entity == entity, projects.c.name == project)
-        ).scalar_one()
+        conn.execute(select(projects.c.id).where(projects.c.entity == entity, projects.c.name == project)).scalar_one()
     )
 
 
@@ -95,9 +98,7 @@ def is_alive(inc: Any, now: float, timeout: float) -> bool:
 
 
 def _find_run(conn: Connection, project_id: int, run_id: str) -> Row[Any] | None:
-    return conn.execute(
-        select(runs).where(runs.c.project_id == project_id, runs.c.run_id == run_id)
-    ).first()
+    return conn.execute(select(runs).where(runs.c.project_id == project_id, runs.c.run_id == run_id)).first()
 
 
 def _incarnation(conn: Connection, incarnation_id: str) -> Row[Any]:
@@ -215,9 +216,7 @@ def _ensure_session(conn: Connection, spec: RunSpec, inc_id: str, now: float) ->
     exists = conn.execute(select(writer_sessions.c.id).where(writer_sessions.c.id == spec.session_id)).first()
     if exists is None:
         conn.execute(
-            writer_sessions.insert().values(
-                id=spec.session_id, incarnation_id=inc_id, applied_seq=0, started_at=now
-            )
+            writer_sessions.insert().values(id=spec.session_id, incarnation_id=inc_id, applied_seq=0, started_at=now)
         )
 
 
@@ -283,9 +282,7 @@ def begin_run(conn: Connection, spec: RunSpec, *, now: float, crash_timeout: flo
             )
         segments = segments_for(conn, cur.id, step)
         derived = derive_summary(conn, segments, dict(cur.metrics))
-        conn.execute(
-            update(incarnations).where(incarnations.c.id == cur.id).values(archived=True, archived_at=now)
-        )
+        conn.execute(update(incarnations).where(incarnations.c.id == cur.id).values(archived=True, archived_at=now))
         conn.execute(
             incarnations.insert().values(
                 **_new_incarnation_row(
@@ -567,7 +564,13 @@ def apply_records(
             state.define(MetricDef.from_json(record[2]), overwrite=bool(record[3]))
         elif kind == RecordKind.META:
             fields = dict(record[2])
-            for name, column in (("name", "name"), ("notes", "notes"), ("tags", "tags"), ("group", "run_group"), ("job_type", "job_type")):
+            for name, column in (
+                ("name", "name"),
+                ("notes", "notes"),
+                ("tags", "tags"),
+                ("group", "run_group"),
+                ("job_type", "job_type"),
+            ):
                 if name in fields:
                     run_fields[column] = fields[name]
         elif kind == RecordKind.EXIT:
@@ -587,7 +590,9 @@ def apply_records(
                 )
             for stream_name, ts, text in record[2]:
                 line_no += 1
-                lines.append({"incarnation_id": inc_id, "line_no": line_no, "stream": stream_name, "ts": ts, "text": text})
+                lines.append(
+                    {"incarnation_id": inc_id, "line_no": line_no, "stream": stream_name, "ts": ts, "text": text}
+                )
         elif kind == RecordKind.SYSTEM:
             _, _, ts, rt, sample = record
             if system_count is None:
@@ -705,4 +710,3 @@ def reap_stale(conn: Connection, now: float, timeout: float) -> int:
             .values(state=new_state.value)
         )
     return len(dead)
-
