@@ -1,11 +1,11 @@
 """branchline: an open-source, self-hosted experiment tracker with a wandb-compatible run API.
 
-    import branchline as wandb
+import branchline as wandb
 
-    run = wandb.init(project="demo", config={"lr": 1e-3})
-    for step in range(100):
-        wandb.log({"loss": 1 / (step + 1)})
-    wandb.finish()
+run = wandb.init(project="demo", config={"lr": 1e-3})
+for step in range(100):
+    wandb.log({"loss": 1 / (step + 1)})
+wandb.finish()
 """
 
 from __future__ import annotations

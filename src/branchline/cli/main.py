@@ -16,10 +16,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from branchline.cli import db, sync
+    from branchline.cli import admin, db, sync
 
     cli.add_command(sync.sync)
     cli.add_command(db.db)
+    for command in (admin.users, admin.keys, admin.teams, admin.projects, admin.login):
+        cli.add_command(command)
     try:
         from branchline.cli import runs
 

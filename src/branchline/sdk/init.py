@@ -187,9 +187,8 @@ def _build_spec(settings: Settings, config: dict[str, Any]) -> tuple[RunSpec, st
         resume = "allow"
     elif settings.mode != "disabled":
         _resume_file(settings).unlink(missing_ok=True)
-    if resume is not None and run_id is None:
-        if resume == "must":
-            raise UsageError("resume='must' needs the id of the run to resume: pass id=.")
+    if resume is not None and run_id is None and resume == "must":
+        raise UsageError("resume='must' needs the id of the run to resume: pass id=.")
     spec = RunSpec(
         entity=settings.resolved_entity,
         project=project,

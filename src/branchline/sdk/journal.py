@@ -48,9 +48,7 @@ class JournalWriter:
     calling `finish`) cannot deadlock against the code it interrupted.
     """
 
-    def __init__(
-        self, path: Path, *, start_seq: int = 0, discard: bool = False
-    ) -> None:
+    def __init__(self, path: Path, *, start_seq: int = 0, discard: bool = False) -> None:
         self.path = path
         self.lock = threading.RLock()
         if discard:

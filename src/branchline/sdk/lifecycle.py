@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import subprocess
@@ -22,13 +23,33 @@ if TYPE_CHECKING:
     from branchline.sdk.run import Run
     from branchline.store import Store
 
-__all__ = ["RunResources", "WriterProcess", "registry", "captured_exit_code", "finish_run", "install_hooks"]
+__all__ = [
+    "WRITER_KEY_ENV",
+    "RunResources",
+    "WriterProcess",
+    "captured_exit_code",
+    "finish_run",
+    "install_hooks",
+    "registry",
+]
+
+#: How the writer process receives a server's API key (its argv is visible to every user).
+WRITER_KEY_ENV = "BRANCHLINE_WRITER_API_KEY"
+#: finish() waits this long for a server by default; the embedded store is waited for to the end.
+REMOTE_FINISH_TIMEOUT = 60.0
 
 
 class WriterProcess:
     """The child process that applies this run's journal to the sink."""
 
-    def __init__(self, args: dict[str, Any], log_path: Path, terminal: Terminal, on_stop: Any) -> None:
+    def __init__(
+        self,
+        args: dict[str, Any],
+        log_path: Path,
+        terminal: Terminal,
+        on_stop: Any,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.terminal = terminal
         self.on_stop = on_stop
         self.done = threading.Event()
@@ -44,6 +65,7 @@ class WriterProcess:
             # alive to store what the journal holds.
             start_new_session=True,
             close_fds=True,
+            env={**os.environ, **env} if env else None,
         )
         self.reader = threading.Thread(target=self._listen, name="branchline-writer-listener", daemon=True)
         self.reader.start()
@@ -78,10 +100,8 @@ class WriterProcess:
         except (BrokenPipeError, OSError):
             pass
         self.done.wait(None if timeout <= 0 else timeout + 5)
-        try:
+        with contextlib.suppress(OSError):
             self.proc.stdin.close()  # type: ignore[union-attr]
-        except OSError:
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -147,7 +167,7 @@ def install_hooks() -> None:
         original_hook(exc_type, exc, tb)
         _finish_all()
 
-    sys.exit = exit_hook  # type: ignore[assignment]
+    sys.exit = exit_hook
     sys.excepthook = except_hook
     atexit.register(_finish_all)
 
@@ -174,7 +194,10 @@ def finish_run(run: Run, exit_code: int, state: RunState) -> None:
     settings = run._settings
     pending = 0
     if res.writer is not None:
-        result = res.writer.finish(final_seq, settings.finish_timeout)
+        timeout = settings.finish_timeout
+        if timeout is None:
+            timeout = REMOTE_FINISH_TIMEOUT if settings.base_url else 0.0
+        result = res.writer.finish(final_seq, timeout)
         applied = int(result.get("applied", 0))
         if applied < final_seq and res.store is not None:
             # The writer could not finish (it died or timed out): apply here, idempotently.
@@ -199,6 +222,8 @@ def finish_run(run: Run, exit_code: int, state: RunState) -> None:
         lines.append(f"Run {run.id} was logged offline. Store it with: branchline sync {res.run_dir}")
     elif pending:
         lines.append(f"{pending} records are not stored yet; `branchline sync {res.run_dir}` will store them.")
+    elif settings.mode == "online" and res.url:
+        lines.append(f"View run {run.name} at {res.url}")
     elif settings.mode == "online":
         lines.append(f"View run {run.name} ({run.path}): branchline ui --dir {settings.branchline_dir.parent}")
     lines.append(f"Run files: {res.files_dir}")
@@ -230,7 +255,7 @@ def _print_footer(run: Run, lines: list[str]) -> None:
                 if info["numeric"] and not k.startswith("_")
             ]
             for key in sorted(keys)[: run._settings.max_end_of_run_history_metrics]:
-                steps, values = res.store.read_series(run.incarnation_id, key)
+                _steps, values = res.store.read_series(run.incarnation_id, key)
                 if len(values) > 40:
                     values = values[:: max(1, len(values) // 40)]
                 history[key] = [float(v) for v in values]
@@ -244,10 +269,8 @@ def _print_footer(run: Run, lines: list[str]) -> None:
 
 def _release_lock(res: RunResources) -> None:
     if res.lock_fd >= 0:
-        try:
+        with contextlib.suppress(OSError):
             os.close(res.lock_fd)
-        except OSError:
-            pass
         res.lock_fd = -1
 
 

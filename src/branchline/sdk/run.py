@@ -418,4 +418,3 @@ def validate_tags(value: Any) -> tuple[str, ...]:
         if not isinstance(tag, str) or not 1 <= len(tag) <= 64:
             raise UsageError(f"Invalid tag {tag!r}: tags are strings of 1 to 64 characters.")
     return tags
-

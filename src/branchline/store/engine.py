@@ -81,9 +81,7 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # One connection per checkout: SQLite connections are cheap and this keeps
         # every process's view consistent with WAL readers.
-        engine = create_engine(
-            url, poolclass=NullPool, connect_args={"timeout": 60}, json_serializer=_strict_json
-        )
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60}, json_serializer=_strict_json)
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _begin_sqlite)
         return engine

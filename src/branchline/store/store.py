@@ -148,9 +148,7 @@ class Store(AuthStoreMixin):
 
     def get_incarnation(self, incarnation_id: str) -> RunView | None:
         with self._read() as conn:
-            row = conn.execute(
-                reads.run_select(current_only=False).where(incarnations.c.id == incarnation_id)
-            ).first()
+            row = conn.execute(reads.run_select(current_only=False).where(incarnations.c.id == incarnation_id)).first()
             return None if row is None else reads.to_view(conn, row)
 
     def list_runs(
