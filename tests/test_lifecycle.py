@@ -255,3 +255,15 @@ def test_wandb_env_names_are_honoured(tmp_path: Path, monkeypatch: pytest.Monkey
     run = branchline.init("explicit-wins")
     assert run.project == "explicit-wins"
     run.finish()
+
+
+def test_a_caught_system_exit_does_not_fail_later_runs(quiet: dict[str, Any], tmp_path: Path) -> None:
+    run = branchline.init(project="caught", settings=quiet)
+    import sys
+
+    with pytest.raises(SystemExit):
+        sys.exit(3)  # caught: the interpreter is not exiting
+    run.finish()
+    with store_at(tmp_path) as store:
+        view = store.require_run(run.entity, "caught", run.id)
+    assert (view.state, view.exit_code) == ("finished", 0)

@@ -27,7 +27,6 @@ __all__ = [
     "WRITER_KEY_ENV",
     "RunResources",
     "WriterProcess",
-    "captured_exit_code",
     "finish_run",
     "install_hooks",
     "registry",
@@ -141,10 +140,6 @@ class _Registry:
 registry = _Registry()
 
 
-def captured_exit_code() -> int | None:
-    return registry.exit_code
-
-
 def install_hooks() -> None:
     """Capture the exit code (sys.exit, uncaught exceptions) and finish runs at interpreter exit."""
     if registry.hooks_installed:
@@ -175,7 +170,7 @@ def install_hooks() -> None:
 def _finish_all() -> None:
     for run in list(registry.runs):
         try:
-            run.finish()
+            run.finish(exit_code=registry.exit_code)
         except Exception as exc:  # never turn interpreter exit into a traceback storm
             print(f"branchline: WARNING could not finish run {run.id}: {exc}", file=sys.stderr)
 

@@ -379,8 +379,10 @@ class Run:
             return
         from branchline.sdk import lifecycle
 
-        code = exit_code if exit_code is not None else lifecycle.captured_exit_code()
-        code = int(code or 0)
+        # An explicit finish() means success unless told otherwise; the exit code captured from
+        # sys.exit or an uncaught exception is passed in by the interpreter-exit hooks only, since
+        # a SystemExit that was caught must not fail later runs.
+        code = int(exit_code or 0)
         self._flush()
         if self._killed:
             state = RunState.KILLED
