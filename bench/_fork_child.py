@@ -1,7 +1,8 @@
 """SDK-level fork/rewind timing for bench_fork.py, in a fresh process on a fresh copy of the store.
 
-`python _fork_child.py '<json>'` with keys dir, project, ops: [[label, kind, run_id, step], ...].
-After one untimed warm-up run (imports, hooks), times each `branchline.init(fork_from=...)` or
+`python _fork_child.py '<json>'` with keys dir, project, entity, warm_step and
+ops: [[label, kind, run_id, step], ...]. After an untimed warm-up run (imports, hooks) and an
+untimed fork and rewind of run `warm`, times each `branchline.init(fork_from=...)` or
 `init(resume_from=...)` call, then finishes the run (untimed). Prints one JSON line.
 """
 
@@ -21,6 +22,10 @@ def main() -> None:
     warm = branchline.init(project="warmup", entity=args["entity"], dir=args["dir"], settings=settings)
     warm.log({"x": 1.0})
     warm.finish()
+    for kind in ("fork_from", "resume_from"):
+        extra = {kind: f"warm?_step={args['warm_step']}"}
+        branchline.init(project=args["project"], entity=args["entity"], dir=args["dir"], settings=settings, **extra)
+        branchline.finish()
     out: dict[str, Any] = {}
     for label, kind, run_id, step in args["ops"]:
         moment = f"{run_id}?_step={step}"

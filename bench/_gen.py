@@ -74,7 +74,9 @@ def write_run(
         records: list[Sequence[Any]] = []
         for i, step in enumerate(part):
             seq += 1
-            records.append([seq, _HISTORY, step, t0 + step * 1e-3, step * 1e-3, {k: c[i] for k, c in zip(keys, cols, strict=True)}])
+            records.append(
+                [seq, _HISTORY, step, t0 + step * 1e-3, step * 1e-3, {k: c[i] for k, c in zip(keys, cols, strict=True)}]
+            )
         store.apply(spec.session_id, records)
     seq += 1
     last = int(steps[-1]) if len(steps) else 0

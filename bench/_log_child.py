@@ -98,7 +98,8 @@ class Branchline(Tracker):
         self.run = self.bl.init(project="bench", dir=self.store)
 
     def log_fn(self) -> Callable[[dict[str, float]], Any]:
-        return self.run.log
+        log: Callable[[dict[str, float]], Any] = self.run.log
+        return log
 
     def finish(self) -> None:
         self.run.finish()
@@ -113,6 +114,16 @@ class Branchline(Tracker):
             return len(steps)
 
 
+class BranchlineOffline(Branchline):
+    """Journal only: no writer child competing for the CPU (a diagnostic, not a target)."""
+
+    def init(self) -> None:
+        self.run = self.bl.init(project="bench", dir=self.store, mode="offline")
+
+    def read_count(self) -> int | None:
+        return None
+
+
 class Wandb(Tracker):
     def import_(self) -> None:
         os.environ["WANDB_MODE"] = "offline"
@@ -125,7 +136,8 @@ class Wandb(Tracker):
         self.run = self.wandb.init(project="bench", dir=self.store, mode="offline")
 
     def log_fn(self) -> Callable[[dict[str, float]], Any]:
-        return self.run.log
+        log: Callable[[dict[str, float]], Any] = self.run.log
+        return log
 
     def finish(self) -> None:
         self.run.finish()
@@ -174,7 +186,8 @@ class Trackio(Tracker):
         self.run = self.trackio.init(project="bench", auto_log_cpu=False)
 
     def log_fn(self) -> Callable[[dict[str, float]], Any]:
-        return self.trackio.log
+        log: Callable[[dict[str, float]], Any] = self.trackio.log
+        return log
 
     def finish(self) -> None:
         self.trackio.finish()
@@ -188,6 +201,7 @@ class Trackio(Tracker):
 TRACKERS: dict[str, type[Tracker]] = {
     "floor": Floor,
     "branchline": Branchline,
+    "branchline-offline": BranchlineOffline,
     "wandb": Wandb,
     "mlflow": Mlflow,
     "trackio": Trackio,
