@@ -54,6 +54,9 @@ class RecordKind(enum.IntEnum):
     FILE = 11  # a run file was stored
     ALERT = 12
     METADATA = 13  # machine and code metadata, merged into the incarnation's run_metadata
+    ROW_SCHEMA = 14  # the keys of a float-row layout: (layout id, keys)
+    FLOAT_ROW = 15  # one committed row of floats in a known layout (a binary frame, see sdk/journal.py)
+    ROW_BLOCK = 16  # consecutive float rows as columns: what the writer hands the store for FLOAT_ROWs
 
 
 _RUN_ID_FORBIDDEN = set(":;,#?/'")

@@ -84,8 +84,9 @@ class HttpSink:
         response = self._request("POST", f"/api/v1/incarnations/{incarnation_id}/heartbeat", budget=0.0)
         return bool(response.json().get("stop"))
 
-    def mark_crashed(self, incarnation_id: str) -> None:
-        self._request("POST", f"/api/v1/incarnations/{incarnation_id}/crashed")
+    def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None:
+        query = f"?session_id={session_id}" if session_id else ""
+        self._request("POST", f"/api/v1/incarnations/{incarnation_id}/crashed{query}")
 
     def close(self) -> None:
         self.client.close()

@@ -14,6 +14,7 @@ import struct
 import threading
 import weakref
 import zlib
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import msgpack
 
 from branchline.sdk.values import encode_default
+from branchline.vocab import RecordKind
 
 __all__ = [
     "MAGIC",
@@ -35,6 +37,9 @@ __all__ = [
 MAGIC = b"BLJRNL01"
 FRAME = struct.Struct("<II")
 MAX_RECORD = 64 * 1024 * 1024
+_ROW_MARK_BYTE = b"\xc1"
+_FLOAT_ROW = int(RecordKind.FLOAT_ROW)
+_READ_CHUNK = 8 * 1024 * 1024
 
 
 class JournalWriter:
@@ -115,6 +120,7 @@ class JournalReader:
         self.path = path
         self.offset = 0
         self._handle: Any = None
+        self._unparsed = b""
 
     def _open(self) -> bool:
         if self._handle is None:
@@ -133,20 +139,40 @@ class JournalReader:
         return True
 
     def read_available(self, limit: int = 50_000) -> tuple[list[list[Any]], int]:
-        """New complete records since the last call, and the count of bytes past them."""
+        """New complete records since the last call, and the count of bytes past them.
+
+        Bytes read but not parsed yet (past `limit`, or a frame still being written) are kept,
+        so a long backlog is read once, not once per batch.
+        """
         if not self._open():
             return [], 0
         handle = self._handle
-        handle.seek(self.offset)
-        data = handle.read()
-        records, used = _parse(data, limit)
+        if len(self._unparsed) < _READ_CHUNK:
+            handle.seek(self.offset + len(self._unparsed))
+            more = handle.read(_READ_CHUNK)
+            if more:
+                self._unparsed = self._unparsed + more if self._unparsed else more
+        records, used = _parse(self._unparsed, limit)
         self.offset += used
-        return records, len(data) - used
+        self._unparsed = self._unparsed[used:]
+        return records, len(self._unparsed)
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+# A float row is a binary frame body: ROW_MARK (never the first byte of a msgpack value), then
+# sequence, step, timestamp, runtime, layout id, and the row's values as little-endian doubles in
+# the order of the layout's keys (a ROW_SCHEMA record written before the first such row).
+ROW_MARK = 0xC1
+ROW_HEAD = struct.Struct("<BQqddH")
+
+
+def row_struct(width: int) -> struct.Struct:
+    """The frame body layout of a float row with `width` values."""
+    return struct.Struct(f"<BQqddH{width}d")
 
 
 def _parse(data: bytes, limit: int) -> tuple[list[list[Any]], int]:
@@ -162,6 +188,13 @@ def _parse(data: bytes, limit: int) -> tuple[list[list[Any]], int]:
         body = data[pos + 8 : end]
         if zlib.crc32(body) != crc:
             break
+        if body[:1] == _ROW_MARK_BYTE:
+            if length < ROW_HEAD.size or (length - ROW_HEAD.size) % 8:
+                break
+            _, seq, step, ts, runtime, layout = ROW_HEAD.unpack_from(body)
+            records.append([seq, _FLOAT_ROW, step, ts, runtime, layout, body[ROW_HEAD.size :]])
+            pos = end
+            continue
         try:
             record = unpack(body, strict_map_key=False)
         except Exception:
@@ -185,3 +218,50 @@ def read_journal(path: Path) -> ReadResult:
 
 def iter_journals(root: Path) -> Iterator[Path]:
     yield from sorted(root.glob("runs/*/journal.blj"))
+
+
+class RowBlocks:
+    """Turns runs of float rows into ROW_BLOCK records: columns the store applies in one pass.
+
+    It remembers the layouts (ROW_SCHEMA records) it has seen, so feed it a journal's records in
+    order, from the start.
+    """
+
+    def __init__(self) -> None:
+        self.layouts: dict[int, list[str]] = {}
+
+    def compact(self, records: list[list[Any]]) -> list[list[Any]]:
+        out: list[list[Any]] = []
+        run: list[list[Any]] = []
+        for record in records:
+            kind = int(record[1])
+            if kind == _FLOAT_ROW:
+                if run and run[0][5] != record[5]:
+                    out.append(self._block(run))
+                    run = []
+                run.append(record)
+                continue
+            if run:
+                out.append(self._block(run))
+                run = []
+            if kind == RecordKind.ROW_SCHEMA:
+                self.layouts[int(record[2])] = [str(k) for k in record[3]]
+            out.append(record)
+        if run:
+            out.append(self._block(run))
+        return out
+
+    def _block(self, rows: list[list[Any]]) -> list[Any]:
+        keys = self.layouts.get(int(rows[0][5]))
+        if keys is None:
+            raise ValueError(f"float row {rows[0][0]} uses layout {rows[0][5]}, which no ROW_SCHEMA record defined")
+        return [
+            rows[-1][0],
+            int(RecordKind.ROW_BLOCK),
+            keys,
+            array("q", [r[0] for r in rows]).tobytes(),
+            array("q", [r[2] for r in rows]).tobytes(),
+            array("d", [r[3] for r in rows]).tobytes(),
+            array("d", [r[4] for r in rows]).tobytes(),
+            b"".join(r[6] for r in rows),
+        ]

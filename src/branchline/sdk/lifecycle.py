@@ -101,12 +101,20 @@ class WriterProcess:
         self.done.wait(None if timeout <= 0 else timeout + 5)
         with contextlib.suppress(OSError):
             self.proc.stdin.close()  # type: ignore[union-attr]
+        if self.result:
+            # Everything is committed; the writer only has its store to close. Reap it in the
+            # background instead of making finish() wait for the process to exit.
+            threading.Thread(target=self._reap, name="branchline-writer-reaper", daemon=True).start()
+        else:
+            self._reap()
+        return self.result
+
+    def _reap(self) -> None:
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log_handle.close()
-        return self.result
 
 
 @dataclass

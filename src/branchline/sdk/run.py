@@ -7,6 +7,7 @@ columnising and storing happen in the writer process.
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import time
 import warnings
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from branchline.errors import UsageError
 from branchline.sdk.config import Config
-from branchline.sdk.journal import FRAME
+from branchline.sdk.journal import FRAME, ROW_MARK, row_struct
 from branchline.sdk.summary import Summary
 from branchline.summaries import MetricDef, SummaryState, parse_summary_ops
 from branchline.vocab import RecordKind, RunState
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["Run", "Metric"]
 
 _HISTORY = int(RecordKind.HISTORY)
+# Bound once: the fast path of log() runs millions of times.
+_now = time.time
+_write = os.write
+_frame = FRAME.pack
+_crc = zlib.crc32
+_ROW_MARK = ROW_MARK
 _SCALARS = (int, float, str, bool, type(None))
 
 
@@ -62,6 +69,7 @@ class Run:
         self._preempting = False
         self._t0 = time.time()
         self._runtime_offset = start.runtime_offset
+        self._t_base = self._t0 - start.runtime_offset  # runtime = now - _t_base
         self._step = start.starting_step
         self._pending: dict[str, Any] | None = None
         self._pending_ts = 0.0
@@ -70,6 +78,10 @@ class Run:
         # Top-level keys seen with scalar values and no define_metric rule: rows made only of
         # these take the fast path.
         self._fast_keys: set[str] = set()
+        # Key sets whose rows are all floats are written as binary float rows (one struct.pack).
+        self._layouts: dict[tuple[str, ...], tuple[Any, int]] = {}
+        self._no_layout: set[tuple[str, ...]] = set()
+        self._layout_ids = 0
         self._id = start.run_id
         self._name = start.name
         self._notes = start.notes
@@ -190,31 +202,66 @@ class Run:
     # -- logging -----------------------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
         """Log a dict of values to the run's history (wandb's step and commit rules)."""
-        if (
-            step is None
-            and commit is None
-            and self._pending is None
-            and type(data) is dict
-            and data.keys() <= self._fast_keys
-        ):
-            now = time.time()
-            s = self._step
-            journal = self._journal
-            # Telemetry threads append to the same journal: the lock keeps sequence numbers,
-            # the shared packer and frames in order (acquire/release ~60 ns; `with` costs 2x).
-            lock = journal.lock
-            lock.acquire()
-            try:
-                seq = journal.seq + 1
-                body = self._packer.pack([seq, _HISTORY, s, now, now - self._t0 + self._runtime_offset, data])
-                os.write(self._fd, FRAME.pack(len(body), zlib.crc32(body)) + body)
-                journal.seq = seq
-            finally:
-                lock.release()
-            self._step = s + 1
-            self._last.update(data)
-            return
+        if step is None and commit is None and self._pending is None and type(data) is dict:
+            keys = tuple(data)
+            layout = self._layouts.get(keys)
+            if layout is not None and self._log_floats(layout, data):
+                return
+            if data.keys() <= self._fast_keys:
+                now = _now()
+                s = self._step
+                journal = self._journal
+                # Telemetry threads append to the same journal: the lock keeps sequence numbers,
+                # the shared packer and frames in order (acquire/release ~60 ns; `with` costs 2x).
+                lock = journal.lock
+                lock.acquire()
+                try:
+                    seq = journal.seq + 1
+                    body = self._packer.pack([seq, _HISTORY, s, now, now - self._t_base, data])
+                    _write(self._fd, _frame(len(body), _crc(body)) + body)
+                    journal.seq = seq
+                finally:
+                    lock.release()
+                self._step = s + 1
+                self._last.update(data)
+                if layout is None and keys not in self._no_layout:
+                    self._add_layout(keys, data)
+                return
         self._log_slow(data, step, commit)
+
+    def _log_floats(self, layout: tuple[Any, int], data: dict[str, Any]) -> bool:
+        """Append a row whose keys have a layout as a binary float row; False if a value is no number."""
+        now = _now()
+        s = self._step
+        journal = self._journal
+        lock = journal.lock
+        lock.acquire()
+        try:
+            seq = journal.seq + 1
+            body = layout[0](_ROW_MARK, seq, s, now, now - self._t_base, layout[1], *data.values())
+            _write(self._fd, _frame(len(body), _crc(body)) + body)
+            journal.seq = seq
+        except struct.error:
+            return False  # not a number this time: the msgpack path stores it as it is
+        finally:
+            lock.release()
+        self._step = s + 1
+        self._last.update(data)
+        return True
+
+    def _add_layout(self, keys: tuple[str, ...], data: dict[str, Any]) -> None:
+        """Give a key set whose values are all floats a binary layout, announced in the journal."""
+        if any(type(value) is not float for value in data.values()) or self._layout_ids >= 65535:
+            self._no_layout.add(keys)
+            return
+        self._layout_ids += 1
+        self._journal.write(RecordKind.ROW_SCHEMA, self._layout_ids, list(keys))
+        self._layouts[keys] = (row_struct(len(keys)).pack, self._layout_ids)
+
+    def _drop_layouts(self) -> None:
+        """Rows must take the full path again (define_metric rules or explicit summary edits)."""
+        self._layouts.clear()
+        self._no_layout.clear()
 
     def _log_slow(self, data: Any, step: Any, commit: bool | None) -> None:
         self._ensure_active("log")
@@ -275,6 +322,7 @@ class Run:
         self._journal.write(RecordKind.SUMMARY, sets, removes)
         for path, _ in sets:
             self._fast_keys.discard(path[0])
+        self._drop_layouts()
 
     def _meta(self, **fields: Any) -> None:
         self._ensure_active("update")
@@ -308,6 +356,7 @@ class Run:
         )
         merged = self._state.define(definition, overwrite=bool(overwrite))
         self._fast_keys.clear()  # rules now apply: rows go through the full path
+        self._drop_layouts()
         self._journal.write(RecordKind.METRIC, definition.to_json(), bool(overwrite))
         return Metric(merged)
 

@@ -15,7 +15,7 @@ class Sink(Protocol):
     def begin_run(self, spec: RunSpec) -> RunStart: ...
     def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int: ...
     def heartbeat(self, incarnation_id: str) -> bool: ...
-    def mark_crashed(self, incarnation_id: str) -> None: ...
+    def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None: ...
     def close(self) -> None: ...
 
 
@@ -36,8 +36,8 @@ class LocalSink:
     def heartbeat(self, incarnation_id: str) -> bool:
         return self.store.heartbeat(incarnation_id)
 
-    def mark_crashed(self, incarnation_id: str) -> None:
-        self.store.mark_crashed(incarnation_id)
+    def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None:
+        self.store.mark_crashed(incarnation_id, session_id)
 
     def close(self) -> None:
         self.store.close()

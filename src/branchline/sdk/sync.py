@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from branchline.runspec import RunSpec
-from branchline.sdk.journal import read_journal
+from branchline.sdk.journal import RowBlocks, read_journal
 from branchline.sdk.sink import Sink
 from branchline.vocab import RecordKind
 
@@ -74,12 +74,12 @@ def sync_journal(
             if value is not None:
                 setattr(spec, name, value)
     start = sink.begin_run(spec)
-    body = records[1:]
+    body = RowBlocks().compact(records[1:])
     for offset in range(0, len(body), BATCH):
         sink.apply(spec.session_id, body[offset : offset + BATCH])
     finished = any(int(r[1]) == RecordKind.EXIT for r in body)
     if not finished:
-        sink.mark_crashed(start.incarnation_id)
+        sink.mark_crashed(start.incarnation_id, spec.session_id)
     store = getattr(sink, "store", None)
     if store is not None and (journal.parent / "artifacts").exists():
         from branchline.sdk.artifacts import sync_offline_artifacts

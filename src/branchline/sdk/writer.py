@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from branchline.sdk.journal import JournalReader
+from branchline.sdk.journal import JournalReader, RowBlocks
 from branchline.sdk.sink import Sink, make_sink
 from branchline.vocab import RecordKind
 
@@ -42,6 +42,7 @@ class WriterLoop:
         heartbeat_seconds: float = 30.0,
     ) -> None:
         self.reader = JournalReader(journal)
+        self.blocks = RowBlocks()
         self.sink = sink
         self.session_id = session_id
         self.incarnation_id = incarnation_id
@@ -59,7 +60,7 @@ class WriterLoop:
         """Read and apply what is new; returns whether anything was applied."""
         if len(self.pending) < 20_000:
             records, _ = self.reader.read_available(limit=20_000 - len(self.pending))
-            self.pending.extend(records)
+            self.pending.extend(self.blocks.compact(records))
         if not self.pending:
             return False
         try:
@@ -106,7 +107,7 @@ class WriterLoop:
                     records, _ = self.reader.read_available(limit=1)
                     if not records:
                         return
-                    self.pending.extend(records)
+                    self.pending.extend(self.blocks.compact(records))
                 else:
                     time.sleep(self.backoff or self.poll_seconds)
 
@@ -127,7 +128,7 @@ class WriterLoop:
                 self.drain(deadline=None)
                 if not self.saw_exit:
                     try:
-                        self.sink.mark_crashed(self.incarnation_id)
+                        self.sink.mark_crashed(self.incarnation_id, self.session_id)
                     except Exception as exc:
                         self._report(exc)
                 return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import zlib
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 import msgpack
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -292,13 +293,42 @@ _ARITY = {
     RecordKind.FILE: 6,
     RecordKind.ALERT: 6,
     RecordKind.METADATA: 3,
+    RecordKind.ROW_SCHEMA: 4,
+    RecordKind.ROW_BLOCK: 8,
 }
 _STATES = {s.value for s in RunState}
 _META_FIELDS = {"name": 256, "notes": 1_000_000, "group": 256, "job_type": 256}
 
 
+def _check_block(record: list[Any], f: str) -> list[Any]:
+    """A ROW_BLOCK: keys, then sequences, steps, timestamps and runtimes (8 bytes per row each)
+    and the values (8 bytes per row and key); the record's sequence is the last row's."""
+    seq, kind, keys = record[0], record[1], record[2]
+    if type(keys) is not list or not keys or len(keys) > 10_000:
+        raise _Bad(f"{f}.keys", f"{f}.keys must be a non-empty list of at most 10000 key names")
+    clean_keys = [_text(k, f"{f}.keys[{i}]", 512) for i, k in enumerate(keys)]
+    columns = record[3:8]
+    if any(type(c) is not bytes for c in columns):
+        raise _Bad(f"{f}.columns", f"{f}: sequences, steps, timestamps, runtimes and values must be bytes")
+    rows = len(columns[0]) // 8
+    if rows == 0 or any(len(c) != rows * 8 for c in columns[:4]) or len(columns[4]) != rows * 8 * len(keys):
+        raise _Bad(f"{f}.columns", f"{f}: column lengths do not match {len(keys)} keys")
+    seqs = [int.from_bytes(columns[0][i : i + 8], "little", signed=True) for i in range(0, len(columns[0]), 8)]
+    if any(b <= a for a, b in itertools.pairwise(seqs)) or seqs[-1] != seq:
+        raise _Bad(f"{f}.sequences", f"{f}: row sequences must increase and end at the record's sequence")
+    return [seq, kind, clean_keys, *columns]
+
+
 def _check_record(record: list[Any], f: str) -> list[Any]:
     seq, kind = record[0], RecordKind(record[1])
+    if kind == RecordKind.ROW_BLOCK:
+        return _check_block(record, f)
+    if kind == RecordKind.ROW_SCHEMA:
+        layout = _int(record[2], f"{f}.layout", 1, 65535)
+        keys = record[3]
+        if type(keys) is not list or not keys:
+            raise _Bad(f"{f}.keys", f"{f}.keys must be a non-empty list of key names")
+        return [seq, kind, layout, [_text(k, f"{f}.keys[{i}]", 512) for i, k in enumerate(keys)]]
     if kind == RecordKind.HISTORY:
         return [
             seq,
@@ -634,9 +664,9 @@ async def heartbeat(incarnation_id: IncarnationPath, request: Request, principal
     return {"stop": stop}
 
 
-def _crashed(store: Store, principal: Principal, incarnation_id: str) -> None:
+def _crashed(store: Store, principal: Principal, incarnation_id: str, session_id: str | None) -> None:
     _owned_incarnation(store, principal, incarnation_id)
-    store.mark_crashed(incarnation_id)
+    store.mark_crashed(incarnation_id, session_id)
 
 
 @router.post(
@@ -644,8 +674,13 @@ def _crashed(store: Store, principal: Principal, incarnation_id: str) -> None:
     response_model=Ok,
     summary="The training process is gone without finishing: mark the run crashed",
 )
-async def crashed(incarnation_id: IncarnationPath, request: Request, principal: AuthPrincipalDep) -> dict[str, Any]:
-    await run_in_threadpool(_crashed, _store(request), principal, incarnation_id)
+async def crashed(
+    incarnation_id: IncarnationPath,
+    request: Request,
+    principal: AuthPrincipalDep,
+    session_id: Annotated[str | None, Query(max_length=64, pattern=r"^[0-9a-f]+$")] = None,
+) -> dict[str, Any]:
+    await run_in_threadpool(_crashed, _store(request), principal, incarnation_id, session_id)
     return {"ok": True}
 
 

@@ -51,7 +51,11 @@ class Chunk:
     dtype: str
 
 
-def _pack(raw: bytes) -> bytes:
+def _pack(raw: bytes, final: bool = True) -> bytes:
+    # The open tail is rewritten at every batch: compress a chunk once, when it is full, and only
+    # if a probe of its start says it pays (random floats never shrink).
+    if not final or len(zlib.compress(raw[:1024], 1)) > min(len(raw), 1024) * 0.9:
+        return _FLAG_RAW + raw
     packed = zlib.compress(raw, 1)
     if len(packed) < len(raw) * 0.9:
         return _FLAG_ZLIB + packed
@@ -63,10 +67,10 @@ def _unpack(blob: bytes) -> bytes:
     return zlib.decompress(body) if flag == _FLAG_ZLIB else body
 
 
-def encode_steps(steps: npt.NDArray[np.int64]) -> bytes:
+def encode_steps(steps: npt.NDArray[np.int64], final: bool = True) -> bytes:
     if len(steps) <= 1 or bool(np.all(np.diff(steps) == 1)):
         return _FLAG_UNIT
-    return _pack(np.diff(steps).astype(_I8).tobytes())
+    return _pack(np.diff(steps).astype(_I8).tobytes(), final)
 
 
 def decode_steps(blob: bytes, first_step: int, count: int) -> npt.NDArray[np.int64]:
@@ -80,16 +84,16 @@ def decode_steps(blob: bytes, first_step: int, count: int) -> npt.NDArray[np.int
     return out
 
 
-def encode_values(values: npt.NDArray[Any], dtype: str) -> bytes:
+def encode_values(values: npt.NDArray[Any], dtype: str, final: bool = True) -> bytes:
     if dtype == "t":
         micros = np.round(values.astype(np.float64) * 1e6).astype(_I8)
         body = np.concatenate(([micros[0]], np.diff(micros))).astype(_I8).tobytes()
-        return _pack(body)
+        return _pack(body, final)
     if dtype == "i":
-        return _pack(values.astype(_I8).tobytes())
+        return _pack(values.astype(_I8).tobytes(), final)
     if dtype == "b":
         return _FLAG_RAW + values.astype(np.uint8).tobytes()
-    return _pack(values.astype(_F8).tobytes())
+    return _pack(values.astype(_F8).tobytes(), final)
 
 
 def decode_values(blob: bytes, dtype: str) -> npt.NDArray[Any]:
@@ -157,8 +161,8 @@ def encode_chunk(chunk: int, steps: npt.NDArray[np.int64], values: npt.NDArray[A
         "last_step": int(steps[-1]),
         "count": len(steps),
         "dtype": dtype,
-        "steps": encode_steps(steps),
-        "vals": encode_values(values, dtype),
+        "steps": encode_steps(steps, final=len(steps) >= CHUNK_SIZE),
+        "vals": encode_values(values, dtype, final=len(steps) >= CHUNK_SIZE),
         "vmin": vmin,
         "vmax": vmax,
         "vsum": vsum,

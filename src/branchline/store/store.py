@@ -110,8 +110,12 @@ class Store(AuthStoreMixin):
         with self._write() as conn:
             return writes.heartbeat(conn, incarnation_id, time.time())
 
-    def mark_crashed(self, incarnation_id: str) -> None:
+    def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None:
+        """Mark a running incarnation crashed. Given the dead writer's session, only if no later
+        session (a resume) has taken the incarnation over meanwhile."""
         with self._write() as conn:
+            if session_id is not None and writes.resumed_since(conn, incarnation_id, session_id):
+                return
             conn.execute(
                 update(incarnations)
                 .where(

@@ -382,6 +382,19 @@ class _Columns:
         group[2].append(runtime)
         group[3].append(tuple(data.values()))
 
+    def add_block(
+        self,
+        keys: list[str],
+        steps: npt.NDArray[np.int64],
+        stamps: npt.NDArray[np.float64],
+        runtimes: npt.NDArray[np.float64],
+        matrix: npt.NDArray[np.float64],
+    ) -> None:
+        columns = [("_timestamp", stamps), ("_runtime", runtimes)]
+        columns.extend((key, matrix[:, j]) for j, key in enumerate(keys))
+        for key, column in columns:
+            self.parts.setdefault((0, key), []).append((steps, column))
+
     def transpose_float_rows(self) -> None:
         for keys, (steps_list, ts_list, rt_list, values) in self.float_rows.items():
             steps = np.array(steps_list, dtype=np.int64)
@@ -524,34 +537,54 @@ def apply_records(
     system_count: int | None = None
     metadata: dict[str, Any] | None = None
 
+    def history_row(step: int, ts: float, rt: float, data: Any) -> None:
+        nonlocal latest, last_ts, last_rt, last_step, runtime
+        if not state.defs and type(data) is dict and data and _plain_floats(data):
+            cols.add_float_row(step, ts, rt, data)
+            latest.update(data)
+        else:
+            if latest:
+                state.apply_row(latest)  # keep summary updates in record order
+                latest = {}
+            row = dict(data)
+            row.pop("_step", None)
+            extra = state.step_sync_items(row)
+            if extra:
+                row.update(extra)
+            row["_timestamp"] = row.get("_timestamp", ts)
+            row["_runtime"] = rt
+            cols.add(inc_id, 0, step, row)
+            state.apply_row(row)
+            ts = row["_timestamp"]
+        last_ts, last_rt = ts, rt
+        last_step = max(last_step, step)
+        runtime = max(runtime, float(rt))
+
     for record in todo:
         kind = int(record[1])
-        if latest and kind != RecordKind.HISTORY:
+        if latest and kind not in _ROW_KINDS:
             state.apply_row(latest)  # summary edits and rules apply after the rows before them
             latest = {}
         if kind == RecordKind.HISTORY:
             _, _, step, ts, rt, data = record
-            step = int(step)
-            if not state.defs and type(data) is dict and data and _plain_floats(data):
-                cols.add_float_row(step, ts, rt, data)
-                latest.update(data)
-            else:
-                if latest:
-                    state.apply_row(latest)  # keep summary updates in record order
-                    latest = {}
-                row = dict(data)
-                row.pop("_step", None)
-                extra = state.step_sync_items(row)
-                if extra:
-                    row.update(extra)
-                row["_timestamp"] = row.get("_timestamp", ts)
-                row["_runtime"] = rt
-                cols.add(inc_id, 0, step, row)
-                state.apply_row(row)
-                ts = row["_timestamp"]
-            last_ts, last_rt = ts, rt
-            last_step = max(last_step, step)
-            runtime = max(runtime, float(rt))
+            history_row(int(step), ts, rt, data)
+        elif kind == RecordKind.ROW_BLOCK:
+            block = _decode_block(record, applied)
+            if block is None:
+                continue
+            keys, steps, stamps, runtimes, matrix = block
+            if state.defs:  # define_metric rules need every row on its own
+                for i in range(len(steps)):
+                    row = dict(zip(keys, matrix[i].tolist(), strict=True))
+                    history_row(int(steps[i]), float(stamps[i]), float(runtimes[i]), row)
+                continue
+            cols.add_block(keys, steps, stamps, runtimes, matrix)
+            latest.update(zip(keys, matrix[-1].tolist(), strict=True))
+            last_ts, last_rt = float(stamps[-1]), float(runtimes[-1])
+            last_step = max(last_step, int(steps[-1]))
+            runtime = max(runtime, float(runtimes.max()))
+        elif kind == RecordKind.ROW_SCHEMA:
+            continue  # the writer already turned float rows into blocks with these keys
         elif kind == RecordKind.SUMMARY:
             _, _, sets, removes = record
             for path, value in sets:
@@ -661,10 +694,40 @@ def apply_records(
     return highest
 
 
+def resumed_since(conn: Connection, incarnation_id: str, session_id: str) -> bool:
+    """Whether a writer session started on the incarnation after `session_id` did."""
+    ws = writer_sessions.c
+    started = select(ws.started_at).where(ws.id == session_id).scalar_subquery()
+    later = select(ws.id).where(ws.incarnation_id == incarnation_id, ws.id != session_id, ws.started_at > started)
+    return conn.execute(later.limit(1)).first() is not None
+
+
 def _writer_process_alive(inc: Row[Any]) -> bool:
     if inc.host == socket.gethostname() and inc.pid:
         return pid_alive(inc.pid)
     return True
+
+
+_ROW_KINDS = frozenset({RecordKind.HISTORY, RecordKind.ROW_BLOCK, RecordKind.ROW_SCHEMA})
+
+
+def _decode_block(
+    record: Sequence[Any], applied: int
+) -> (
+    tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    | None
+):
+    """A ROW_BLOCK's columns, without the rows at or below the applied sequence (a replay)."""
+    _, _, keys, seqs_b, steps_b, stamps_b, runtimes_b, values_b = record
+    seqs = np.frombuffer(seqs_b, dtype="<i8")
+    keep = seqs > applied
+    if not keep.any():
+        return None
+    steps = np.frombuffer(steps_b, dtype="<i8")[keep]
+    stamps = np.frombuffer(stamps_b, dtype="<f8")[keep]
+    runtimes = np.frombuffer(runtimes_b, dtype="<f8")[keep]
+    matrix = np.frombuffer(values_b, dtype="<f8").reshape(len(seqs), len(keys))[keep]
+    return list(keys), steps, stamps, runtimes, matrix
 
 
 def _plain_floats(data: dict[str, Any]) -> bool:
