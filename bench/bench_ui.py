@@ -301,31 +301,35 @@ def main() -> None:
                 )
 
             with serve(panels_db) as base:
-                drawn: list[float] = []
-                count = 0
-                for rep in range(args.reps + 1):
-                    context = browser.new_context(viewport={"width": 1360, "height": 860}, base_url=base)
-                    page = context.new_page()
-                    page.add_init_script("window.__benchPanels = 2;")
-                    page.add_init_script(TIMING_SCRIPT)
-                    page.goto(f"/{ENTITY}/panels?show={p_runs}")
-                    value = _timing(page, "panels", timeout=120)
-                    count = int(page.evaluate("window.__bench.panelCount"))
-                    total = page.locator(".panel").count()
-                    context.close()
-                    if rep:
-                        drawn.append(value)
-                v = median(drawn)
-                rows.append(
-                    Row(
-                        f"workspace, {p_keys} panels × {p_runs} runs × {p_points:,} points: visible panels drawn",
-                        v,
-                        "ms",
-                        target="≤ 2000 ms",
-                        status=verdict(v, 2000),
-                        note=f"{count} of {total} panels on screen; 500 min/max buckets per series {spread(drawn)}",
+                # Every run charted (the target), then the default view (the first 10 runs).
+                for shown in (p_runs, min(10, p_runs)):
+                    drawn: list[float] = []
+                    count = total = 0
+                    for rep in range(args.reps + 1):
+                        context = browser.new_context(viewport={"width": 1360, "height": 860}, base_url=base)
+                        page = context.new_page()
+                        page.add_init_script("window.__benchPanels = 2;")
+                        page.add_init_script(TIMING_SCRIPT)
+                        page.goto(f"/{ENTITY}/panels?show={shown}")
+                        value = _timing(page, "panels", timeout=180)
+                        count = int(page.evaluate("window.__bench.panelCount"))
+                        total = page.locator(".panel").count()
+                        context.close()
+                        if rep:
+                            drawn.append(value)
+                    v = median(drawn)
+                    rows.append(
+                        Row(
+                            f"workspace, {p_keys} panels × {shown} runs charted × {p_points:,} points: "
+                            "visible panels drawn",
+                            v,
+                            "ms",
+                            target="≤ 2000 ms" if shown == p_runs else "(default view)",
+                            status=verdict(v, 2000),
+                            note=f"{count} of {total} panels on screen, {count * shown} series read in full and "
+                            f"reduced to 500 min/max buckets {spread(drawn)}",
+                        )
                     )
-                )
         finally:
             browser.close()
     print_table("bench_ui: the web app in headless Chromium" + (" (--quick)" if args.quick else ""), rows)

@@ -245,6 +245,25 @@ def test_project_detail_columns(api: SyncApi, world: dict[str, Any]) -> None:
     assert_error(api.get(f"/api/v1/projects/{world['entity']}/nope"), 404)
 
 
+def test_project_privacy_toggle(api: SyncApi, world: dict[str, Any]) -> None:
+    from branchline.store import open_store
+
+    url = f"/api/v1/projects/{world['entity']}/beta"
+    assert api.get(url).json()["public"] is False
+    made = ProjectDetail.model_validate(api.patch(url, json={"public": True}).json())
+    assert made.public and made.name == "beta"
+    with open_store(world["url"]) as store:
+        assert store.project_is_public(world["entity"], "beta")
+        assert not store.project_is_public(world["entity"], "alpha")
+    assert api.get(url).json()["public"] is True
+    assert api.patch(url, json={"public": False}).json()["public"] is False
+    with open_store(world["url"]) as store:
+        assert not store.project_is_public(world["entity"], "beta")
+    assert_error(api.patch(f"/api/v1/projects/{world['entity']}/nope", json={"public": True}), 404, "project")
+    assert_error(api.patch(url, json={"public": "sometimes"}), 422)
+    assert_error(api.patch(url, json={"public": True, "extra": 1}), 422)
+
+
 def test_runs_list_paging_sort_search_filter(api: SyncApi, world: dict[str, Any]) -> None:
     base = f"/api/v1/runs/{world['entity']}/alpha"
     everything = RunList.model_validate(api.get(base, params={"limit": 100}).json())
@@ -346,6 +365,48 @@ def test_series_follows_the_fork_lineage(api: SyncApi, world: dict[str, Any]) ->
     assert series.y[:41] == [50.0 if s == 37 else 1.0 / (s + 1) for s in range(41)]
     assert series.y[41:] == [0.01] * 19
     assert series.count == 60 and not series.sampled and series.last_step == 59
+
+
+def test_group_series_mean_and_band_on_aligned_steps(api: SyncApi, world: dict[str, Any]) -> None:
+    alpha, fork, long = (_incarnation(api, world, name) for name in ("alpha", "fork", "long"))
+    body = api.post(
+        "/api/v1/series/groups",
+        json={
+            "groups": [{"name": "pair", "incarnations": [alpha, fork]}, {"name": "long", "incarnations": [long]}],
+            "keys": ["loss"],
+            "buckets": 1000,
+        },
+    ).json()
+    pair, solo = body["series"]
+    assert pair["group"] == "pair" and pair["runs"] == 2 and pair["count"] == 70 and not pair["sampled"]
+    assert pair["x"] == [float(s) for s in range(70)]
+
+    def original(s: int) -> float:
+        return 50.0 if s == 37 else 1.0 / (s + 1)
+
+    # alpha after its rewind: the original to step 50, then 0.02; the fork: the original to 40, then 0.01.
+    a = [original(s) if s <= 50 else 0.02 for s in range(70)]
+    f: list[float | None] = [original(s) if s <= 40 else 0.01 for s in range(60)] + [None] * 10
+    for s in range(70):
+        values = [v for v in (a[s], f[s]) if v is not None]
+        assert pair["mean"][s] == pytest.approx(sum(values) / len(values))
+        assert pair["min"][s] == pytest.approx(min(values)) and pair["max"][s] == pytest.approx(max(values))
+    assert solo["runs"] == 1 and solo["count"] == 5000
+
+    reduced = api.post(
+        "/api/v1/series/groups",
+        json={"groups": [{"name": "all", "incarnations": [alpha, long]}], "keys": ["loss"], "buckets": 50},
+    ).json()["series"][0]
+    assert reduced["sampled"] and reduced["count"] == 5000 and len(reduced["x"]) == 50
+    assert reduced["x"] == sorted(reduced["x"]) and reduced["x"][0] == 0.0
+    assert max(v for v in reduced["max"] if v is not None) == 1000.0  # the spike survives in the band
+    assert all(lo <= m <= hi for lo, m, hi in zip(reduced["min"], reduced["mean"], reduced["max"], strict=True))
+    assert_error(
+        api.post("/api/v1/series/groups", json={"groups": [{"name": "x", "incarnations": ["nope"]}], "keys": ["loss"]}),
+        404,
+        "incarnations.0",
+    )
+    assert_error(api.post("/api/v1/series/groups", json={"groups": [], "keys": ["loss"]}), 422)
 
 
 def test_series_downsampling_keeps_the_spike(api: SyncApi, world: dict[str, Any]) -> None:
@@ -625,6 +686,7 @@ def test_read_only_server_refuses_writes(world: dict[str, Any]) -> None:
         assert error["code"] == "read_only"
         assert_error(client.delete(url), 403)
         assert_error(client.post(f"{url}/move", json={"project": "x"}), 403)
+        assert_error(client.patch(f"/api/v1/projects/{world['entity']}/beta", json={"public": True}), 403)
     finally:
         client.close()
 

@@ -31,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 SEED = textwrap.dedent(
     """
-    import json, math, random, sys, time
+    import json, math, os, random, sys, time
     import branchline
 
     root = sys.argv[1]
@@ -61,6 +61,12 @@ SEED = textwrap.dedent(
         with open("config.yaml", "w") as fh:
             fh.write(f"optimizer: {opt}\\nlr: {lr}\\n")
         run.save("config.yaml", policy="now")
+        os.makedirs("ckpt/logs", exist_ok=True)
+        with open("ckpt/meta.json", "w") as fh:
+            fh.write(json.dumps({"arch": arch, "optimizer": opt}))
+        with open("ckpt/logs/train.log", "w") as fh:
+            fh.write(f"finished {arch}-{opt}\\n")
+        run.save("ckpt/**/*", policy="now")
         ids[f"r{i}"] = {"run_id": run.id, "name": run.name, "incarnation": run._start.incarnation_id}
         run.finish()
 
@@ -342,6 +348,58 @@ def test_workspace_search_toggle_colour_axes_smoothing_zoom(page: Any, site: dic
     assert page.get_by_label("Log scale").is_checked()
 
 
+def test_workspace_group_by_config_column_draws_mean_and_band(page: Any, site: dict[str, Any]) -> None:
+    page.goto(project_url(site))
+    page.get_by_test_id("run-count").wait_for()
+    page.get_by_label("Group by").select_option("optimizer")
+    assert query(page)["group"] == "optimizer"
+    page.get_by_test_id("group-note").wait_for()
+    adam = page.locator(".group-row[data-group='adam']")
+    adam.wait_for()
+    assert "3 runs" in adam.inner_text()  # two runs and the fork, which inherits its source's config
+    assert page.locator(".group-row[data-group='sgd']").count() == 1
+    loss_panel = page.locator(".panel[data-metric='train/loss']")
+    figure = loss_panel.locator("figure.chart")
+    page.wait_for_function(
+        "Number(document.querySelector(\".panel[data-metric='train/loss'] figure.chart\")?.dataset.bands) >= 2"
+    )
+    # one mean line with its min-max band per group (every group logged train/loss)
+    assert int(figure.get_attribute("data-bands") or 0) == page.locator(".group-row").count()
+    box = plot_box(loss_panel)
+    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] / 2)
+    tip = loss_panel.locator(".chart-tip")
+    tip.wait_for(state="visible")
+    rows = tip.locator(".tip-row").all_inner_texts()
+    adam_row = next(row for row in rows if "optimizer: adam (3)" in row)
+    assert re.search(r"\(.+ – .+\)", adam_row), adam_row  # the min – max range at the cursor
+
+    # the server computes the band on aligned steps: mean within [min, max], adam's two runs at step 0
+    adam_runs = [site["ids"]["r0"], site["ids"]["r1"]]
+    stats = page.evaluate(
+        """async (runIds) => {
+            const entity = location.pathname.split('/')[1];
+            const incs = [];
+            for (const id of runIds) {
+                const run = await (await fetch(`/api/v1/runs/${entity}/vision/${id}`)).json();
+                incs.push(run.incarnation_id);
+            }
+            const body = {groups: [{name: 'adam', incarnations: incs}], keys: ['train/loss'], buckets: 500};
+            const r = await fetch('/api/v1/series/groups', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                  body: JSON.stringify(body)});
+            return (await r.json()).series[0];
+        }""",
+        [r["run_id"] for r in adam_runs],
+    )
+    assert stats["runs"] == 2 and stats["count"] == 260  # the rewound run reaches step 259
+    assert all(lo <= m <= hi for lo, m, hi in zip(stats["min"], stats["mean"], stats["max"], strict=True))
+    assert stats["max"][0] > stats["min"][0]  # two different runs at step 0
+    shot(page, "workspace-grouped")
+
+    page.get_by_label("Group by").select_option("")
+    page.get_by_test_id("group-note").wait_for(state="detached")
+    assert "group" not in query(page)
+
+
 def test_system_section_in_the_workspace(page: Any, site: dict[str, Any]) -> None:
     page.goto(project_url(site))
     toggle = page.get_by_role("button", name="System", exact=True)
@@ -407,6 +465,116 @@ def test_runs_table_sort_filter_keyboard_and_bulk_delete(page: Any, site: dict[s
     base = f"{site['base']}/api/v1/runs/{site['entity']}/vision"
     for key in ("bulk-1", "bulk-2"):
         assert _status(f"{base}/{site['ids'][key]['run_id']}") == 404
+
+
+def header_ids(page: Any) -> list[str]:
+    return [
+        str(h)
+        for h in page.locator(".grid-header [role=columnheader][data-column]").evaluate_all(
+            "els => els.map(e => e.dataset.column)"
+        )
+    ]
+
+
+def test_runs_table_pin_reorder_group_histograms_and_expressions(page: Any, site: dict[str, Any]) -> None:
+    page.goto(project_url(site, "table"))
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    grid = page.get_by_role("grid")
+    page.get_by_test_id("table-count").filter(has_text=re.compile(r"\d+ runs")).wait_for()
+    assert header_ids(page)[:3] == ["name", "state", "created"]
+
+    # pin a column: it moves next to Name, sticks while scrolling sideways, and is in the URL
+    pin = grid.get_by_role("button", name="Pin column Job type")
+    pin.click()
+    assert query(page)["pin"] == "job_type"
+    assert header_ids(page)[:2] == ["name", "job_type"]
+    assert grid.get_by_role("button", name="Unpin column Job type").get_attribute("aria-pressed") == "true"
+    assert "sticky" in (page.locator(".grid-header [data-column=job_type]").get_attribute("class") or "")
+    grid.evaluate("el => { el.scrollLeft = 600; }")
+    page.wait_for_timeout(100)
+    name_box = page.locator(".grid-header [data-column=name]").bounding_box()
+    job_box = page.locator(".grid-header [data-column=job_type]").bounding_box()
+    assert name_box and job_box and abs(job_box["x"] - (name_box["x"] + name_box["width"])) < 2  # still beside Name
+    grid.evaluate("el => { el.scrollLeft = 0; }")
+
+    # drag Runtime onto State: it moves before State; Alt+→ on a header moves it one place right
+    page.drag_and_drop(".grid-header [data-column=runtime]", ".grid-header [data-column=state]")
+    assert header_ids(page)[:4] == ["name", "job_type", "runtime", "state"]
+    page.locator(".grid-header [data-column=runtime] .sort-button").focus()
+    page.keyboard.press("Alt+ArrowRight")
+    assert header_ids(page)[:4] == ["name", "job_type", "state", "runtime"]
+
+    # remembered per project: a plain link to the table restores pins and order from localStorage
+    page.goto(project_url(site, "table"))
+    page.get_by_test_id("table-count").filter(has_text=re.compile(r"\d+ runs")).wait_for()
+    assert header_ids(page)[:4] == ["name", "job_type", "state", "runtime"]
+    grid.get_by_role("button", name="Unpin column Job type").click()
+    assert "pin" not in query(page)
+    assert "sticky" not in (page.locator(".grid-header [data-column=job_type]").get_attribute("class") or "")
+    assert grid.get_by_role("button", name="Pin column Job type").get_attribute("aria-pressed") == "false"
+
+    # group rows by a config column: numeric columns become a histogram per group
+    page.get_by_label("Group rows by").select_option("config:optimizer")
+    assert query(page)["tgroup"] == "config:optimizer"
+    table = page.get_by_role("table", name="Runs grouped by config.optimizer")
+    adam = table.locator("tr[data-group='adam']")
+    adam.wait_for()
+    assert adam.locator("td").first.inner_text() == "3"
+    hist = adam.locator("td[data-column='summary:train/loss'] figure.mini-hist")
+    assert hist.get_attribute("data-count") == "3"
+    label = hist.locator("svg").get_attribute("aria-label") or ""
+    assert label.startswith("Histogram of summary.train/loss: 3 values from")
+    assert int(hist.locator("rect").evaluate_all("rs => rs.filter(r => r.getAttribute('height') !== '0').length")) >= 1
+    lr = adam.locator("td[data-column='config:lr'] figure.mini-hist")
+    assert float(lr.get_attribute("data-min") or 0) == pytest.approx(2e-4)
+    assert float(lr.get_attribute("data-max") or 0) == pytest.approx(1e-3)
+    assert table.locator("tr[data-group='sgd'] td").first.inner_text() == "2"
+    shot(page, "runs-table-grouped")
+    page.get_by_role("button", name="Show the runs where config.optimizer is sgd").click()
+    page.get_by_test_id("table-count").filter(has_text="2 runs").wait_for()
+    assert "tgroup" not in query(page)
+    assert json.loads(query(page)["f"]) == {"config.optimizer": {"$eq": "sgd"}}
+
+    # the expression editor: column completion, and / or with parentheses, compiled to the filter JSON
+    page.get_by_role("button", name=re.compile("^Filter")).click()
+    page.get_by_label("Expression (and / or / parentheses)").check()
+    box = page.get_by_label("Filter expression")
+    assert box.input_value() == "config.optimizer = sgd"  # the current filter, printed back
+    box.fill("")
+    box.press_sequentially("config.optim")
+    options = page.get_by_role("listbox", name="Columns").get_by_role("option")
+    options.first.wait_for()
+    assert options.all_inner_texts()[0] == "config.optimizer"
+    box.press("Tab")
+    assert box.input_value() == "config.optimizer "
+    box.press_sequentially("= adam and (config.lr <")
+    page.get_by_test_id("expr-status").filter(has_text="Expected a value").wait_for()
+    box.press_sequentially(' 0.0005 or config.model.arch = "resnet")')
+    page.get_by_test_id("expr-status").filter(has_text="Compiles to").wait_for()
+    box.press("Escape")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_test_id("table-count").filter(has_text="3 runs").wait_for()
+    assert json.loads(query(page)["f"]) == {
+        "$and": [
+            {"config.optimizer": {"$eq": "adam"}},
+            {"$or": [{"config.lr": {"$lt": 0.0005}}, {"config.model.arch": {"$eq": "resnet"}}]},
+        ]
+    }
+    names = sorted(page.locator(".grid-row .run-name").all_inner_texts())
+    assert names == ["resnet-adam-1", "resnet-adam-fork", "vit-adam-0"]
+
+    # IN / NOT IN and null
+    page.get_by_role("button", name=re.compile("^Filter")).click()
+    box = page.get_by_label("Filter expression")
+    box.fill("config.optimizer NOT IN (adam, sgd) and config.lr != null")
+    box.press("Enter")
+    page.wait_for_function("new URLSearchParams(location.search).get('f')?.includes('$nin')")
+    assert json.loads(query(page)["f"]) == {
+        "$and": [{"config.optimizer": {"$nin": ["adam", "sgd"]}}, {"config.lr": {"$ne": None}}]
+    }
+    page.get_by_test_id("table-count").filter(has_text=re.compile(r"^\d+ runs?$")).wait_for()
+    assert all(n not in page.locator(".grid-row .run-name").all_inner_texts() for n in ("vit-sgd-2", "vit-adam-0"))
 
 
 # -- run page ------------------------------------------------------------------------------------------------
@@ -502,6 +670,53 @@ def test_run_tabs(page: Any, site: dict[str, Any]) -> None:
 
     page.get_by_role("link", name="Overview").click()
     page.get_by_role("heading", name="Lineage").wait_for()
+
+
+def test_run_overview_privacy_and_files_tree(page: Any, site: dict[str, Any]) -> None:
+    page.goto(run_url(site, "r2"))
+    switch = page.get_by_role("switch", name="Project vision is public")
+    switch.wait_for()
+    assert switch.get_attribute("aria-checked") == "false"
+    assert page.get_by_test_id("privacy-state").inner_text().startswith("Private")
+    detail = f"{site['base']}/api/v1/projects/{site['entity']}/vision"
+    switch.click()
+    page.get_by_test_id("privacy-state").filter(has_text="Public").wait_for()
+    assert switch.get_attribute("aria-checked") == "true"
+    assert _get_json(detail)["public"] is True  # stored: projects.public
+    page.reload()
+    page.get_by_role("switch", name="Project vision is public").wait_for()
+    assert page.get_by_role("switch", name="Project vision is public").get_attribute("aria-checked") == "true"
+    page.get_by_role("switch", name="Project vision is public").click()
+    page.get_by_test_id("privacy-state").filter(has_text="Private").wait_for()
+    assert _get_json(detail)["public"] is False
+
+    # Files: a tree with folders first, collapsible, and a preview of the selected file
+    page.get_by_role("link", name="Files").click()
+    tree = page.get_by_role("tree", name="Files of this run")
+    tree.locator("li[data-path='config.yaml']").wait_for()
+    top = tree.locator(":scope > li").evaluate_all("els => els.map(e => e.dataset.path)")
+    assert top[0] == "ckpt" and "config.yaml" in top  # folders first, then files by name
+    assert top[1:] == sorted(top[1:])
+    ckpt = tree.locator("li[data-path='ckpt']")
+    assert ckpt.get_attribute("aria-expanded") == "true"
+    assert "2 files" in ckpt.locator(".tree-row").first.inner_text()
+    assert tree.locator("li[data-path='ckpt/logs'] li[data-path='ckpt/logs/train.log']").count() == 1
+    assert tree.locator("li[data-path='ckpt/logs/train.log']").get_attribute("aria-level") == "3"
+    tree.get_by_role("button", name="meta.json").click()
+    assert query(page)["file"] == "ckpt/meta.json"
+    page.get_by_role("region", name="Preview of ckpt/meta.json").locator(
+        ".file-text", has_text='"optimizer": "sgd"'
+    ).wait_for()
+    assert tree.locator("li[data-path='ckpt/meta.json']").get_attribute("aria-selected") == "true"
+    page.get_by_role("button", name="Collapse folder ckpt", exact=True).click()
+    assert ckpt.get_attribute("aria-expanded") == "false"
+    assert tree.locator("li[data-path='ckpt/meta.json']").count() == 0
+    page.get_by_role("button", name="Expand folder ckpt", exact=True).click()
+    tree.locator("li[data-path='ckpt/logs'] button", has_text="train.log").click()
+    page.locator(".file-text", has_text="finished vit-sgd").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download ckpt/logs/train.log").click()
+    assert Path(download.value.path()).read_text() == "finished vit-sgd\n"
 
 
 def test_stop_a_running_run(page: Any, site: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ export interface Project {
 export interface ProjectDetail extends Project {
   state_counts: Record<string, number>;
   columns: { config: string[]; summary: string[] };
+  public: boolean;
 }
 
 export interface ForkedFrom {
@@ -90,6 +91,18 @@ export interface Series {
   count: number;
   sampled: boolean;
   last_step: number;
+}
+
+export interface GroupSeries {
+  group: string;
+  key: string;
+  x: (number | null)[];
+  mean: (number | null)[];
+  min: (number | null)[];
+  max: (number | null)[];
+  runs: number;
+  count: number;
+  sampled: boolean;
 }
 
 export interface ConsoleLine {
@@ -180,6 +193,8 @@ export const api = {
     request<{ projects: Project[] }>("GET", `/api/v1/projects${search ? `?search=${enc(search)}` : ""}`),
   project: (entity: string, project: string) =>
     request<ProjectDetail>("GET", `/api/v1/projects/${enc(entity)}/${enc(project)}`),
+  setPublic: (entity: string, project: string, isPublic: boolean) =>
+    request<ProjectDetail>("PATCH", `/api/v1/projects/${enc(entity)}/${enc(project)}`, { public: isPublic }),
   runs: (entity: string, project: string, q: RunQuery, signal?: AbortSignal) => {
     const params = new URLSearchParams();
     if (q.search) params.set("search", q.search);
@@ -204,6 +219,10 @@ export const api = {
     body: { incarnations: string[]; keys: string[]; x: string; stream: number; buckets: number; min_step?: number; max_step?: number },
     signal?: AbortSignal,
   ) => request<{ series: Series[] }>("POST", "/api/v1/series", body, signal),
+  groupSeries: (
+    body: { groups: { name: string; incarnations: string[] }[]; keys: string[]; stream: number; buckets: number },
+    signal?: AbortSignal,
+  ) => request<{ series: GroupSeries[] }>("POST", "/api/v1/series/groups", body, signal),
   logs: (base: string, since: number) =>
     request<{ lines: ConsoleLine[]; next_line: number }>("GET", `${base}/logs?since=${since}`),
   files: (base: string) => request<{ files: RunFile[] }>("GET", `${base}/files`),

@@ -16,6 +16,8 @@ export interface ChartLine {
   color: string;
   x: (number | null)[];
   y: (number | null)[];
+  /** A shaded band (e.g. a group's min–max) drawn behind the line, aligned with `x`. */
+  band?: { lo: (number | null)[]; hi: (number | null)[] };
 }
 
 interface Prepared {
@@ -25,6 +27,7 @@ interface Prepared {
   x: number[];
   raw: (number | null)[];
   shown: (number | null)[];
+  band: { lo: (number | null)[]; hi: (number | null)[] } | null;
 }
 
 function compact(value: number): string {
@@ -112,22 +115,31 @@ export function Chart({
     return lines.map((line) => {
       const x: number[] = [];
       const raw: (number | null)[] = [];
+      const lo: (number | null)[] = [];
+      const hi: (number | null)[] = [];
+      const positive = (v: number | null | undefined): number | null => (v === undefined || v === null || (logScale && v <= 0) ? null : v);
       for (let i = 0; i < line.x.length; i += 1) {
         const xv = line.x[i];
         if (xv === null) continue;
-        let yv = line.y[i];
-        if (logScale && yv !== null && yv <= 0) yv = null;
         x.push(xv);
-        raw.push(yv);
+        raw.push(positive(line.y[i]));
+        if (line.band) {
+          lo.push(positive(line.band.lo[i]));
+          hi.push(positive(line.band.hi[i]));
+        }
       }
-      return { id: line.id, label: line.label, color: line.color, x, raw, shown: smoothing > 0 ? ema(raw, smoothing) : raw };
+      const band = line.band ? { lo, hi } : null;
+      return { id: line.id, label: line.label, color: line.color, x, raw, shown: smoothing > 0 ? ema(raw, smoothing) : raw, band };
     });
   }, [lines, smoothing, logScale]);
 
   const data = useMemo<uPlot.AlignedData>(() => {
-    const tables: uPlot.AlignedData[] = prepared.map((p) =>
-      smoothing > 0 ? [p.x, p.raw, p.shown] : [p.x, p.raw],
-    ) as uPlot.AlignedData[];
+    const tables: uPlot.AlignedData[] = prepared.map((p) => [
+      p.x,
+      p.raw,
+      ...(smoothing > 0 ? [p.shown] : []),
+      ...(p.band ? [p.band.hi, p.band.lo] : []),
+    ]) as uPlot.AlignedData[];
     if (tables.length === 0) return [[]];
     if (tables.length === 1) return tables[0];
     return uPlot.join(tables);
@@ -138,7 +150,7 @@ export function Chart({
   const onZoomRef = useRef(onZoom);
   onZoomRef.current = onZoom;
 
-  const structure = `${prepared.map((p) => `${p.id}:${p.color}`).join("|")}#${smoothing > 0}#${xKind}#${logScale}#${theme}#${height}`;
+  const structure = `${prepared.map((p) => `${p.id}:${p.color}:${p.band ? "band" : ""}`).join("|")}#${smoothing > 0}#${xKind}#${logScale}#${theme}#${height}`;
   const hasPoints = prepared.some((p) => p.x.length > 0);
 
   useEffect(() => {
@@ -147,17 +159,25 @@ export function Chart({
     const axisColor = cssVar("--muted");
     const gridColor = cssVar("--grid");
     const series: uPlot.Series[] = [{ label: xLabel }];
+    const bands: uPlot.Band[] = [];
     for (const p of prepared) {
       if (smoothing > 0) {
         series.push({ label: `${p.label} (raw)`, stroke: withAlpha(p.color, 0.22), width: 1, points: { show: false } });
       }
       series.push({ label: p.label, stroke: p.color, width: 1.6, points: { show: false } });
+      if (p.band) {
+        const hiIndex = series.length;
+        series.push({ label: `${p.label} (max)`, stroke: withAlpha(p.color, 0.3), width: 0.5, points: { show: false } });
+        series.push({ label: `${p.label} (min)`, stroke: withAlpha(p.color, 0.3), width: 0.5, points: { show: false } });
+        bands.push({ series: [hiIndex, hiIndex + 1], fill: withAlpha(p.color, 0.16) });
+      }
     }
     const tooltip = tip.current;
     const options: uPlot.Options = {
       width: Math.max(200, element.clientWidth),
       height,
       series,
+      bands,
       legend: { show: false },
       cursor: {
         drag: { x: true, y: false, setScale: true },
@@ -217,14 +237,17 @@ export function Chart({
             const xValue = u.posToVal(left, "x");
             const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
             const slack = Math.abs(span) * 0.02;
-            const rows: { label: string; color: string; value: number }[] = [];
+            const rows: { label: string; color: string; value: number; range: string }[] = [];
             for (const p of preparedRef.current) {
               if (!p.x.length || xValue < p.x[0] - slack || xValue > p.x[p.x.length - 1] + slack) continue;
               const index = nearest(p.x, xValue);
               if (index < 0) continue;
               const value = p.shown[index];
               if (value === null || value === undefined) continue;
-              rows.push({ label: p.label, color: p.color, value });
+              const lo = p.band?.lo[index];
+              const hi = p.band?.hi[index];
+              const range = lo !== undefined && lo !== null && hi !== undefined && hi !== null ? ` (${formatNumber(lo)} – ${formatNumber(hi)})` : "";
+              rows.push({ label: p.label, color: p.color, value, range });
             }
             if (!rows.length) {
               tooltip.hidden = true;
@@ -248,7 +271,7 @@ export function Chart({
               name.textContent = row.label;
               const value = document.createElement("span");
               value.className = "tip-value";
-              value.textContent = formatNumber(row.value);
+              value.textContent = formatNumber(row.value) + row.range;
               line.append(swatch, name, value);
               tooltip.appendChild(line);
             }
@@ -304,7 +327,7 @@ export function Chart({
   };
 
   return (
-    <figure class="chart" aria-label={`Chart of ${title}`}>
+    <figure class="chart" aria-label={`Chart of ${title}`} data-bands={prepared.filter((p) => p.band).length}>
       <figcaption class="chart-title">
         <span title={title}>{title}</span>
         {zoomed && (

@@ -1,6 +1,7 @@
 // The filter editor: conditions (column, operator, value) joined by AND or OR, or raw
 // MongoDB-style JSON for nesting. The result lives in the URL (`f`) and runs on the server.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { ExpressionError, parseExpression, printExpression, wordAt } from "../lib/filterExpr";
 import { setQuery } from "../router";
 
 export const OPERATORS = ["=", "≠", "<", "≤", ">", "≥", "IN", "NOT IN", "matches"] as const;
@@ -98,37 +99,185 @@ export function filterCount(filterJson: string | null): number {
   }
 }
 
+type Mode = "conditions" | "expression" | "json";
+
+function compileExpression(text: string): { doc: Record<string, unknown> | null; error: string | null } {
+  try {
+    return { doc: parseExpression(text), error: null };
+  } catch (error) {
+    if (error instanceof ExpressionError) return { doc: null, error: `${error.message} (at character ${error.at + 1})` };
+    return { doc: null, error: String(error) };
+  }
+}
+
+/** A text box for `and` / `or` / parentheses expressions, completing column names as you type. */
+function ExpressionInput({ value, fields, onChange, onApply }: { value: string; fields: string[]; onChange: (text: string) => void; onApply: () => void }) {
+  const box = useRef<HTMLTextAreaElement>(null);
+  const [caret, setCaret] = useState(value.length);
+  const [active, setActive] = useState(0);
+  const [dismissed, setDismissed] = useState(false);
+  const { word, start } = wordAt(value, caret);
+  const needle = word.toLowerCase();
+  const suggestions =
+    !dismissed && needle.length > 0
+      ? fields.filter((f) => f.toLowerCase().includes(needle) && f.toLowerCase() !== needle).sort((a, b) => Number(!a.toLowerCase().startsWith(needle)) - Number(!b.toLowerCase().startsWith(needle))).slice(0, 8)
+      : [];
+  const compiled = compileExpression(value);
+  const accept = (field: string) => {
+    const next = `${value.slice(0, start)}${field} ${value.slice(caret)}`;
+    onChange(next);
+    const at = start + field.length + 1;
+    setCaret(at);
+    setDismissed(true);
+    window.requestAnimationFrame(() => {
+      box.current?.focus();
+      box.current?.setSelectionRange(at, at);
+    });
+  };
+  return (
+    <div class="expr">
+      <label class="field">
+        <span class="sr-only">Filter expression</span>
+        <textarea
+          ref={box}
+          class="input mono"
+          rows={2}
+          role="combobox"
+          aria-autocomplete="list"
+          aria-expanded={suggestions.length > 0}
+          aria-controls="expr-suggestions"
+          aria-activedescendant={suggestions.length ? `expr-option-${active}` : undefined}
+          placeholder={'config.lr > 0.001 and (state = finished or tags IN (baseline, "big run"))'}
+          value={value}
+          onInput={(event) => {
+            const target = event.target as HTMLTextAreaElement;
+            onChange(target.value);
+            setCaret(target.selectionStart ?? target.value.length);
+            setActive(0);
+            setDismissed(false);
+          }}
+          onClick={(event) => setCaret((event.target as HTMLTextAreaElement).selectionStart ?? 0)}
+          onKeyUp={(event) => {
+            if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) setCaret((event.target as HTMLTextAreaElement).selectionStart ?? 0);
+          }}
+          onKeyDown={(event) => {
+            if (suggestions.length) {
+              if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+                event.preventDefault();
+                setActive((i) => (i + (event.key === "ArrowDown" ? 1 : suggestions.length - 1)) % suggestions.length);
+                return;
+              }
+              if (event.key === "Tab" || event.key === "Enter") {
+                event.preventDefault();
+                accept(suggestions[Math.min(active, suggestions.length - 1)]);
+                return;
+              }
+              if (event.key === "Escape") {
+                event.preventDefault();
+                event.stopPropagation();
+                setDismissed(true);
+                return;
+              }
+            }
+            if (event.key === "Enter") {
+              event.preventDefault();
+              onApply();
+            }
+          }}
+        />
+      </label>
+      {suggestions.length > 0 && (
+        <ul class="expr-suggestions" id="expr-suggestions" role="listbox" aria-label="Columns">
+          {suggestions.map((field, index) => (
+            <li
+              key={field}
+              id={`expr-option-${index}`}
+              role="option"
+              aria-selected={index === active}
+              class={index === active ? "active" : ""}
+              onMouseDown={(event) => {
+                event.preventDefault();
+                accept(field);
+              }}
+            >
+              {field}
+            </li>
+          ))}
+        </ul>
+      )}
+      <p class={compiled.error ? "error-text expr-status" : "muted expr-status"} data-testid="expr-status" aria-live="polite">
+        {compiled.error ?? (compiled.doc ? `Compiles to ${JSON.stringify(compiled.doc)}` : "No filter: every run matches.")}
+      </p>
+    </div>
+  );
+}
+
 export function FilterEditor({ filterJson, fields, onClose }: { filterJson: string | null; fields: string[]; onClose: () => void }) {
   const [conditions, setConditions] = useState<Condition[]>([]);
   const [any, setAny] = useState(false);
   const [json, setJson] = useState("");
-  const [raw, setRaw] = useState(false);
+  const [expression, setExpression] = useState("");
+  const [mode, setMode] = useState<Mode>("conditions");
+  const raw = mode === "json";
   const [problem, setProblem] = useState<string | null>(null);
 
   useEffect(() => {
     if (!filterJson) {
       setConditions([{ field: "", op: "=", value: "" }]);
       setJson("");
-      setRaw(false);
+      setExpression("");
+      setMode((m) => (m === "json" ? "conditions" : m));
       return;
     }
     setJson(filterJson);
     try {
-      const parsed = fromMongo(JSON.parse(filterJson));
+      const doc: unknown = JSON.parse(filterJson);
+      const printed = printExpression(doc);
+      setExpression(printed ?? "");
+      const parsed = fromMongo(doc);
       if (parsed) {
         setConditions(parsed.conditions);
         setAny(parsed.any);
-        setRaw(false);
-      } else setRaw(true);
+        setMode((m) => (m === "json" ? "conditions" : m));
+      } else setMode(printed !== null ? "expression" : "json");
     } catch {
-      setRaw(true);
+      setMode("json");
     }
   }, [filterJson]);
+
+  const switchMode = (next: Mode) => {
+    setProblem(null);
+    const current = mode === "conditions" ? toMongo(conditions, any) : mode === "expression" ? compileExpression(expression).doc : null;
+    if (next === "json" && mode !== "json") setJson(JSON.stringify(current ?? {}, null, 1));
+    if (next === "expression" && mode === "conditions") setExpression(printExpression(current ?? {}) ?? "");
+    if (next === "conditions" && mode === "expression") {
+      const parsed = fromMongo(current ?? {});
+      if (parsed && parsed.conditions.length) {
+        setConditions(parsed.conditions);
+        setAny(parsed.any);
+      } else if (current) {
+        setProblem("This expression nests and/or: edit it as an expression or as JSON.");
+        return;
+      }
+    }
+    setMode(next);
+  };
 
   const update = (index: number, patch: Partial<Condition>) =>
     setConditions((list) => list.map((c, i) => (i === index ? { ...c, ...patch } : c)));
 
   const apply = () => {
+    if (mode === "expression") {
+      const compiled = compileExpression(expression);
+      if (compiled.error) {
+        setProblem(compiled.error);
+        return;
+      }
+      setProblem(null);
+      setQuery({ f: compiled.doc ? JSON.stringify(compiled.doc) : null }, false);
+      onClose();
+      return;
+    }
     if (raw) {
       if (!json.trim()) {
         setQuery({ f: null }, false);
@@ -152,21 +301,23 @@ export function FilterEditor({ filterJson, fields, onClose }: { filterJson: stri
 
   return (
     <div class="filter-editor" role="region" aria-label="Filters">
-      <div class="filter-modes">
-        <label class="control-check">
-          <input
-            type="checkbox"
-            checked={raw}
-            onChange={(event) => {
-              const on = (event.target as HTMLInputElement).checked;
-              if (on) setJson(JSON.stringify(toMongo(conditions, any) ?? {}, null, 1));
-              setRaw(on);
-            }}
-          />
-          <span>Edit as JSON (MongoDB-style, with $and / $or nesting)</span>
-        </label>
+      <div class="filter-modes" role="radiogroup" aria-label="Filter editor">
+        {(
+          [
+            ["conditions", "Conditions"],
+            ["expression", "Expression (and / or / parentheses)"],
+            ["json", "JSON (MongoDB-style)"],
+          ] as [Mode, string][]
+        ).map(([value, label]) => (
+          <label class="control-check" key={value}>
+            <input type="radio" name="filter-mode" checked={mode === value} onChange={() => switchMode(value)} />
+            <span>{label}</span>
+          </label>
+        ))}
       </div>
-      {raw ? (
+      {mode === "expression" ? (
+        <ExpressionInput value={expression} fields={fields} onChange={setExpression} onApply={apply} />
+      ) : raw ? (
         <label class="field">
           <span class="sr-only">Filter JSON</span>
           <textarea class="input mono" rows={5} value={json} onInput={(event) => setJson((event.target as HTMLTextAreaElement).value)} />

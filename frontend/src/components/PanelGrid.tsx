@@ -1,6 +1,6 @@
 // The panel grid: one chart per numeric metric, in sections by key prefix, drawn when scrolled to.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { type KeyInfo, type Series, api, errorText } from "../api";
+import { type GroupSeries, type KeyInfo, type Series, api, errorText } from "../api";
 import { loadSeries } from "../lib/seriesCache";
 import { Chart, type ChartLine, type XKind } from "./Chart";
 
@@ -9,6 +9,15 @@ export interface VisualRun {
   incarnation: string;
   label: string;
   color: string;
+  version: string;
+}
+
+/** Runs charted together: their mean as a line with a min–max band (computed by the server). */
+export interface VisualGroup {
+  name: string;
+  label: string;
+  color: string;
+  incarnations: string[];
   version: string;
 }
 
@@ -48,15 +57,31 @@ export function systemSectionOf(key: string): string {
   return SYSTEM_SECTIONS[word] ?? word.charAt(0).toUpperCase() + word.slice(1);
 }
 
+// Panels on screen load first; panels just below the fold wait until those have their data, so
+// they do not compete with them for the server.
+let onScreenLoading = 0;
+
+function whenOnScreenLoaded(signal: { cancelled: boolean }, done: () => void): void {
+  const started = performance.now();
+  const tick = () => {
+    if (signal.cancelled) return;
+    if (onScreenLoading <= 0 || performance.now() - started > 5000) done();
+    else window.setTimeout(tick, 50);
+  };
+  tick();
+}
+
 function Panel({
   metric,
   runs,
+  groups,
   stream,
   settings,
   syncKey,
 }: {
   metric: string;
   runs: VisualRun[];
+  groups: VisualGroup[] | null;
   stream: number;
   settings: ChartSettings;
   syncKey: string;
@@ -67,32 +92,81 @@ function Panel({
   const [error, setError] = useState<string | null>(null);
   const [zoom, setZoom] = useState<[number, number] | null>(null);
   const [detail, setDetail] = useState<Map<string, Series> | null>(null);
+  const [grouped, setGrouped] = useState<GroupSeries[] | null>(null);
 
+  const counted = useRef(false);
+  const settle = () => {
+    if (counted.current) {
+      counted.current = false;
+      onScreenLoading -= 1;
+    }
+  };
   useEffect(() => {
     const element = box.current;
     if (!element) return undefined;
+    const waiting = { cancelled: false };
     const observer = new IntersectionObserver((entries) => {
-      if (entries.some((e) => e.isIntersecting)) {
+      const entry = entries.find((e) => e.isIntersecting);
+      if (!entry) return;
+      observer.disconnect();
+      const rect = entry.boundingClientRect;
+      if (rect.top < window.innerHeight && rect.bottom > 0) {
+        counted.current = true;
+        onScreenLoading += 1;
         setVisible(true);
-        observer.disconnect();
-      }
+      } else whenOnScreenLoaded(waiting, () => setVisible(true));
     }, { rootMargin: "300px" });
     observer.observe(element);
-    return () => observer.disconnect();
+    return () => {
+      waiting.cancelled = true;
+      observer.disconnect();
+      settle();
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
   const signature = runs.map((r) => `${r.incarnation}@${r.version}:${r.color}:${r.label}`).join("|");
+  const groupSignature = groups ? groups.map((g) => `${g.name}:${g.version}:${g.incarnations.join(",")}`).join("|") : "";
   useEffect(() => {
-    if (!visible) return undefined;
+    if (!visible || !groups) return undefined;
+    const controller = new AbortController();
+    api
+      .groupSeries(
+        { groups: groups.map((g) => ({ name: g.name, incarnations: g.incarnations })), keys: [metric], stream, buckets: 500 },
+        controller.signal,
+      )
+      .then(
+        (response) => {
+          settle();
+          setError(null);
+          setGrouped(response.series);
+        },
+        (err: unknown) => {
+          if (!controller.signal.aborted) {
+            settle();
+            setError(errorText(err));
+          }
+        },
+      );
+    return () => controller.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [visible, groupSignature, metric, stream]);
+
+  useEffect(() => {
+    if (!visible || groups) return undefined;
     const controller = new AbortController();
     const targets = runs.map((r) => ({ incarnation: r.incarnation, version: r.version }));
     loadSeries(targets, metric, settings.x, stream, 500, controller.signal).then(
       (result) => {
+        settle();
         setError(null);
         setFound(result);
       },
       (err: unknown) => {
-        if (!controller.signal.aborted) setError(errorText(err));
+        if (!controller.signal.aborted) {
+          settle();
+          setError(errorText(err));
+        }
       },
     );
     return () => controller.abort();
@@ -132,6 +206,23 @@ function Panel({
   }, [zoomKey, found, settings.x, metric, stream]);
 
   const lines = useMemo<ChartLine[] | null>(() => {
+    if (groups) {
+      if (!grouped) return null;
+      const byName = new Map(grouped.map((g) => [g.group, g]));
+      return groups
+        .map((group): ChartLine => {
+          const stats = byName.get(group.name);
+          return {
+            id: group.name,
+            label: group.label,
+            color: group.color,
+            x: stats?.x ?? [],
+            y: stats?.mean ?? [],
+            band: { lo: stats?.min ?? [], hi: stats?.max ?? [] },
+          };
+        })
+        .filter((line) => line.x.length > 0);
+    }
     if (!found) return null;
     return runs
       .map((run) => {
@@ -157,7 +248,7 @@ function Panel({
         return { id: run.incarnation, label: run.label, color: run.color, x, y };
       })
       .filter((line) => line.x.length > 0);
-  }, [found, detail, zoom, runs]);
+  }, [found, detail, zoom, runs, groups, grouped]);
 
   return (
     <div ref={box} class="panel" data-metric={metric}>
@@ -186,6 +277,7 @@ function Panel({
 export function PanelGrid({
   keys,
   runs,
+  groups = null,
   stream,
   settings,
   sectionOf: section,
@@ -196,6 +288,7 @@ export function PanelGrid({
 }: {
   keys: Record<string, KeyInfo>;
   runs: VisualRun[];
+  groups?: VisualGroup[] | null;
   stream: number;
   settings: ChartSettings;
   sectionOf: (key: string) => string;
@@ -238,7 +331,7 @@ export function PanelGrid({
             {isOpen && (
               <div class="panel-grid">
                 {metrics.map((metric) => (
-                  <Panel key={metric} metric={metric} runs={runs} stream={stream} settings={settings} syncKey={syncKey} />
+                  <Panel key={metric} metric={metric} runs={runs} groups={groups} stream={stream} settings={settings} syncKey={syncKey} />
                 ))}
               </div>
             )}

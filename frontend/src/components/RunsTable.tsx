@@ -9,6 +9,7 @@ import { usePoll } from "../lib/hooks";
 import { navigate, setQuery, useLocation } from "../router";
 import { projectPath, runPath, runQueryFrom } from "../paths";
 import { confirmDialog, promptDialog } from "./Dialog";
+import { GroupedRuns } from "./GroupedRuns";
 import { StateBadge } from "./StateBadge";
 import { toast } from "./Toast";
 
@@ -24,6 +25,10 @@ interface Column {
   sortKey?: string;
   sticky?: number;
   render: (run: RunItem) => JSX.Element | string;
+  /** The raw value, for grouping and histograms. */
+  value?: (run: RunItem) => unknown;
+  /** The server's filter field, to show one group's runs. */
+  filterField?: string;
 }
 
 function storageKey(entity: string, project: string): string {
@@ -36,6 +41,45 @@ function loadHidden(entity: string, project: string): Set<string> {
   } catch {
     return new Set();
   }
+}
+
+/** Column order and pins, remembered per project (pins are also in the URL as `pin`). */
+export interface ColumnLayout {
+  order: string[];
+  pinned: string[];
+}
+
+function layoutKey(entity: string, project: string): string {
+  return `branchline.columnLayout.${entity}/${project}`;
+}
+
+function loadLayout(entity: string, project: string, pinParam: string | null): ColumnLayout {
+  let stored: ColumnLayout = { order: [], pinned: [] };
+  try {
+    const parsed = JSON.parse(localStorage.getItem(layoutKey(entity, project)) ?? "null") as Partial<ColumnLayout> | null;
+    if (parsed) stored = { order: Array.isArray(parsed.order) ? parsed.order : [], pinned: Array.isArray(parsed.pinned) ? parsed.pinned : [] };
+  } catch {
+    /* defaults */
+  }
+  if (pinParam !== null) stored = { ...stored, pinned: pinParam.split(",").filter(Boolean) };
+  return stored;
+}
+
+/** Columns in the remembered order: name first, then pinned ones, then the rest. */
+export function arrange(columns: Column[], layout: ColumnLayout): Column[] {
+  const rank = new Map(layout.order.map((id, index) => [id, index]));
+  const natural = new Map(columns.map((c, index) => [c.id, index]));
+  const sorted = [...columns].sort((a, b) => {
+    const ra = rank.get(a.id);
+    const rb = rank.get(b.id);
+    if (ra !== undefined && rb !== undefined) return ra - rb;
+    if (ra !== undefined) return -1;
+    if (rb !== undefined) return 1;
+    return (natural.get(a.id) ?? 0) - (natural.get(b.id) ?? 0);
+  });
+  const pinned = new Set(layout.pinned);
+  const name = sorted.filter((c) => c.id === "name");
+  return [...name, ...sorted.filter((c) => c.id !== "name" && pinned.has(c.id)), ...sorted.filter((c) => c.id !== "name" && !pinned.has(c.id))];
 }
 
 function ColumnsMenu({ columns, hidden, onChange }: { columns: Column[]; hidden: Set<string>; onChange: (hidden: Set<string>) => void }) {
@@ -124,6 +168,17 @@ export function RunsTable({
   const [focused, setFocused] = useState(0);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [hidden, setHidden] = useState<Set<string>>(() => loadHidden(entity, project));
+  const [layout, setLayoutState] = useState<ColumnLayout>(() => loadLayout(entity, project, query.get("pin")));
+  const [dragging, setDragging] = useState<string | null>(null);
+  const setLayout = (next: ColumnLayout) => {
+    setLayoutState(next);
+    try {
+      localStorage.setItem(layoutKey(entity, project), JSON.stringify(next));
+    } catch {
+      /* not persisted */
+    }
+    setQuery({ pin: next.pinned.length ? next.pinned.join(",") : null }, false);
+  };
   const generation = useRef(0);
   const inflight = useRef(new Set<number>());
   const scroller = useRef<HTMLDivElement>(null);
@@ -219,9 +274,9 @@ export function RunsTable({
           </a>
         ),
       },
-      { id: "state", label: "State", width: 110, sortKey: "state", render: (run) => <StateBadge state={run.state} /> },
-      { id: "created", label: "Created", width: 170, sortKey: "created_at", render: (run) => formatDate(run.created_at) },
-      { id: "runtime", label: "Runtime", width: 100, sortKey: "duration", render: (run) => formatDuration(run.duration) },
+      { id: "state", label: "State", width: 110, sortKey: "state", render: (run) => <StateBadge state={run.state} />, value: (run) => run.state, filterField: "state" },
+      { id: "created", label: "Created", width: 170, sortKey: "created_at", render: (run) => formatDate(run.created_at), value: (run) => run.created_at },
+      { id: "runtime", label: "Runtime", width: 100, sortKey: "duration", render: (run) => formatDuration(run.duration), value: (run) => run.duration },
       {
         id: "tags",
         label: "Tags",
@@ -251,21 +306,74 @@ export function RunsTable({
           </span>
         ),
       },
-      { id: "group", label: "Group", width: 120, render: (run) => run.group || "–" },
-      { id: "job_type", label: "Job type", width: 110, render: (run) => run.job_type || "–" },
+      { id: "group", label: "Group", width: 120, render: (run) => run.group || "–", value: (run) => run.group || null, filterField: "group" },
+      { id: "job_type", label: "Job type", width: 110, render: (run) => run.job_type || "–", value: (run) => run.job_type || null, filterField: "jobType" },
     ];
     const config = (detail?.columns.config ?? []).map(
-      (key): Column => ({ id: `config:${key}`, label: key, group: "config", width: 140, sortKey: `config.${key}`, render: (run) => formatValue(lookup(run.config, key)) }),
+      (key): Column => ({
+        id: `config:${key}`,
+        label: key,
+        group: "config",
+        width: 140,
+        sortKey: `config.${key}`,
+        render: (run) => formatValue(lookup(run.config, key)),
+        value: (run) => lookup(run.config, key),
+        filterField: `config.${key}`,
+      }),
     );
     const summary = (detail?.columns.summary ?? []).map(
-      (key): Column => ({ id: `summary:${key}`, label: key, group: "summary", width: 140, sortKey: `summary_metrics.${key}`, render: (run) => formatValue(lookup(run.summary, key)) }),
+      (key): Column => ({
+        id: `summary:${key}`,
+        label: key,
+        group: "summary",
+        width: 140,
+        sortKey: `summary_metrics.${key}`,
+        render: (run) => formatValue(lookup(run.summary, key)),
+        value: (run) => lookup(run.summary, key),
+        filterField: `summary_metrics.${key}`,
+      }),
     );
     return [...base, ...config, ...summary];
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [detail, entity, project]);
 
-  const visibleColumns = columns.filter((c) => !hidden.has(c.id));
+  const groupBy = query.get("tgroup") ? columns.find((c) => c.id === query.get("tgroup")) : undefined;
+  const pinnedIds = new Set(layout.pinned);
+  const arranged = arrange(columns, layout);
+  const visibleColumns = arranged
+    .filter((c) => !hidden.has(c.id))
+    .map((c) => (c.id === "name" || pinnedIds.has(c.id) ? { ...c, sticky: 0 } : { ...c, sticky: undefined }));
+  let offset = 40;
+  for (const column of visibleColumns) {
+    if (column.sticky === undefined) break;
+    column.sticky = offset;
+    offset += column.width;
+  }
   const width = 40 + visibleColumns.reduce((sum, c) => sum + c.width, 0);
+
+  const togglePin = (id: string) => {
+    const pinned = pinnedIds.has(id) ? layout.pinned.filter((p) => p !== id) : [...layout.pinned, id];
+    setLayout({ order: arranged.map((c) => c.id), pinned });
+  };
+  /** Move a column before `target` (or by `step` places), keeping every other column's place. */
+  const moveColumn = (id: string, target: string | null, step = 0) => {
+    const ids = arranged.map((c) => c.id).filter((c) => c !== "name");
+    const from = ids.indexOf(id);
+    if (from < 0 || id === target) return;
+    ids.splice(from, 1);
+    let to = target === null ? from + step : ids.indexOf(target);
+    if (target !== null && step > 0) to += 1;
+    to = Math.max(0, Math.min(ids.length, to));
+    ids.splice(to, 0, id);
+    // A column dropped on a pinned one becomes pinned, and on an unpinned one unpinned.
+    let nextPinned = layout.pinned;
+    if (target !== null) {
+      const targetPinned = pinnedIds.has(target);
+      if (targetPinned && !pinnedIds.has(id)) nextPinned = [...layout.pinned, id];
+      else if (!targetPinned && pinnedIds.has(id)) nextPinned = layout.pinned.filter((p) => p !== id);
+    }
+    setLayout({ order: ["name", ...ids], pinned: nextPinned });
+  };
   const order = runQuery.order ?? "-created_at";
 
   const sortBy = (key: string) => {
@@ -399,6 +507,20 @@ export function RunsTable({
           </div>
         )}
         <div class="spacer" />
+        <label class="control">
+          <span>Group rows by</span>
+          <select class="input input-sm" value={groupBy?.id ?? ""} onChange={(event) => setQuery({ tgroup: (event.target as HTMLSelectElement).value || null }, false)}>
+            <option value="">none</option>
+            {columns
+              .filter((c) => c.value && c.id !== "created" && c.id !== "runtime")
+              .map((c) => (
+                <option key={c.id} value={c.id}>
+                  {c.group ? `${c.group}.` : ""}
+                  {c.label}
+                </option>
+              ))}
+          </select>
+        </label>
         <a class="btn" href={projectPath(entity, project)}>
           Back to workspace
         </a>
@@ -416,7 +538,9 @@ export function RunsTable({
         />
       </div>
       {error && <p class="error-text" role="alert">{error}</p>}
+      {groupBy && <GroupedRuns entity={entity} project={project} runQuery={runQuery} by={groupBy} columns={visibleColumns} />}
       <div
+        hidden={groupBy !== undefined}
         ref={scroller}
         class="grid"
         role="grid"
@@ -442,11 +566,36 @@ export function RunsTable({
             return (
               <div
                 key={column.id}
-                class={`grid-cell head${column.sticky !== undefined ? " sticky" : ""}${column.group ? ` ${column.group}` : ""}`}
+                class={`grid-cell head${column.sticky !== undefined ? " sticky" : ""}${column.group ? ` ${column.group}` : ""}${dragging === column.id ? " dragging" : ""}`}
                 title={column.group ? `${column.group}.${column.label}` : column.label}
                 role="columnheader"
+                aria-label={column.group ? `${column.group} ${column.label}` : column.label}
+                data-column={column.id}
                 aria-sort={column.sortKey ? ariaSort : undefined}
                 style={{ width: `${column.width}px`, left: column.sticky !== undefined ? `${column.sticky}px` : undefined }}
+                draggable={column.id !== "name"}
+                onDragStart={(event) => {
+                  if (column.id === "name") return;
+                  event.dataTransfer?.setData("text/plain", column.id);
+                  if (event.dataTransfer) event.dataTransfer.effectAllowed = "move";
+                  setDragging(column.id);
+                }}
+                onDragEnd={() => setDragging(null)}
+                onDragOver={(event) => {
+                  if (column.id !== "name") event.preventDefault();
+                }}
+                onDrop={(event) => {
+                  event.preventDefault();
+                  const id = event.dataTransfer?.getData("text/plain") || dragging;
+                  setDragging(null);
+                  if (id && column.id !== "name") moveColumn(id, column.id);
+                }}
+                onKeyDown={(event) => {
+                  if (!event.altKey || column.id === "name" || (event.key !== "ArrowLeft" && event.key !== "ArrowRight")) return;
+                  event.preventDefault();
+                  event.stopPropagation();
+                  moveColumn(column.id, null, event.key === "ArrowLeft" ? -1 : 1);
+                }}
               >
                 {column.sortKey ? (
                   <button type="button" class="sort-button" title={`Sort by ${column.group ? `${column.group}.` : ""}${column.label}`} onClick={() => sortBy(column.sortKey ?? "")}>
@@ -458,6 +607,18 @@ export function RunsTable({
                   </button>
                 ) : (
                   <span class="head-label">{column.label}</span>
+                )}
+                {column.id !== "name" && (
+                  <button
+                    type="button"
+                    class={`pin-button${pinnedIds.has(column.id) ? " pinned" : ""}`}
+                    aria-pressed={pinnedIds.has(column.id)}
+                    aria-label={`${pinnedIds.has(column.id) ? "Unpin" : "Pin"} column ${column.group ? `${column.group}.` : ""}${column.label}`}
+                    title={`${pinnedIds.has(column.id) ? "Unpin" : "Pin"} (drag a header to reorder; Alt+←/→ moves it)`}
+                    onClick={() => togglePin(column.id)}
+                  >
+                    <span aria-hidden="true">{pinnedIds.has(column.id) ? "◆" : "◇"}</span>
+                  </button>
                 )}
               </div>
             );

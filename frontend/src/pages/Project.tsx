@@ -5,12 +5,13 @@ import { ChartControls, readChartSettings, readClosed, toggleClosed } from "../c
 import { ColorPicker } from "../components/ColorPicker";
 import { BASE_FIELDS, FilterEditor, filterCount } from "../components/FilterBar";
 import { Menu } from "../components/Menu";
-import { PanelGrid, type VisualRun, sectionOf } from "../components/PanelGrid";
+import { PanelGrid, type VisualGroup, type VisualRun, sectionOf } from "../components/PanelGrid";
 import { runMenuItems } from "../components/runActions";
 import { RunsTable } from "../components/RunsTable";
 import { StateBadge } from "../components/StateBadge";
 import { assignColors, parseColors, presetColor, serializeColors } from "../lib/colors";
-import { truncate } from "../lib/format";
+import { lookup } from "../lib/flatten";
+import { formatValue, truncate } from "../lib/format";
 import { useAsync, usePoll } from "../lib/hooks";
 import { projectPath, runPath, runQueryFrom } from "../paths";
 import { setQuery, useLocation, withQuery } from "../router";
@@ -99,6 +100,29 @@ function Toolbar({ entity, project, tab, detail }: { entity: string; project: st
   );
 }
 
+/** The value a run is grouped by (a config path), as the group's name. */
+export function groupValue(run: RunItem, path: string): string {
+  const value = lookup(run.config, path);
+  return value === undefined || value === null ? "(none)" : formatValue(value);
+}
+
+export interface RunGroup {
+  name: string;
+  runs: RunItem[];
+}
+
+/** Runs in groups by a config path, groups in the order their first run appears. */
+export function groupRuns(runs: RunItem[], path: string): RunGroup[] {
+  const groups = new Map<string, RunItem[]>();
+  for (const run of runs) {
+    const name = groupValue(run, path);
+    const list = groups.get(name) ?? [];
+    list.push(run);
+    groups.set(name, list);
+  }
+  return [...groups.entries()].map(([name, members]) => ({ name, runs: members }));
+}
+
 function RunsSidebar({
   entity,
   project,
@@ -113,6 +137,10 @@ function RunsSidebar({
   onChanged,
   onMore,
   projects,
+  configColumns,
+  groupBy,
+  groups,
+  groupColors,
 }: {
   entity: string;
   project: string;
@@ -127,6 +155,10 @@ function RunsSidebar({
   onChanged: () => void;
   onMore: () => void;
   projects: string[];
+  configColumns: string[];
+  groupBy: string;
+  groups: RunGroup[] | null;
+  groupColors: Map<string, string>;
 }) {
   const toggle = (runId: string) => {
     const next = new Set(hidden);
@@ -159,6 +191,18 @@ function RunsSidebar({
           </select>
         </label>
         <label class="control">
+          <span>Group by</span>
+          <select class="input input-sm" value={groupBy} onChange={(event) => setQuery({ group: (event.target as HTMLSelectElement).value || null }, false)}>
+            <option value="">none</option>
+            {configColumns.map((c) => (
+              <option key={c} value={c}>
+                {c}
+              </option>
+            ))}
+            {groupBy && !configColumns.includes(groupBy) && <option value={groupBy}>{groupBy}</option>}
+          </select>
+        </label>
+        <label class="control">
           <span>Truncate</span>
           <select class="input input-sm" value={trunc} onChange={(event) => setQuery({ trunc: (event.target as HTMLSelectElement).value === "end" ? null : (event.target as HTMLSelectElement).value })}>
             <option value="end">end</option>
@@ -168,7 +212,21 @@ function RunsSidebar({
         </label>
       </div>
       <ul class="run-list">
-        {runs.map((run) => {
+        {(groups ?? [{ name: "", runs }]).flatMap((group) => [
+          ...(groups
+            ? [
+                <li key={`group:${group.name}`} class="group-row" data-group={group.name}>
+                  <span class="swatch" style={{ background: groupColors.get(group.name) }} aria-hidden="true" />
+                  <span class="group-name" title={`${groupBy}: ${group.name}`}>
+                    {groupBy}: {group.name}
+                  </span>
+                  <span class="muted">
+                    {group.runs.length} run{group.runs.length === 1 ? "" : "s"}
+                  </span>
+                </li>,
+              ]
+            : []),
+          ...group.runs.map((run) => {
           const isHidden = hidden.has(run.run_id);
           const color = colors.get(run.run_id) ?? presets.get(run.run_id) ?? presetColor(run.run_id);
           return (
@@ -194,7 +252,8 @@ function RunsSidebar({
               />
             </li>
           );
-        })}
+          }),
+        ])}
       </ul>
       {runs.length < total && (
         <button type="button" class="btn btn-block" onClick={onMore}>
@@ -206,7 +265,7 @@ function RunsSidebar({
   );
 }
 
-function Workspace({ entity, project, projects }: { entity: string; project: string; projects: string[] }) {
+function Workspace({ entity, project, projects, detail }: { entity: string; project: string; projects: string[]; detail?: ProjectDetail }) {
   const { query } = useLocation();
   const runQuery = runQueryFrom(query);
   const show = Math.max(1, Math.min(500, Number(query.get("show") ?? "10") || 10));
@@ -217,6 +276,7 @@ function Workspace({ entity, project, projects }: { entity: string; project: str
   const trunc = (["start", "middle", "end"].includes(query.get("trunc") ?? "") ? query.get("trunc") : "end") as "start" | "middle" | "end";
   const settings = readChartSettings(query);
   const closed = readClosed(query, ["System"]);
+  const groupBy = query.get("group") ?? "";
 
   const list = useAsync(
     () => api.runs(entity, project, { ...runQuery, limit }),
@@ -248,8 +308,35 @@ function Workspace({ entity, project, projects }: { entity: string; project: str
     }),
     [visual, runs],
   );
-  const incs = visual.map((v) => v.incarnation);
-  const versionKey = visual.map((v) => `${v.incarnation}@${v.version}`).join(",");
+  // Grouped: every shown run is charted through its group (the first `show` groups).
+  const groups = useMemo(() => (groupBy ? groupRuns(runs, groupBy) : null), [runs, groupBy]);
+  const groupColors = useMemo(() => assignColors((groups ?? []).map((g) => `group:${g.name}`)), [groups]);
+  const visualGroups: VisualGroup[] | null = useMemo(
+    () =>
+      groups
+        ? groups
+            .map((g) => ({ ...g, runs: g.runs.filter((r) => !hidden.has(r.run_id)) }))
+            .filter((g) => g.runs.length > 0)
+            .slice(0, show)
+            .map((g) => ({
+              name: g.name,
+              label: `${groupBy}: ${g.name} (${g.runs.length})`,
+              color: groupColors.get(`group:${g.name}`) ?? presetColor(g.name),
+              incarnations: g.runs.map((r) => r.incarnation_id),
+              version: g.runs.map((r) => `${r.last_step}:${r.state}`).join(","),
+            }))
+        : null,
+    [groups, hidden, show, groupBy, groupColors],
+  );
+  const visualIds = useMemo(() => {
+    if (!visualGroups || !groups) return new Set(visual.map((v) => v.runId));
+    const charted = new Set(visualGroups.flatMap((g) => g.incarnations));
+    return new Set(runs.filter((r) => charted.has(r.incarnation_id)).map((r) => r.run_id));
+  }, [visual, visualGroups, groups, runs]);
+  const incs = visualGroups ? visualGroups.flatMap((g) => g.incarnations).slice(0, 500) : visual.map((v) => v.incarnation);
+  const versionKey = visualGroups
+    ? visualGroups.map((g) => `${g.name}@${g.version}`).join(",")
+    : visual.map((v) => `${v.incarnation}@${v.version}`).join(",");
   const keys = useAsync(() => (incs.length ? api.keys(incs, 0) : Promise.resolve({ stream: 0, keys: {} as Record<string, KeyInfo> })), [versionKey]);
   const systemOpen = !closed.has("System");
   const systemKeys = useAsync(
@@ -265,7 +352,7 @@ function Workspace({ entity, project, projects }: { entity: string; project: str
         project={project}
         runs={runs}
         total={list.data?.total ?? 0}
-        visualized={new Set(visual.map((v) => v.runId))}
+        visualized={visualIds}
         hidden={hidden}
         colors={colors}
         presets={presets}
@@ -274,6 +361,10 @@ function Workspace({ entity, project, projects }: { entity: string; project: str
         onChanged={list.reload}
         onMore={() => setPageSize((n) => n + 100)}
         projects={projects}
+        configColumns={detail?.columns.config ?? []}
+        groupBy={groupBy}
+        groups={groups}
+        groupColors={new Map([...groupColors].map(([k, v]) => [k.slice(6), v]))}
       />
       <div class="panels" aria-label="Charts">
         {list.error !== undefined && <p class="error-text">Could not load runs: {errorText(list.error)}</p>}
@@ -284,19 +375,26 @@ function Workspace({ entity, project, projects }: { entity: string; project: str
           panelSearch={settings.panelSearch}
           metricKeys={Object.entries(keys.data?.keys ?? {}).filter(([, info]) => info.numeric).map(([k]) => k)}
         />
+        {visualGroups && (
+          <p class="group-note" data-testid="group-note">
+            Grouped by <strong>{groupBy}</strong>: each chart shows every group's mean as a line and its min–max as a shaded
+            band, computed on the runs' aligned steps.
+          </p>
+        )}
         {visual.length === 0 && list.data ? (
           <p class="empty">{runs.length ? "Every run is hidden: turn one on with its eye button." : "No runs to chart."}</p>
         ) : (
           <PanelGrid
             keys={keys.data?.keys ?? {}}
             runs={visual}
+            groups={visualGroups}
             stream={0}
-            settings={settings}
+            settings={visualGroups ? { ...settings, x: "_step" } : settings}
             sectionOf={sectionOf}
             closed={closed}
             onToggle={(s) => toggleClosed(closed, s)}
             search={settings.panelSearch}
-            syncKey={`${entity}/${project}:${settings.x}`}
+            syncKey={`${entity}/${project}:${visualGroups ? "_step" : settings.x}`}
           />
         )}
         {visual.length > 0 && (
@@ -352,7 +450,7 @@ export function ProjectPage({ entity, project, tab }: { entity: string; project:
         <>
           <Toolbar entity={entity} project={project} tab={tab} detail={detail.data} />
           {tab === "workspace" ? (
-            <Workspace entity={entity} project={project} projects={names} />
+            <Workspace entity={entity} project={project} projects={names} detail={detail.data} />
           ) : (
             <RunsTable entity={entity} project={project} detail={detail.data} projects={names} onChanged={detail.reload} />
           )}

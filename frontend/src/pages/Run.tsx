@@ -178,6 +178,43 @@ function NotesEditor({ run, onSaved }: { run: RunDetail; onSaved: () => void }) 
   );
 }
 
+/** The project's privacy (public: anyone may read it; private: its entity's members), with a switch. */
+function Privacy({ run }: { run: RunDetail }) {
+  const project = useAsync(() => api.project(run.entity, run.project), [run.entity, run.project]);
+  const [busy, setBusy] = useState(false);
+  if (project.error !== undefined) return <span class="muted">{errorText(project.error)}</span>;
+  if (!project.data) return <span class="muted">…</span>;
+  const isPublic = project.data.public;
+  const flip = async () => {
+    setBusy(true);
+    try {
+      await api.setPublic(run.entity, run.project, !isPublic);
+      toast(`${run.entity}/${run.project} is now ${isPublic ? "private" : "public"}`);
+      project.reload();
+    } catch (err) {
+      toast(errorText(err), "error");
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <span class="privacy">
+      <span data-testid="privacy-state">{isPublic ? "Public: anyone can read this project" : `Private: only members of ${run.entity}`}</span>
+      <button
+        type="button"
+        role="switch"
+        class="switch"
+        aria-checked={isPublic}
+        aria-label={`Project ${run.project} is public`}
+        disabled={busy || run.archived}
+        onClick={flip}
+      >
+        <span class="switch-knob" aria-hidden="true" />
+      </button>
+    </span>
+  );
+}
+
 function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
   const meta = run.metadata;
   const git = (meta.git as { remote?: string; commit?: string } | undefined) ?? {};
@@ -208,7 +245,9 @@ function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
               }}
             />
           </Field>
-          <Field label="Privacy">Private</Field>
+          <Field label="Privacy">
+            <Privacy run={run} />
+          </Field>
           <Field label="Author">{text(run.username)}</Field>
           <Field label="State">
             <StateBadge state={run.state} />

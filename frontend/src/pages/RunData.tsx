@@ -149,58 +149,140 @@ function Preview({ base, file }: { base: string; file: RunFile }) {
   return <pre class="file-text">{content ?? "Loading…"}</pre>;
 }
 
-export function FilesTab({ base }: { base: string }) {
-  const { query } = useLocation();
-  const files = useAsync(() => api.files(base), [base]);
-  const selected = query.get("file");
-  const list = files.data?.files ?? [];
-  const current = list.find((f) => f.path === selected);
-  if (files.error !== undefined) return <p class="error-text">{errorText(files.error)}</p>;
-  if (files.data && list.length === 0) return <p class="empty">No files were saved with this run. Use run.save("path") to keep files with it.</p>;
+interface FileNode {
+  name: string;
+  path: string;
+  file?: RunFile;
+  children: Map<string, FileNode>;
+  size: number;
+  count: number;
+}
+
+/** The run's files as a directory tree (directories first, then files, each by name). */
+export function fileTree(files: RunFile[]): FileNode {
+  const root: FileNode = { name: "", path: "", children: new Map(), size: 0, count: 0 };
+  for (const file of files) {
+    const parts = file.path.split("/").filter(Boolean);
+    let node = root;
+    node.size += file.size;
+    node.count += 1;
+    parts.forEach((part, index) => {
+      const path = parts.slice(0, index + 1).join("/");
+      let child = node.children.get(part);
+      if (!child) {
+        child = { name: part, path, children: new Map(), size: 0, count: 0 };
+        node.children.set(part, child);
+      }
+      child.size += file.size;
+      child.count += 1;
+      if (index === parts.length - 1) child.file = file;
+      node = child;
+    });
+  }
+  return root;
+}
+
+function sortedChildren(node: FileNode): FileNode[] {
+  return [...node.children.values()].sort((a, b) => Number(Boolean(a.file)) - Number(Boolean(b.file)) || a.name.localeCompare(b.name));
+}
+
+function TreeLevel({
+  node,
+  depth,
+  base,
+  selected,
+  closed,
+  onToggle,
+}: {
+  node: FileNode;
+  depth: number;
+  base: string;
+  selected: string | null;
+  closed: Set<string>;
+  onToggle: (path: string) => void;
+}) {
   return (
-    <div class="files">
-      <table class="data-table">
-        <caption class="sr-only">Files of this run</caption>
-        <thead>
-          <tr>
-            <th scope="col">Path</th>
-            <th scope="col">Size</th>
-            <th scope="col">Updated</th>
-            <th scope="col">
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {list.map((file) => (
-            <tr key={file.path} class={file.path === selected ? "selected" : undefined}>
-              <td>
-                <button type="button" class="link-button" onClick={() => setQuery({ file: file.path === selected ? null : file.path }, false)} aria-pressed={file.path === selected}>
-                  {file.path}
+    <ul class="file-tree" role={depth === 0 ? "tree" : "group"} aria-label={depth === 0 ? "Files of this run" : undefined}>
+      {sortedChildren(node).map((child) => {
+        const indent = { paddingLeft: `${8 + depth * 18}px` };
+        if (child.file) {
+          const file = child.file;
+          return (
+            <li key={child.path} role="treeitem" aria-level={depth + 1} aria-selected={file.path === selected} data-path={file.path}>
+              <div class={`tree-row${file.path === selected ? " selected" : ""}`} style={indent}>
+                <span class="tree-icon" aria-hidden="true">▫</span>
+                <button type="button" class="link-button tree-name" onClick={() => setQuery({ file: file.path === selected ? null : file.path }, false)} aria-pressed={file.path === selected} title={file.path}>
+                  {child.name}
                 </button>
-              </td>
-              <td>{formatBytes(file.size)}</td>
-              <td>{formatDate(file.updated_at)}</td>
-              <td>
+                <span class="muted tree-size">{formatBytes(file.size)}</span>
+                <span class="muted tree-date">{formatDate(file.updated_at)}</span>
                 {file.available ? (
-                  <a class="btn btn-xs" href={fileUrl(base, file.path)} download>
+                  <a class="btn btn-xs" href={fileUrl(base, file.path)} download aria-label={`Download ${file.path}`}>
                     Download
                   </a>
                 ) : (
                   <span class="muted">not on this server</span>
                 )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {current && (
+              </div>
+            </li>
+          );
+        }
+        const open = !closed.has(child.path);
+        return (
+          <li key={child.path} role="treeitem" aria-level={depth + 1} aria-expanded={open} data-path={child.path}>
+            <div class="tree-row dir" style={indent}>
+              <button type="button" class="tree-toggle" aria-expanded={open} aria-label={`${open ? "Collapse" : "Expand"} folder ${child.path}`} onClick={() => onToggle(child.path)}>
+                <span aria-hidden="true">{open ? "▾" : "▸"}</span>
+              </button>
+              <span class="tree-name dir-name">{child.name}/</span>
+              <span class="muted tree-size">
+                {child.count} file{child.count === 1 ? "" : "s"}, {formatBytes(child.size)}
+              </span>
+            </div>
+            {open && <TreeLevel node={child} depth={depth + 1} base={base} selected={selected} closed={closed} onToggle={onToggle} />}
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
+
+export function FilesTab({ base }: { base: string }) {
+  const { query } = useLocation();
+  const files = useAsync(() => api.files(base), [base]);
+  const [closed, setClosed] = useState<Set<string>>(new Set());
+  const selected = query.get("file");
+  const list = files.data?.files ?? [];
+  const tree = useMemo(() => fileTree(list), [list]);
+  const current = list.find((f) => f.path === selected);
+  if (files.error !== undefined) return <p class="error-text">{errorText(files.error)}</p>;
+  if (files.data && list.length === 0) return <p class="empty">No files were saved with this run. Use run.save("path") to keep files with it.</p>;
+  const toggle = (path: string) =>
+    setClosed((old) => {
+      const next = new Set(old);
+      if (next.has(path)) next.delete(path);
+      else next.add(path);
+      return next;
+    });
+  return (
+    <div class="files files-split">
+      <section class="card file-tree-card" aria-label="Files">
+        <header class="card-header">
+          <h2>
+            {list.length} file{list.length === 1 ? "" : "s"} <span class="muted">({formatBytes(tree.size)})</span>
+          </h2>
+        </header>
+        <TreeLevel node={tree} depth={0} base={base} selected={selected} closed={closed} onToggle={toggle} />
+      </section>
+      {current ? (
         <section class="card" aria-label={`Preview of ${current.path}`}>
           <header class="card-header">
             <h2>{current.path}</h2>
           </header>
           {current.available ? <Preview base={base} file={current} /> : <p class="muted pad">The content is not available on this server.</p>}
         </section>
+      ) : (
+        <p class="muted pad">Select a file to preview it (text and images).</p>
       )}
     </div>
   );

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from branchline import __version__
-from branchline.server import auth, ingest, routes_data, routes_projects, routes_runs, store_api
+from branchline.server import auth, blobs_api, ingest, routes_data, routes_projects, routes_runs, store_api
 from branchline.server.errors import ApiJSONResponse, install_error_handlers
 from branchline.server.settings import ServerSettings
 from branchline.server.ui import SinglePageApp
@@ -66,6 +66,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(ingest.router)
     app.include_router(store_api.router)
+    app.include_router(blobs_api.router)
     app.include_router(routes_projects.router)
     app.include_router(routes_runs.router)
     routes_data.install_run_resources(app)

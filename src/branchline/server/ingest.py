@@ -304,8 +304,8 @@ def _check_block(record: list[Any], f: str) -> list[Any]:
     """A ROW_BLOCK: keys, then sequences, steps, timestamps and runtimes (8 bytes per row each)
     and the values (8 bytes per row and key); the record's sequence is the last row's."""
     seq, kind, keys = record[0], record[1], record[2]
-    if type(keys) is not list or not keys or len(keys) > 10_000:
-        raise _Bad(f"{f}.keys", f"{f}.keys must be a non-empty list of at most 10000 key names")
+    if type(keys) is not list or len(keys) > 10_000:  # no keys: rows of `log({})`, still a step each
+        raise _Bad(f"{f}.keys", f"{f}.keys must be a list of at most 10000 key names")
     clean_keys = [_text(k, f"{f}.keys[{i}]", 512) for i, k in enumerate(keys)]
     columns = record[3:8]
     if any(type(c) is not bytes for c in columns):
@@ -326,8 +326,8 @@ def _check_record(record: list[Any], f: str) -> list[Any]:
     if kind == RecordKind.ROW_SCHEMA:
         layout = _int(record[2], f"{f}.layout", 1, 65535)
         keys = record[3]
-        if type(keys) is not list or not keys:
-            raise _Bad(f"{f}.keys", f"{f}.keys must be a non-empty list of key names")
+        if type(keys) is not list or len(keys) > 10_000:  # empty for the layout of `log({})`
+            raise _Bad(f"{f}.keys", f"{f}.keys must be a list of at most 10000 key names")
         return [seq, kind, layout, [_text(k, f"{f}.keys[{i}]", 512) for i, k in enumerate(keys)]]
     if kind == RecordKind.HISTORY:
         return [

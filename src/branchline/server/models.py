@@ -91,6 +91,11 @@ class ProjectColumns(BaseModel):
 class ProjectDetail(Project):
     state_counts: dict[str, int]
     columns: ProjectColumns
+    public: bool = Field(False, description="Readable by anyone (also without an API key); else only by members.")
+
+
+class ProjectPatch(_Strict):
+    public: bool = Field(description="Make the project public (true) or private to its entity's members (false).")
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -210,6 +215,39 @@ class SeriesResponse(BaseModel):
     stream: int
     buckets: int
     series: list[Series]
+
+
+class SeriesGroup(_Strict):
+    name: Annotated[str, StringConstraints(max_length=512)] = Field(description="The group's label.")
+    incarnations: Annotated[list[IncarnationId], Field(min_length=1, max_length=1000)]
+
+
+class GroupSeriesRequest(_Strict):
+    groups: Annotated[list[SeriesGroup], Field(min_length=1, max_length=100)]
+    keys: Annotated[list[Key], Field(min_length=1, max_length=50)]
+    stream: Literal[0, 1] = Field(0, description="0: history, 1: system metrics.")
+    buckets: int = Field(1000, ge=1, le=20_000, description="At most this many points per group.")
+    min_step: int | None = Field(None, ge=0)
+    max_step: int | None = Field(None, ge=0)
+
+
+class GroupSeries(BaseModel):
+    group: str
+    key: str
+    x: list[float | None] = Field(description="Steps (the first of each bucket when reduced).")
+    mean: list[float | None]
+    min: list[float | None]
+    max: list[float | None]
+    runs: int = Field(description="Runs of the group that logged the key.")
+    count: int = Field(description="Aligned steps before reduction (the union of the runs' steps).")
+    sampled: bool
+
+
+class GroupSeriesResponse(BaseModel):
+    x: str
+    stream: int
+    buckets: int
+    series: list[GroupSeries]
 
 
 # -- telemetry --------------------------------------------------------------------------------

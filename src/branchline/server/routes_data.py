@@ -17,9 +17,10 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 from fastapi import APIRouter, Depends, FastAPI, Query
-from starlette.responses import FileResponse, Response
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import FileResponse, Response, StreamingResponse
 
-from branchline.server import queries
+from branchline.server import blobs_api, queries
 from branchline.server.deps import (
     EntityPath,
     IncarnationPath,
@@ -40,12 +41,14 @@ from branchline.server.models import (
     ConsoleLog,
     ErrorBody,
     FileList,
+    GroupSeriesRequest,
+    GroupSeriesResponse,
     KeysRequest,
     KeysResponse,
     SeriesRequest,
     SeriesResponse,
 )
-from branchline.server.series import chart_series
+from branchline.server.series import chart_series, group_series
 from branchline.store import RunView, Store
 
 __all__ = ["install_run_resources", "register_run_resources", "router"]
@@ -140,6 +143,36 @@ def post_series(body: SeriesRequest, store: StoreDep, principal: PrincipalDep) -
     return _series(store, body.incarnations, body)
 
 
+@router.post(
+    "/series/groups",
+    response_model=GroupSeriesResponse,
+    summary="Per-group mean and min–max band on the union of steps",
+)
+def post_group_series(body: GroupSeriesRequest, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """For each group and key: the mean, minimum and maximum across the group's runs at every step
+    any of them logged (full resolution), then reduced to at most `buckets` points."""
+    if body.min_step is not None and body.max_step is not None and body.min_step > body.max_step:
+        raise ApiError(422, "min_step is greater than max_step.", code="invalid_request", field="min_step")
+    every = [inc for group in body.groups for inc in group.incarnations]
+    if len(every) > 2000:
+        raise ApiError(422, "At most 2000 runs across groups.", code="invalid_request", field="groups")
+    _check_incarnations(store, principal, list(dict.fromkeys(every)))
+    out = []
+    for group in body.groups:
+        for key in dict.fromkeys(body.keys):
+            stats = group_series(
+                store,
+                group.incarnations,
+                key,
+                stream=body.stream,
+                buckets=body.buckets,
+                min_step=body.min_step,
+                max_step=body.max_step,
+            )
+            out.append({"group": group.name, **stats})
+    return {"x": "_step", "stream": body.stream, "buckets": body.buckets, "series": out}
+
+
 @router.post("/series/keys", response_model=KeysResponse, summary="History keys logged by any of the runs")
 def post_keys(body: KeysRequest, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     _check_incarnations(store, principal, body.incarnations)
@@ -216,7 +249,8 @@ def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable
         rows = []
         for row in store.files(view.incarnation_id):
             location = _file_location(files_dir, view.incarnation_id, str(row["path"]))
-            rows.append({**row, "available": location is not None})
+            available = location is not None or blobs_api.has_stored_file(settings, str(row["sha256"]))
+            rows.append({**row, "available": available})
         return {"incarnation_id": view.incarnation_id, "files": rows}
 
     @app_router.get(
@@ -234,14 +268,23 @@ def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable
     ) -> Response:
         """A stored file's content (an attachment unless `inline` and it is text or an image)."""
         rel = _safe_relpath(path)
-        if rel not in {str(row["path"]) for row in store.files(view.incarnation_id)}:
+        digests = {str(row["path"]): str(row["sha256"]) for row in store.files(view.incarnation_id)}
+        if rel not in digests:
             raise ApiError(404, f"Run {view.path} has no file {rel!r}.", field="path")
         location = _file_location(settings.resolved_files_dir(), view.incarnation_id, rel)
-        if location is None:
-            raise ApiError(404, f"The content of {rel!r} is not available on this server.", field="path")
         guessed = mimetypes.guess_type(rel)[0] or "application/octet-stream"
         name = PurePosixPath(rel).name
         headers = {"X-Content-Type-Options": "nosniff"}
+        if location is None:  # uploaded by a remote run: in blob storage by its sha256
+            found = blobs_api.stored_file(settings, digests[rel])
+            if found is None:
+                raise ApiError(404, f"The content of {rel!r} is not available on this server.", field="path")
+            if not isinstance(found, Path):
+                disposition = {"Content-Disposition": f'attachment; filename="{name}"'} if not inline else {}
+                return StreamingResponse(
+                    iterate_in_threadpool(found), media_type=guessed, headers={**headers, **disposition}
+                )
+            location = found
         if inline and PurePosixPath(rel).suffix.lower() in TEXT_SUFFIXES:
             return FileResponse(location, media_type="text/plain; charset=utf-8", headers=headers)
         if inline and guessed in IMAGE_TYPES:

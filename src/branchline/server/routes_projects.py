@@ -18,11 +18,12 @@ from branchline.server.deps import (
     authorize,
 )
 from branchline.server.errors import ApiError
-from branchline.server.models import ErrorBody, Health, ProjectDetail, ProjectList
+from branchline.server.models import ErrorBody, Health, ProjectDetail, ProjectList, ProjectPatch
 
 __all__ = ["router"]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody},
     404: {"model": ErrorBody},
     422: {"model": ErrorBody},
 }
@@ -67,4 +68,22 @@ def get_project(entity: EntityPath, project: ProjectPath, store: StoreDep, princ
         **rows[0],
         "state_counts": queries.state_counts(store, entity, project),
         "columns": queries.project_columns(store, entity, project),
+        "public": store.project_is_public(entity, project),
     }
+
+
+@router.patch(
+    "/projects/{entity}/{project}",
+    response_model=ProjectDetail,
+    tags=["projects"],
+    summary="Make a project public or private",
+)
+def patch_project(
+    entity: EntityPath, project: ProjectPath, body: ProjectPatch, store: StoreDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Flip the project's privacy: public projects are readable by anyone, private ones by members only."""
+    authorize(principal, entity, project, write=True)
+    if not any(r["name"] == project for r in queries.project_rows(store, entity)):
+        raise ApiError(404, f"Project {entity}/{project} not found.", field="project")
+    store.set_project_public(entity, project, body.public)
+    return get_project(entity, project, store, principal)

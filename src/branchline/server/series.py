@@ -10,7 +10,7 @@ import numpy.typing as npt
 from branchline.store import Store
 from branchline.store.history import minmax_indices
 
-__all__ = ["TIME_AXES", "chart_series", "finite_list"]
+__all__ = ["TIME_AXES", "chart_series", "finite_list", "group_series"]
 
 #: x-axes that grow with the step, so points need no re-sorting.
 TIME_AXES = frozenset({"_step", "_runtime", "_timestamp"})
@@ -78,4 +78,74 @@ def chart_series(
         "count": count,
         "sampled": sampled,
         "last_step": int(steps[-1]) if len(steps) else -1,
+    }
+
+
+def group_series(
+    store: Store,
+    incarnation_ids: list[str],
+    key: str,
+    *,
+    stream: int = 0,
+    buckets: int = 1000,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> dict[str, Any]:
+    """A group's mean with its min–max envelope, aligned on the union of the runs' steps.
+
+    Every run's full-resolution series is placed on the union of steps (a run contributes at the
+    steps it logged; NaN and ±Infinity are left out), so the statistics are exact per step. Only
+    then is the result reduced to at most `buckets` buckets: each keeps the mean of its per-step
+    means and the lowest minimum and highest maximum, so the band never loses an extreme.
+    """
+    reads = [
+        store.read_series(inc_id, key, stream=stream, min_step=min_step, max_step=max_step)
+        for inc_id in dict.fromkeys(incarnation_ids)
+    ]
+    reads = [(steps, raw.astype(np.float64)) for steps, raw in reads if len(steps)]
+    if not reads:
+        return {"key": key, "x": [], "mean": [], "min": [], "max": [], "runs": 0, "count": 0, "sampled": False}
+    union = np.unique(np.concatenate([steps for steps, _ in reads]))
+    size = len(union)
+    sums = np.zeros(size, dtype=np.float64)
+    counts = np.zeros(size, dtype=np.int64)
+    lows = np.full(size, np.inf)
+    highs = np.full(size, -np.inf)
+    for steps, values in reads:
+        finite = np.isfinite(values)
+        at = np.searchsorted(union, steps[finite])
+        kept = values[finite]
+        # Steps are unique within one run, so plain fancy-indexed updates are exact.
+        sums[at] += kept
+        counts[at] += 1
+        lows[at] = np.minimum(lows[at], kept)
+        highs[at] = np.maximum(highs[at], kept)
+    has = counts > 0
+    xs = union.astype(np.float64)
+    if size > buckets:
+        starts = (np.arange(buckets, dtype=np.int64) * size) // buckets
+        starts = np.unique(starts)
+        means = np.where(has, sums / np.maximum(counts, 1), 0.0)
+        present = np.add.reduceat(has.astype(np.int64), starts)
+        mean = np.add.reduceat(means, starts) / np.maximum(present, 1)
+        low = np.minimum.reduceat(lows, starts)
+        high = np.maximum.reduceat(highs, starts)
+        xs = xs[starts]
+        empty = present == 0
+    else:
+        mean = sums / np.maximum(counts, 1)
+        low, high = lows, highs
+        empty = ~has
+    mean = np.where(empty, np.nan, mean)
+    low = np.where(empty, np.nan, low)
+    high = np.where(empty, np.nan, high)
+    return {
+        "key": key,
+        "x": finite_list(xs),
+        "mean": finite_list(mean),
+        "min": finite_list(low),
+        "max": finite_list(high),
+        "runs": len(reads),
+        "count": size,
+        "sampled": size > buckets,
     }

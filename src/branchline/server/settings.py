@@ -25,6 +25,8 @@ class ServerSettings:
     store_url: str
     ui_dist: Path | None = DEFAULT_UI_DIST
     files_dir: Path | None = None
+    #: Blob storage for artifacts and run files (`--artifacts`): a path, file:// or s3:// URL.
+    artifacts_url: str | None = None
     read_only: bool = False
     crash_timeout: float = DEFAULT_CRASH_TIMEOUT
     #: Origins allowed to call the API from another origin (the Vite dev server, for instance).
