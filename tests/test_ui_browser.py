@@ -1,7 +1,8 @@
 """The web app in real headless Chromium (Debian's), driven by Playwright, against a real
 `branchline ui --no-browser` process over a store filled by the SDK.
 
-Saves screenshots of the workspace, the runs table and every run tab into docs/screenshots/.
+Saves screenshots of the workspace, the runs table and every run tab; with
+BRANCHLINE_UPDATE_SCREENSHOTS=1 into docs/screenshots/ (the ones the README shows).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -25,7 +27,12 @@ import pytest
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-SHOTS = REPO / "docs" / "screenshots"
+# The committed screenshots are refreshed on request only, so a test run leaves the checkout clean.
+SHOTS = (
+    REPO / "docs" / "screenshots"
+    if os.environ.get("BRANCHLINE_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "branchline-screenshots"
+)
 UI_INDEX = REPO / "src" / "branchline" / "server" / "ui_dist" / "index.html"
 CHROMIUM = "/usr/bin/chromium"
 
