@@ -14,6 +14,8 @@ import pytest
 
 import branchline
 from branchline.store import Store, open_store
+from tests.backends import Backend, SharedServer
+from tests.store_factory import pg_available, pg_schema_url
 
 QUIET = {"quiet": True, "x_disable_stats": True, "console": "off"}
 
@@ -75,3 +77,59 @@ def rows(store: Store, entity: str, project: str, run_id: str, key: str) -> dict
     for step, value in store.read_objects(view.incarnation_id, key):
         out[step] = value
     return dict(sorted(out.items()))
+
+
+# -- backends: the same suites embedded, on PostgreSQL and against a real server (tests/backends.py) --
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*modes): the backend modes a test runs in (default embedded, server)")
+    config.addinivalue_line("markers", "embedded_only(reason): needs the local store or a subprocess of its own")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.definition.get_closest_marker("backends")
+    modes: tuple[str, ...] = tuple(chosen.args) if chosen else ("embedded", "server")
+    if metafunc.definition.get_closest_marker("embedded_only"):
+        modes = ("embedded",)
+    params = [pytest.param(m, marks=pytest.mark.postgres) if m == "postgresql" else m for m in modes]
+    metafunc.parametrize("backend", params, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServer]:
+    """One real `branchline server` per xdist worker, started when a server-mode test first needs it."""
+    server = SharedServer.start(tmp_path_factory.mktemp("server"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Backend]:
+    """Where this test's runs go (parametrised by `pytest_generate_tests`); see tests/backends.py."""
+    mode = request.param
+    if mode == "embedded":
+        chosen = Backend(mode, f"sqlite:///{tmp_path / 'branchline' / 'store.db'}")
+        yield chosen
+        chosen.close()
+    elif mode == "postgresql":
+        if not pg_available():
+            pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+        with pg_schema_url() as url:
+            chosen = Backend(mode, url)
+            yield chosen
+            chosen.close()
+    else:
+        server: SharedServer = request.getfixturevalue("shared_server")
+        server.wipe()
+        server.new_log()
+        monkeypatch.setenv("BRANCHLINE_BASE_URL", server.process.base_url)
+        monkeypatch.setenv("BRANCHLINE_API_KEY", server.api_key)
+        chosen = Backend(mode, server.process.store_url, server.process.base_url, server.api_key)
+        yield chosen
+        chosen.close()
+        assert server.process.proc is not None and server.process.proc.poll() is None, "the server died"
+        log = server.new_log()
+        assert "Traceback" not in log, f"the server failed a request:\n{log}"

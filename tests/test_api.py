@@ -16,22 +16,24 @@ from branchline.api import Api, PathError, Run
 from branchline.api.paths import parse_project_path, parse_run_path
 from branchline.errors import RunNotFoundError, UsageError
 from branchline.store.store import Store, open_store
-from tests import store_factory
+from tests.backends import Backend
 from tests.store_factory import add_run
 
-any_store_url = store_factory.any_store_url
+# Tests taking `store`/`api` run on the embedded SQLite store, on PostgreSQL, and through a real
+# server (tests/backends.py): `store` is where fixtures build runs, `api` reads them back.
+pytestmark = pytest.mark.backends("embedded", "postgresql", "server")
 
 
 @pytest.fixture
-def store(any_store_url: str) -> Iterator[Store]:
-    s = open_store(any_store_url)
+def store(backend: Backend) -> Iterator[Store]:
+    s = backend.open_store()
     yield s
     s.close()
 
 
 @pytest.fixture
-def api(store: Store) -> Iterator[Api]:
-    with Api(overrides={"store_url": store.url, "entity": "e", "project": "p"}) as api:
+def api(backend: Backend, store: Store) -> Iterator[Api]:
+    with backend.api(entity="e", project="p") as api:
         yield api
 
 
@@ -84,13 +86,14 @@ def test_project_path_forms() -> None:
 # -- opening the store -------------------------------------------------------------------------------
 
 
-def test_api_reads_a_run_logged_by_the_sdk_in_the_current_directory(tmp_path: Path, quiet: dict[str, Any]) -> None:
+@pytest.mark.backends("embedded", "server")
+def test_api_reads_a_run_logged_by_the_sdk_in_the_current_directory(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="sdk", config={"lr": 0.1}, tags=["t1"], notes="hello", settings=quiet)
     for step in range(5):
         run.log({"loss": 1.0 / (step + 1), "acc": {"top1": step * 0.1}})
     run.summary["best"] = 0.5
     run.finish()
-    api = branchline.Api()  # ./branchline/store.db of the working directory
+    api = branchline.Api()  # ./branchline/store.db of the working directory, or the server of the environment
     found = api.run(f"sdk/{run.id}")
     assert found.id == run.id
     assert found.entity == run.entity and found.project == "sdk"
@@ -201,7 +204,7 @@ def test_run_with_no_history(store: Store, api: Api) -> None:
 # -- edits ----------------------------------------------------------------------------------------------
 
 
-def test_update_persists_every_editable_field(store: Store, api: Api) -> None:
+def test_update_persists_every_editable_field(backend: Backend, store: Store, api: Api) -> None:
     add_run(store, run_id="r1", name="old", config={"lr": 0.1, "keep": 1}, summary={"best": 1})
     run = api.run("r1")
     run.name = "new name"
@@ -213,7 +216,7 @@ def test_update_persists_every_editable_field(store: Store, api: Api) -> None:
     run.summary["best"] = 2
     run.summary["extra"] = {"nested": True}
     run.update()
-    with Api(overrides={"store_url": store.url}) as fresh:
+    with backend.api() as fresh:
         again = fresh.run("e/p/r1")
         assert again.name == "new name" and again.notes == "edited" and again.tags == ["fresh"]
         assert again.group == "grp" and again.job_type == "eval"

@@ -12,23 +12,25 @@ import pytest
 
 from branchline.api import Api, KeysError
 from branchline.errors import UsageError
-from branchline.store.store import Store, open_store
-from tests import store_factory
+from branchline.store.store import Store
+from tests.backends import Backend
 from tests.store_factory import add_run, write_series
 
-any_store_url = store_factory.any_store_url
+# Tests taking `store`/`api` run on the embedded SQLite store, on PostgreSQL, and through a real
+# server (tests/backends.py): `store` is where fixtures build runs, `api` reads them back.
+pytestmark = pytest.mark.backends("embedded", "postgresql", "server")
 
 
 @pytest.fixture
-def store(any_store_url: str) -> Iterator[Store]:
-    s = open_store(any_store_url)
+def store(backend: Backend) -> Iterator[Store]:
+    s = backend.open_store()
     yield s
     s.close()
 
 
 @pytest.fixture
-def api(store: Store) -> Iterator[Api]:
-    with Api(overrides={"store_url": store.url, "entity": "e", "project": "p"}) as api:
+def api(backend: Backend, store: Store) -> Iterator[Api]:
+    with backend.api(entity="e", project="p") as api:
         yield api
 
 

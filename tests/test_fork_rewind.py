@@ -1,4 +1,8 @@
-"""Fork and rewind: semantics against a brute-force model, errors, crashes, offline (issue 4)."""
+"""Fork and rewind: semantics against a brute-force model, errors, crashes, offline (issue 4).
+
+Tests taking `backend` run embedded and against a real server (tests/backends.py) and read back
+through `Api`; the offline test stays embedded (offline runs branch from the local store).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from typing import Any
 import pytest
 
 import branchline
-from branchline.store import Store
+from branchline.api import Run as ApiRun
+from tests.backends import Backend, history
 from tests.conftest import rows, run_python, store_at
 
 SEEDS = Path(__file__).resolve().parents[1] / "examples" / "seeds"
@@ -62,10 +67,10 @@ def log_steps(run: branchline.Run, model: Model, start: int, stop: int, scale: f
         model.log(run.id, step, row)
 
 
-def check(store: Store, model: Model, run_id: str, entity: str, project: str) -> None:
-    view = store.require_run(entity, project, run_id)
+def check(view: ApiRun, model: Model) -> None:
+    run_id = view.id
     for key in ("loss", "other"):
-        got = rows(store, entity, project, run_id, key)
+        got = history(view, key)
         want = model.series(run_id, key)
         assert list(got) == list(want), f"{run_id}/{key}: steps differ"
         assert all(math.isclose(got[s], want[s]) for s in want), f"{run_id}/{key}: values differ"
@@ -78,7 +83,7 @@ def check(store: Store, model: Model, run_id: str, entity: str, project: str) ->
     assert view.config == model.config[run_id]
 
 
-def test_chains_match_a_brute_force_reference(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_chains_match_a_brute_force_reference(backend: Backend, quiet: dict[str, Any]) -> None:
     model = Model()
     p = "chains"
 
@@ -126,25 +131,25 @@ def test_chains_match_a_brute_force_reference(tmp_path: Path, quiet: dict[str, A
     log_steps(a3, model, 36, 45, 7.0)
     a3.finish()
 
-    entity = getpass.getuser()
-    with store_at(tmp_path) as store:
-        for run_id in ("a", "b", "c", "d"):
-            check(store, model, run_id, entity, p)
-        # Archived incarnations keep exactly what they had; oldest first.
-        archived = store.archived(store.require_run(entity, p, "a"))
-        assert len(archived) == 2 and all(x.archived for x in archived)
-        steps, values = store.read_series(archived[0].incarnation_id, "loss")
-        assert steps.tolist() == sorted(archived_a)
-        assert all(math.isclose(v, archived_a[int(s)]["loss"]) for s, v in zip(steps, values, strict=True))
-        (b_archived,) = store.archived(store.require_run(entity, p, "b"))
-        steps, _ = store.read_series(b_archived.incarnation_id, "loss")
-        assert steps.tolist() == list(range(0, 80)) and max(old_b) == 55
-        # The source of a fork is untouched by the fork.
-        assert [f.run_id for f in store.forks(store.require_run(entity, p, "b"))] == ["c", "d"]
+    entity = backend.entity
+    for run_id in ("a", "b", "c", "d"):
+        check(backend.run(entity, p, run_id), model)
+    # Archived incarnations keep exactly what they had; oldest first.
+    archived = backend.run(entity, p, "a").archived
+    assert len(archived) == 2 and all(x.read_only for x in archived)
+    assert [x.incarnation for x in archived] == [1, 2]
+    steps, values = archived[0].metric("loss")
+    assert steps.tolist() == sorted(archived_a)
+    assert all(math.isclose(v, archived_a[int(s)]["loss"]) for s, v in zip(steps, values, strict=True))
+    (b_archived,) = backend.run(entity, p, "b").archived
+    steps, _ = b_archived.metric("loss")
+    assert steps.tolist() == list(range(0, 80)) and max(old_b) == 55
+    # The source of a fork is untouched by the fork.
+    assert [f.id for f in backend.run(entity, p, "b").forks] == ["c", "d"]
 
 
-def test_seed_scripts_run_unchanged(tmp_path: Path) -> None:
-    env = {"BRANCHLINE_QUIET": "1", "BRANCHLINE_DISABLE_STATS": "1"}
+def test_seed_scripts_run_unchanged(backend: Backend, tmp_path: Path) -> None:
+    env = {"BRANCHLINE_QUIET": "1", "BRANCHLINE_DISABLE_STATS": "1", **backend.env()}
     rewind = run_python((SEEDS / "rewind_seed.py").read_text(), tmp_path, env=env)
     assert rewind.returncode == 0, rewind.stderr
     rewound_id = rewind.stdout.split()[-1]
@@ -152,28 +157,27 @@ def test_seed_scripts_run_unchanged(tmp_path: Path) -> None:
     assert fork.returncode == 0, fork.stderr
     source_id, fork_id = fork.stdout.split()[1], fork.stdout.split()[3]
     entity, project = "your_entity_name", "your_project_name"
-    with store_at(tmp_path) as store:
-        # Rewound run: steps 0..200 from the archived incarnation, then 201..400 of its own:
-        # each loop iteration logs two rows ("metric" with "step", then "additional_metric").
-        metric = rows(store, entity, project, rewound_id, "metric")
-        assert list(metric) == list(range(0, 201)) + list(range(201, 401, 2))
-        assert [metric[s] for s in range(0, 201)] == list(range(0, 201))
-        assert metric[201] == 200 and metric[299] == 249
-        assert math.isclose(metric[301], 250 + 2 * math.sin(250 / 3.0))
-        additional = rows(store, entity, project, rewound_id, "additional_metric")
-        assert list(additional) == list(range(202, 401, 2))
-        assert math.isclose(additional[202], 200 * 1.1)
-        (archived,) = store.archived(store.require_run(entity, project, rewound_id))
-        steps, values = store.read_series(archived.incarnation_id, "metric")
-        assert steps.tolist() == list(range(300)) and values.tolist() == list(range(300))
-        view = store.require_run(entity, project, rewound_id)
-        assert view.forked_from is not None and view.forked_from["incarnation_id"] == archived.incarnation_id
-        assert view.summary["_step"] == 400
-        # Fork: the source is untouched; the fork sees 0..200 then its own rows.
-        assert list(rows(store, entity, project, source_id, "metric").values()) == list(range(300))
-        forked = rows(store, entity, project, fork_id, "metric")
-        assert list(forked) == list(range(0, 201)) + list(range(201, 401, 2))
-        assert store.require_run(entity, project, fork_id).forked_from["run_id"] == source_id  # type: ignore[index]
+    # Rewound run: steps 0..200 from the archived incarnation, then 201..400 of its own:
+    # each loop iteration logs two rows ("metric" with "step", then "additional_metric").
+    rewound = backend.run(entity, project, rewound_id)
+    metric = history(rewound, "metric")
+    assert list(metric) == list(range(0, 201)) + list(range(201, 401, 2))
+    assert [metric[s] for s in range(0, 201)] == list(range(0, 201))
+    assert metric[201] == 200 and metric[299] == 249
+    assert math.isclose(metric[301], 250 + 2 * math.sin(250 / 3.0))
+    additional = history(rewound, "additional_metric")
+    assert list(additional) == list(range(202, 401, 2))
+    assert math.isclose(additional[202], 200 * 1.1)
+    (archived,) = rewound.archived
+    steps, values = archived.metric("metric")
+    assert steps.tolist() == list(range(300)) and values.tolist() == list(range(300))
+    assert rewound.forked_from is not None and rewound.forked_from["incarnation_id"] == archived.incarnation_id
+    assert rewound.summary["_step"] == 400
+    # Fork: the source is untouched; the fork sees 0..200 then its own rows.
+    assert list(history(backend.run(entity, project, source_id), "metric").values()) == list(range(300))
+    fork = backend.run(entity, project, fork_id)
+    assert list(history(fork, "metric")) == list(range(0, 201)) + list(range(201, 401, 2))
+    assert fork.forked_from is not None and fork.forked_from["run_id"] == source_id
     # Seed 000/004 second half: fork from a rewound run at step 500 (past its last step: a warning).
     # Give the rewound run more history first so step 500 exists.
     extend = run_python(
@@ -192,11 +196,10 @@ def test_seed_scripts_run_unchanged(tmp_path: Path) -> None:
     forked_rewound = run_python(script.replace("sys.argv[1]", repr(rewound_id)), tmp_path, env=env)
     assert forked_rewound.returncode == 0, forked_rewound.stderr
     new_fork = forked_rewound.stdout.split()[-1]
-    with store_at(tmp_path) as store:
-        metric = rows(store, entity, project, new_fork, "metric")
-        # The fork logs from step 501 on: step 501 holds i=500, step 1000 holds i=999.
-        assert metric[500] == 500 and metric[501] == 1500 and metric[1000] == 2997
-        assert metric[200] == 200 and metric[301] == pytest.approx(250 + 2 * math.sin(250 / 3.0))
+    metric = history(backend.run(entity, project, new_fork), "metric")
+    # The fork logs from step 501 on: step 501 holds i=500, step 1000 holds i=999.
+    assert metric[500] == 500 and metric[501] == 1500 and metric[1000] == 2997
+    assert metric[200] == 200 and metric[301] == pytest.approx(250 + 2 * math.sin(250 / 3.0))
 
 
 @pytest.mark.parametrize(
@@ -216,7 +219,7 @@ def test_seed_scripts_run_unchanged(tmp_path: Path) -> None:
     ],
 )
 def test_branch_errors(
-    tmp_path: Path, quiet: dict[str, Any], kwargs: dict[str, Any], error: type[Exception], message: str
+    backend: Backend, quiet: dict[str, Any], kwargs: dict[str, Any], error: type[Exception], message: str
 ) -> None:
     src = branchline.init(project="err", id="src", settings=quiet)
     src.log({"a": 1})
@@ -225,7 +228,7 @@ def test_branch_errors(
         branchline.init(project="err", settings=quiet, **kwargs)
 
 
-def test_float_step_means_its_integer_part(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_float_step_means_its_integer_part(backend: Backend, quiet: dict[str, Any]) -> None:
     src = branchline.init(project="f", id="src", settings=quiet)
     for i in range(10):
         src.log({"a": i})
@@ -236,7 +239,7 @@ def test_float_step_means_its_integer_part(tmp_path: Path, quiet: dict[str, Any]
 
 
 def test_step_past_the_end_warns_once_and_inherits_everything(
-    tmp_path: Path, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    backend: Backend, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = branchline.init(project="f", id="src", settings=quiet)
     for i in range(5):
@@ -248,11 +251,10 @@ def test_step_past_the_end_warns_once_and_inherits_everything(
     assert fork.starting_step == 101
     fork.log({"a": 42})
     fork.finish()
-    with store_at(tmp_path) as store:
-        assert rows(store, fork.entity, "f", fork.id, "a") == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 101: 42}
+    assert history(backend.run(fork.entity, "f", fork.id), "a") == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 101: 42}
 
 
-def test_rewinding_a_running_run_is_refused(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_rewinding_a_running_run_is_refused(backend: Backend, quiet: dict[str, Any]) -> None:
     live = branchline.init(project="live", id="busy", settings=quiet)
     live.log({"a": 1})
     with pytest.raises(branchline.UsageError, match="still running"):
@@ -263,12 +265,12 @@ def test_rewinding_a_running_run_is_refused(tmp_path: Path, quiet: dict[str, Any
     rewound.finish()
 
 
-def test_branching_copies_no_history(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_branching_copies_no_history(backend: Backend, quiet: dict[str, Any]) -> None:
     src = branchline.init(project="o1", id="src", settings=quiet)
     for i in range(5000):
         src.log({"a": i})
     src.finish()
-    with store_at(tmp_path) as store:
+    with backend.open_store() as store:  # storage-level check: the server's own store in server mode
 
         def count() -> Any:
             with store.engine.connect() as conn:
@@ -282,7 +284,7 @@ def test_branching_copies_no_history(tmp_path: Path, quiet: dict[str, Any]) -> N
         rewind.finish()
 
 
-def test_crash_in_the_middle_of_a_fork_then_sync(tmp_path: Path) -> None:
+def test_crash_in_the_middle_of_a_fork_then_sync(backend: Backend, tmp_path: Path) -> None:
     setup = run_python(
         """
         import branchline
@@ -292,6 +294,7 @@ def test_crash_in_the_middle_of_a_fork_then_sync(tmp_path: Path) -> None:
         run.finish()
         """,
         tmp_path,
+        env=backend.env(),
     )
     assert setup.returncode == 0, setup.stderr
     script = tmp_path / "forker.py"
@@ -305,7 +308,7 @@ def test_crash_in_the_middle_of_a_fork_then_sync(tmp_path: Path) -> None:
         "    print(i, flush=True)\n"
         "    i += 1\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))} | backend.env()
     child = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=env)
     assert child.stdout is not None
     writer_pid = int(child.stdout.readline().split()[1])
@@ -318,14 +321,14 @@ def test_crash_in_the_middle_of_a_fork_then_sync(tmp_path: Path) -> None:
         [sys.executable, "-m", "branchline", "sync"], cwd=tmp_path, capture_output=True, text=True, env=env
     )
     assert synced.returncode == 0, synced.stderr
-    with store_at(tmp_path) as store:
-        got = rows(store, getpass.getuser(), "fc", "fk", "i")
-        assert [got[s] for s in range(41)] == list(range(41))
-        assert all(got[s] == s * 10 for s in range(41, last + 1))
-        view = store.require_run(getpass.getuser(), "fc", "fk")
-        assert view.state == "crashed" and view.forked_from["run_id"] == "src"  # type: ignore[index]
+    view = backend.run(backend.entity, "fc", "fk")
+    got = history(view, "i")
+    assert [got[s] for s in range(41)] == list(range(41))
+    assert all(got[s] == s * 10 for s in range(41, last + 1))
+    assert view.state == "crashed" and view.forked_from is not None and view.forked_from["run_id"] == "src"
 
 
+@pytest.mark.embedded_only("offline runs branch from the local store, which a remote-mode source is not in")
 def test_offline_fork_and_rewind_get_their_lineage_when_synced(tmp_path: Path) -> None:
     setup = run_python(
         """
@@ -363,7 +366,7 @@ def test_offline_fork_and_rewind_get_their_lineage_when_synced(tmp_path: Path) -
         assert rows(store, entity, "ol", "src", "i") == {**{s: s for s in range(11)}, 11: 1100, 12: 1200}
 
 
-def test_delete_a_source_keeps_forks_readable(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_delete_a_source_keeps_forks_readable(backend: Backend, tmp_path: Path, quiet: dict[str, Any]) -> None:
     src = branchline.init(project="del", id="src", settings=quiet)
     for i in range(50):
         src.log({"i": i})
@@ -374,16 +377,17 @@ def test_delete_a_source_keeps_forks_readable(tmp_path: Path, quiet: dict[str, A
     fork = branchline.init(project="del", id="fk", fork_from="src?_step=20", settings=quiet)
     fork.log({"i": -1})
     fork.finish()
-    with store_at(tmp_path) as store:
-        entity = getpass.getuser()
-        store.delete_run(store.require_run(entity, "del", "src"))
-        assert store.get_run(entity, "del", "src") is None
-        assert [r.run_id for r in store.list_runs(entity, "del")] == ["fk"]
-        assert rows(store, entity, "del", "fk", "i") == {**{s: s for s in range(21)}, 21: -1}
-        assert store.require_run(entity, "del", "fk").forked_from["deleted"] is True  # type: ignore[index]
-        store.delete_run(store.require_run(entity, "del", "fk"))
-        with store.engine.connect() as conn:
-            remaining = conn.exec_driver_sql("SELECT count(*) FROM incarnations").scalar()
-            chunks = conn.exec_driver_sql("SELECT count(*) FROM history_chunks").scalar()
-        assert remaining == 0 and chunks == 0  # the last reader gone, the detached history goes too
+    entity = backend.entity
+    backend.run(entity, "del", "src").delete()
+    with pytest.raises(branchline.errors.RunNotFoundError):
+        backend.run(entity, "del", "src")
+    assert [r.id for r in backend.reader.runs(f"{entity}/del")] == ["fk"]
+    forked = backend.run(entity, "del", "fk")
+    assert history(forked, "i") == {**{s: s for s in range(21)}, 21: -1}
+    assert forked.forked_from is not None and forked.forked_from["deleted"] is True
+    forked.delete()
+    with backend.open_store() as store, store.engine.connect() as conn:
+        remaining = conn.exec_driver_sql("SELECT count(*) FROM incarnations").scalar()
+        chunks = conn.exec_driver_sql("SELECT count(*) FROM history_chunks").scalar()
+    assert remaining == 0 and chunks == 0  # the last reader gone, the detached history goes too
     shutil.rmtree(tmp_path / "branchline" / "runs", ignore_errors=True)

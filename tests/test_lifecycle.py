@@ -1,33 +1,38 @@
-"""Run identity, globals, reinit, exit codes and states, resume (reference §1, §5)."""
+"""Run identity, globals, reinit, exit codes and states, resume (reference §1, §5).
+
+Tests taking `backend` run embedded and against a real server (tests/backends.py), reading back
+through `Api`; the exit-code and crash tests point their subprocess at the same backend.
+"""
 
 from __future__ import annotations
 
-import getpass
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import branchline
-from tests.conftest import rows, run_python, store_at
+from tests.backends import Backend, history
+from tests.conftest import run_python
 
 
-def test_identity_and_properties(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_identity_and_properties(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init("proj", notes="n", tags=["a", "b"], group="g", job_type="train", settings=quiet)
     assert re.fullmatch(r"[a-z0-9]{8}", run.id)
     assert re.fullmatch(r"[a-z]+-[a-z]+-1", run.name)
-    assert run.project == "proj" and run.entity == getpass.getuser()
+    assert run.project == "proj" and run.entity == backend.entity
     assert run.path == f"{run.entity}/proj/{run.id}"
     assert run.notes == "n" and run.tags == ("a", "b") and run.group == "g" and run.job_type == "train"
-    assert run.url is None and run.resumed is False and run.starting_step == 0 and run.step == 0
+    assert run.url == (f"{backend.base_url}/{run.entity}/proj/runs/{run.id}" if backend.remote else None)
+    assert run.resumed is False and run.starting_step == 0 and run.step == 0
     assert Path(run.dir).is_dir() and run.start_time > 0
     run.name = "renamed"
     run.tags += ("c",)
     run.notes = "changed"
     run.finish()
-    with store_at(tmp_path) as store:
-        view = store.require_run(run.entity, "proj", run.id)
+    view = backend.run(run.entity, "proj", run.id)
     assert (view.name, view.tags, view.notes, view.group, view.job_type) == (
         "renamed",
         ["a", "b", "c"],
@@ -40,7 +45,7 @@ def test_identity_and_properties(tmp_path: Path, quiet: dict[str, Any]) -> None:
     second.finish()
 
 
-def test_default_project_and_entity(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_default_project_and_entity(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(settings=quiet, entity="team")
     assert run.project == "uncategorized" and run.entity == "team"
     run.finish()
@@ -70,14 +75,14 @@ def test_invalid_project_and_tags(quiet: dict[str, Any]) -> None:
         branchline.init(project="p", tags=["x" * 65], settings=quiet)
 
 
-def test_id_unique_per_project(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_id_unique_per_project(backend: Backend, quiet: dict[str, Any]) -> None:
     branchline.init(project="p", id="same", settings=quiet).finish()
     with pytest.raises(branchline.UsageError, match=r"already exists.*resume='allow'"):
         branchline.init(project="p", id="same", settings=quiet)
     branchline.init(project="other", id="same", settings=quiet).finish()  # other project is fine
 
 
-def test_globals_and_context_manager(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_globals_and_context_manager(backend: Backend, quiet: dict[str, Any]) -> None:
     assert branchline.run is None
     with branchline.init(project="p", settings=quiet) as run:
         assert branchline.run is run and branchline.config is run.config and branchline.summary is run.summary
@@ -87,13 +92,12 @@ def test_globals_and_context_manager(tmp_path: Path, quiet: dict[str, Any]) -> N
     assert branchline.run is None
     with pytest.raises(ValueError, match="boom"), branchline.init(project="p", settings=quiet) as failing:
         raise ValueError("boom")
-    with store_at(tmp_path) as store:
-        assert store.require_run(failing.entity, "p", failing.id).exit_code == 1
-        assert store.require_run(failing.entity, "p", failing.id).state == "failed"
-        assert store.require_run(run.entity, "p", run.id).state == "finished"
+    assert backend.run(failing.entity, "p", failing.id).exit_code == 1
+    assert backend.run(failing.entity, "p", failing.id).state == "failed"
+    assert backend.run(run.entity, "p", run.id).state == "finished"
 
 
-def test_reinit_modes(quiet: dict[str, Any]) -> None:
+def test_reinit_modes(backend: Backend, quiet: dict[str, Any]) -> None:
     first = branchline.init(project="p", settings=quiet)
     assert branchline.init(project="p", settings=quiet) is first  # return_previous by default
     independent = branchline.init(project="p", reinit="create_new", settings=quiet)
@@ -138,47 +142,44 @@ run.log({{"a": 1}})
         ("os._exit(0)", None, "crashed", 0),
     ],
 )
-def test_exit_codes_in_real_processes(tmp_path: Path, ending: str, exit_code: int | None, state: str, rc: int) -> None:
-    result = run_python(SCRIPT.format(rid="r1", ending=ending), tmp_path)
+def test_exit_codes_in_real_processes(
+    backend: Backend, tmp_path: Path, ending: str, exit_code: int | None, state: str, rc: int
+) -> None:
+    result = run_python(SCRIPT.format(rid="r1", ending=ending), tmp_path, env=backend.env())
     assert result.returncode == rc or (ending == "raise KeyboardInterrupt" and result.returncode in (-2, 1, 130)), (
         result.stderr
     )
-    with store_at(tmp_path) as store:
-        import time
-
-        deadline = time.time() + 20
-        view = store.require_run(getpass.getuser(), "exit", "r1")
-        # After a crash the writer process drains the journal on its own; give it time.
-        while (view.state == "running" or view.last_step < 0) and time.time() < deadline:
-            time.sleep(0.2)
-            view = store.require_run(getpass.getuser(), "exit", "r1")
-        assert view.state == state
-        assert view.exit_code == exit_code
-        assert rows(store, view.entity, "exit", "r1", "a") == {0: 1}
+    deadline = time.time() + 20
+    view = backend.run(backend.entity, "exit", "r1")
+    # After a crash the writer process drains the journal on its own; give it time.
+    while (view.state == "running" or view.last_step < 0) and time.time() < deadline:
+        time.sleep(0.2)
+        view = backend.run(backend.entity, "exit", "r1")
+    assert view.state == state
+    assert view.exit_code == exit_code
+    assert history(view, "a") == {0: 1}
 
 
-def test_crashed_run_becomes_running_when_it_logs_again(tmp_path: Path, quiet: dict[str, Any]) -> None:
-    result = run_python(SCRIPT.format(rid="c1", ending="os._exit(1)"), tmp_path)
+def test_crashed_run_becomes_running_when_it_logs_again(
+    backend: Backend, tmp_path: Path, quiet: dict[str, Any]
+) -> None:
+    result = run_python(SCRIPT.format(rid="c1", ending="os._exit(1)"), tmp_path, env=backend.env())
     assert result.returncode == 1
-    import time
-
-    with store_at(tmp_path) as store:
-        for _ in range(100):
-            if store.require_run(getpass.getuser(), "exit", "c1").state == "crashed":
-                break
-            time.sleep(0.1)
-        assert store.require_run(getpass.getuser(), "exit", "c1").state == "crashed"
+    for _ in range(100):
+        if backend.run(backend.entity, "exit", "c1").state == "crashed":
+            break
+        time.sleep(0.1)
+    assert backend.run(backend.entity, "exit", "c1").state == "crashed"
     run = branchline.init(project="exit", id="c1", resume="allow", settings=quiet)
-    with store_at(tmp_path) as store:
-        assert store.require_run(run.entity, "exit", "c1").state == "running"
+    assert backend.run(run.entity, "exit", "c1").state == "running"
     run.log({"a": 2})
     run.finish()
-    with store_at(tmp_path) as store:
-        assert store.require_run(run.entity, "exit", "c1").state == "finished"
-        assert rows(store, run.entity, "exit", "c1", "a") == {0: 1, 1: 2}
+    stored = backend.run(run.entity, "exit", "c1")
+    assert stored.state == "finished"
+    assert history(stored, "a") == {0: 1, 1: 2}
 
 
-def test_resume_modes(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_resume_modes(backend: Backend, quiet: dict[str, Any]) -> None:
     with pytest.raises(branchline.UsageError, match="resume='must' but no run 'r'"):
         branchline.init(project="p", id="r", resume="must", settings=quiet)
     run = branchline.init(
@@ -201,14 +202,13 @@ def test_resume_modes(tmp_path: Path, quiet: dict[str, Any]) -> None:
     again = branchline.init(project="p", id="r", resume=True, tags=["t2"], settings=quiet)
     assert again.tags == ("t2",)  # replaced when passed
     again.finish()
-    with store_at(tmp_path) as store:
-        view = store.require_run(run.entity, "p", "r")
-        assert rows(store, run.entity, "p", "r", "loss") == {0: 3.0, 1: 2.0, 2: 1.0, 3: 0.5}
-        assert view.summary["loss"] == {"min": 0.5}  # aggregate state survived the resume
-        assert view.state == "finished"
+    view = backend.run(run.entity, "p", "r")
+    assert history(view, "loss") == {0: 3.0, 1: 2.0, 2: 1.0, 3: 0.5}
+    assert view.summary["loss"] == {"min": 0.5}  # aggregate state survived the resume
+    assert view.state == "finished"
 
 
-def test_resume_auto_uses_the_resume_file(tmp_path: Path) -> None:
+def test_resume_auto_uses_the_resume_file(backend: Backend, tmp_path: Path) -> None:
     crash = """
     import os, branchline
     run = branchline.init(project="auto", resume="auto", settings={"quiet": True, "x_disable_stats": True, "console": "off"})
@@ -216,7 +216,7 @@ def test_resume_auto_uses_the_resume_file(tmp_path: Path) -> None:
     print(run.id)
     os._exit(1)
     """
-    first = run_python(crash, tmp_path)
+    first = run_python(crash, tmp_path, env=backend.env())
     crashed_id = first.stdout.strip()
     clean = """
     import branchline
@@ -224,9 +224,9 @@ def test_resume_auto_uses_the_resume_file(tmp_path: Path) -> None:
     print(run.id, run.resumed, run.step)
     run.finish()
     """
-    second = run_python(clean, tmp_path).stdout.split()
+    second = run_python(clean, tmp_path, env=backend.env()).stdout.split()
     assert second == [crashed_id, "True", "1"]
-    third = run_python(clean, tmp_path).stdout.split()
+    third = run_python(clean, tmp_path, env=backend.env()).stdout.split()
     assert third[0] != crashed_id and third[1] == "False"  # clean finish removed the resume file
 
 
@@ -239,7 +239,7 @@ def test_conflicting_resume_arguments(quiet: dict[str, Any]) -> None:
         branchline.init(project="p", resume="sometimes", settings=quiet)
 
 
-def test_wandb_env_names_are_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wandb_env_names_are_honoured(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_PROJECT", "from-wandb-env")
     monkeypatch.setenv("WANDB_TAGS", "x,y")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -257,13 +257,12 @@ def test_wandb_env_names_are_honoured(tmp_path: Path, monkeypatch: pytest.Monkey
     run.finish()
 
 
-def test_a_caught_system_exit_does_not_fail_later_runs(quiet: dict[str, Any], tmp_path: Path) -> None:
+def test_a_caught_system_exit_does_not_fail_later_runs(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="caught", settings=quiet)
     import sys
 
     with pytest.raises(SystemExit):
         sys.exit(3)  # caught: the interpreter is not exiting
     run.finish()
-    with store_at(tmp_path) as store:
-        view = store.require_run(run.entity, "caught", run.id)
+    view = backend.run(run.entity, "caught", run.id)
     assert (view.state, view.exit_code) == ("finished", 0)

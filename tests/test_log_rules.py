@@ -1,46 +1,48 @@
-"""`run.log` step and commit rules (reference §2.1–§2.3), read back from the store."""
+"""`run.log` step and commit rules (reference §2.1–§2.3), read back through `Api`.
+
+Every test that logs runs in both backend modes: the embedded store and a real server (tests/backends.py).
+"""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 import branchline
-from tests.conftest import rows, store_at
+from branchline.api import Run as ApiRun
+from tests.backends import Backend, history
 
 
-def finished(tmp_path: Path, quiet: dict[str, Any], body: Any, **init: Any) -> tuple[str, str]:
+def finished(backend: Backend, quiet: dict[str, Any], body: Any, **init: Any) -> ApiRun:
+    """Log a run with `body`, finish it, and read it back through `Api`."""
     run = branchline.init(project="rules", settings=quiet, **init)
     body(run)
     run.finish()
-    return run.entity, run.id
+    return backend.run(run.entity, "rules", run.id)
 
 
-def test_plain_log_uses_consecutive_steps(tmp_path: Path, quiet: dict[str, Any]) -> None:
-    entity, rid = finished(tmp_path, quiet, lambda r: [r.log({"a": i}) for i in range(5)])
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "a") == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}
+def test_plain_log_uses_consecutive_steps(backend: Backend, quiet: dict[str, Any]) -> None:
+    stored = finished(backend, quiet, lambda r: [r.log({"a": i}) for i in range(5)])
+    assert history(stored, "a") == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}
 
 
-def test_commit_false_accumulates_into_one_row(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_commit_false_accumulates_into_one_row(backend: Backend, quiet: dict[str, Any]) -> None:
     def body(run: branchline.Run) -> None:
         run.log({"a": 1}, commit=False)
         run.log({"b": 2}, commit=False)
         run.log({"a": 3})  # later value of the same key wins, then the row commits
         run.log({"c": 4})
 
-    entity, rid = finished(tmp_path, quiet, body)
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "a") == {0: 3}
-        assert rows(store, entity, "rules", rid, "b") == {0: 2}
-        assert rows(store, entity, "rules", rid, "c") == {1: 4}
+    stored = finished(backend, quiet, body)
+    assert history(stored, "a") == {0: 3}
+    assert history(stored, "b") == {0: 2}
+    assert history(stored, "c") == {1: 4}
 
 
-def test_explicit_step_does_not_commit_until_the_step_moves(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_explicit_step_does_not_commit_until_the_step_moves(backend: Backend, quiet: dict[str, Any]) -> None:
     seen: list[int] = []
 
     def body(run: branchline.Run) -> None:
@@ -49,90 +51,82 @@ def test_explicit_step_does_not_commit_until_the_step_moves(tmp_path: Path, quie
         run.log({"b": 2}, step=5)  # same step: accumulates
         run.log({"a": 3}, step=7)  # moves: row 5 is emitted
 
-    entity, rid = finished(tmp_path, quiet, body)
+    stored = finished(backend, quiet, body)
     assert seen == [5]
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "a") == {5: 1, 7: 3}  # 7 flushed at finish
-        assert rows(store, entity, "rules", rid, "b") == {5: 2}
+    assert history(stored, "a") == {5: 1, 7: 3}  # 7 flushed at finish
+    assert history(stored, "b") == {5: 2}
 
 
-def test_explicit_step_with_commit_true_emits_and_advances(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_explicit_step_with_commit_true_emits_and_advances(backend: Backend, quiet: dict[str, Any]) -> None:
     def body(run: branchline.Run) -> None:
         run.log({"a": 1}, step=3, commit=True)
         assert run.step == 4
         run.log({"a": 99}, step=3)  # now lower than current: dropped
         run.log({"a": 2})
 
-    entity, rid = finished(tmp_path, quiet, body)
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "a") == {3: 1, 4: 2}
+    stored = finished(backend, quiet, body)
+    assert history(stored, "a") == {3: 1, 4: 2}
 
 
 def test_lower_step_is_dropped_with_one_warning(
-    tmp_path: Path, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    backend: Backend, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     def body(run: branchline.Run) -> None:
         run.log({"a": 1}, step=10)
         run.log({"a": 2}, step=3)
         run.log({"a": 2}, step=3)
 
-    entity, rid = finished(tmp_path, quiet, body)
+    stored = finished(backend, quiet, body)
     err = capsys.readouterr().err
     assert err.count("less than the current step") == 1
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "a") == {10: 1}
+    assert history(stored, "a") == {10: 1}
 
 
-def test_pending_row_then_explicit_step_flushes_old_row(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_pending_row_then_explicit_step_flushes_old_row(backend: Backend, quiet: dict[str, Any]) -> None:
     def body(run: branchline.Run) -> None:
         run.log({"a": 1}, commit=False)
         run.log({"b": 2}, step=5)
 
-    entity, rid = finished(tmp_path, quiet, body)
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "a") == {0: 1}
-        assert rows(store, entity, "rules", rid, "b") == {5: 2}
+    stored = finished(backend, quiet, body)
+    assert history(stored, "a") == {0: 1}
+    assert history(stored, "b") == {5: 2}
 
 
-def test_empty_log_still_uses_a_step(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_empty_log_still_uses_a_step(backend: Backend, quiet: dict[str, Any]) -> None:
     def body(run: branchline.Run) -> None:
         run.log({})
         run.log({"a": 1})
 
-    entity, rid = finished(tmp_path, quiet, body)
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "a") == {1: 1}
-        assert sorted(rows(store, entity, "rules", rid, "_timestamp")) == [0, 1]
+    stored = finished(backend, quiet, body)
+    assert history(stored, "a") == {1: 1}
+    assert sorted(history(stored, "_timestamp")) == [0, 1]
 
 
-def test_special_keys(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_special_keys(backend: Backend, quiet: dict[str, Any]) -> None:
     def body(run: branchline.Run) -> None:
         run.log({"a": 1, "_step": 1000, "_runtime": -5.0})
         run.log({"a": 2, "_timestamp": 123.5})
 
-    entity, rid = finished(tmp_path, quiet, body)
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "a") == {0: 1, 1: 2}  # user _step discarded
-        ts = rows(store, entity, "rules", rid, "_timestamp")
-        assert ts[1] == 123.5 and ts[0] > 1e9  # user _timestamp kept, else time.time()
-        runtime = rows(store, entity, "rules", rid, "_runtime")
-        assert all(0 <= v < 60 for v in runtime.values())  # user _runtime overwritten
+    stored = finished(backend, quiet, body)
+    assert history(stored, "a") == {0: 1, 1: 2}  # user _step discarded
+    ts = history(stored, "_timestamp")
+    assert ts[1] == 123.5 and ts[0] > 1e9  # user _timestamp kept, else time.time()
+    runtime = history(stored, "_runtime")
+    assert all(0 <= v < 60 for v in runtime.values())  # user _runtime overwritten
 
 
-def test_nested_dicts_are_flattened_with_dots_and_summarised_nested(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_nested_dicts_are_flattened_with_dots_and_summarised_nested(backend: Backend, quiet: dict[str, Any]) -> None:
     def body(run: branchline.Run) -> None:
         run.log({"b": {"c": 3, "d": {"e": 4}}})
         run.log({"b": {"f": 5}})
         assert run.summary["b"]["c"] == 3 and run.summary["b"]["f"] == 5
 
-    entity, rid = finished(tmp_path, quiet, body)
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "b.d.e") == {0: 4}
-        view = store.require_run(entity, "rules", rid)
-        assert view.summary["b"] == {"c": 3, "d": {"e": 4}, "f": 5}
+    stored = finished(backend, quiet, body)
+    assert history(stored, "b.d.e") == {0: 4}
+    assert stored.summary["b"] == {"c": 3, "d": {"e": 4}, "f": 5}
 
 
-def test_value_types(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_value_types(backend: Backend, quiet: dict[str, Any]) -> None:
     def body(run: branchline.Run) -> None:
         run.log(
             {
@@ -149,28 +143,26 @@ def test_value_types(tmp_path: Path, quiet: dict[str, Any]) -> None:
             }
         )
 
-    entity, rid = finished(tmp_path, quiet, body)
-    with store_at(tmp_path) as store:
-        get = lambda key: rows(store, entity, "rules", rid, key)[0]  # noqa: E731
-        assert get("np_float") == 0.5 and get("np_int") == 7 and get("np_bool") is True
-        assert math.isnan(get("nan")) and get("inf") == math.inf
-        assert get("text") == "hello" and get("small") == [0, 1, 2, 3] and get("lst") == [1, 2, 3]
-        hist = get("big")
-        assert hist["_type"] == "histogram" and len(hist["values"]) == 32 and len(hist["bins"]) == 33
-        assert sum(hist["values"]) == 100
-        assert get("none") is None
+    stored = finished(backend, quiet, body)
+    get = lambda key: history(stored, key)[0]  # noqa: E731
+    assert get("np_float") == 0.5 and get("np_int") == 7 and get("np_bool") is True
+    assert math.isnan(get("nan")) and get("inf") == math.inf
+    assert get("text") == "hello" and get("small") == [0, 1, 2, 3] and get("lst") == [1, 2, 3]
+    hist = get("big")
+    assert hist["_type"] == "histogram" and len(hist["values"]) == 32 and len(hist["bins"]) == 33
+    assert sum(hist["values"]) == 100
+    assert get("none") is None
 
 
-def test_torch_scalars_and_tensors(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_torch_scalars_and_tensors(backend: Backend, quiet: dict[str, Any]) -> None:
     torch = pytest.importorskip("torch", reason="torch is optional; installed in CI from the local wheel")
 
     def body(run: branchline.Run) -> None:
         run.log({"t": torch.tensor(2.5), "v": torch.arange(40, dtype=torch.float32)})
 
-    entity, rid = finished(tmp_path, quiet, body)
-    with store_at(tmp_path) as store:
-        assert rows(store, entity, "rules", rid, "t") == {0: 2.5}
-        assert rows(store, entity, "rules", rid, "v")[0]["_type"] == "histogram"
+    stored = finished(backend, quiet, body)
+    assert history(stored, "t") == {0: 2.5}
+    assert history(stored, "v")[0]["_type"] == "histogram"
 
 
 @pytest.mark.parametrize(
@@ -185,7 +177,7 @@ def test_torch_scalars_and_tensors(tmp_path: Path, quiet: dict[str, Any]) -> Non
     ],
 )
 def test_bad_input_raises_type_error_in_the_caller(
-    tmp_path: Path, quiet: dict[str, Any], data: Any, kwargs: dict[str, Any], message: str
+    backend: Backend, quiet: dict[str, Any], data: Any, kwargs: dict[str, Any], message: str
 ) -> None:
     run = branchline.init(project="rules", settings=quiet)
     run.log({"ok": 1})
@@ -193,11 +185,10 @@ def test_bad_input_raises_type_error_in_the_caller(
         run.log(data, **kwargs)
     run.log({"ok": 2})  # the run keeps working
     run.finish()
-    with store_at(tmp_path) as store:
-        assert rows(store, run.entity, "rules", run.id, "ok") == {0: 1, 1: 2}
+    assert history(backend.run(run.entity, "rules", run.id), "ok") == {0: 1, 1: 2}
 
 
-def test_fast_path_keys_that_later_change_type_still_validate(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_fast_path_keys_that_later_change_type_still_validate(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="rules", settings=quiet)
     for i in range(3):
         run.log({"a": float(i)})
@@ -205,12 +196,11 @@ def test_fast_path_keys_that_later_change_type_still_validate(tmp_path: Path, qu
         run.log({"a": object()})
     run.log({"a": {"nested": 1}})
     run.finish()
-    with store_at(tmp_path) as store:
-        assert rows(store, run.entity, "rules", run.id, "a") == {0: 0.0, 1: 1.0, 2: 2.0}
-        assert rows(store, run.entity, "rules", run.id, "a.nested") == {3: 1}
+    assert history(backend.run(run.entity, "rules", run.id), "a") == {0: 0.0, 1: 1.0, 2: 2.0}
+    assert history(backend.run(run.entity, "rules", run.id), "a.nested") == {3: 1}
 
 
-def test_log_after_finish_raises(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_log_after_finish_raises(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="rules", settings=quiet)
     run.log({"a": 1})
     run.finish()

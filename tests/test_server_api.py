@@ -699,3 +699,22 @@ def test_cli_refuses_public_hosts_without_auth(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "loopback" in result.output
     result = runner.invoke(server, ["--host", "0.0.0.0", "--dir", str(tmp_path)])
     assert result.exit_code != 0 and "0.0.0.0" in result.output
+
+
+def test_a_nul_in_a_file_path_is_a_clear_422_not_a_500(tmp_path: Path) -> None:
+    import branchline
+
+    run = branchline.init(
+        project="nul", dir=str(tmp_path), settings={"quiet": True, "x_disable_stats": True, "console": "off"}
+    )
+    run.finish()
+
+    async def go() -> httpx.Response:
+        app = create_app(ServerSettings(store_url=f"sqlite:///{tmp_path / 'branchline' / 'store.db'}"))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.get(f"/api/v1/runs/{run.entity}/nul/{run.id}/files/a%00b")
+
+    response = asyncio.run(go())
+    assert response.status_code == 422 and "NUL" in response.json()["error"]["message"]

@@ -8,6 +8,7 @@ and writable by members only. Positive controls (alice succeeds) show the reques
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -19,8 +20,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from branchline.artifacts.blobs import LocalBlobStore
 from branchline.server import ServerSettings, create_app
 from branchline.store import Store, open_store
+from branchline.store.artifacts import EntryRow
 from tests.store_factory import add_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -49,6 +52,31 @@ def _session_of(store: Store, incarnation_id: str) -> str:
                 select(writer_sessions.c.id).where(writer_sessions.c.incarnation_id == incarnation_id)
             ).scalar()
         )
+
+
+#: The sha256 of no bytes: a blob every project's artifact holds, so an empty upload body is valid.
+EMPTY_SHA = hashlib.sha256(b"").hexdigest()
+
+
+def _artifact_in(store: Store, server_dir: Path, entity: str, project: str, incarnation_id: str) -> str:
+    """Log version v0 of artifact `corpus` (one empty file, its blob stored) from the run."""
+    empty = server_dir / "empty"
+    empty.write_bytes(b"")
+    LocalBlobStore(server_dir / "blobs").put_file(EMPTY_SHA, str(empty))
+    row, _ = store.commit_artifact(
+        entity=entity,
+        project=project,
+        name="corpus",
+        type="dataset",
+        digest="d" * 64,
+        entries=[EntryRow("empty.txt", EMPTY_SHA, 0)],
+        description=None,
+        metadata={},
+        aliases=["latest"],
+        incarnation_id=incarnation_id,
+        role="logged",
+    )
+    return row.id
 
 
 @pytest.fixture
@@ -88,6 +116,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             "run_id": view.run_id,
             "incarnation_id": view.incarnation_id,
             "session_id": _session_of(setup, view.incarnation_id),
+            "version_id": _artifact_in(setup, tmp_path / "server", entity, project, view.incarnation_id),
         }
     setup.set_project_public("team-a", "open", True)
     setup.close()
@@ -123,15 +152,30 @@ def _bodies(world: World, project: str, entity: str) -> dict[tuple[str, str], An
         ("post", "/api/v1/runs/{entity}/{project}/{run_id}/move"): {"project": "stolen", "entity": "team-b"},
         ("post", "/api/v1/series"): {"incarnations": [inc], "keys": ["loss"]},
         ("post", "/api/v1/series/keys"): {"incarnations": [inc]},
+        ("post", "/api/v1/series/groups"): {"groups": [{"name": "g", "incarnations": [inc]}], "keys": ["loss"]},
         ("post", "/api/v1/store/runs/{entity}/{project}/query"): {"filters": None},
         ("post", "/api/v1/store/runs/{entity}/{project}/count"): {"filters": None},
         ("patch", "/api/v1/store/incarnations/{incarnation_id}"): {"name": "renamed-by-someone"},
         ("post", "/api/v1/store/incarnations/{incarnation_id}/move"): {"project": "stolen", "entity": "team-b"},
+        ("patch", "/api/v1/projects/{entity}/{project}"): {"public": project == "open"},
+        ("post", "/api/v1/artifacts/{entity}/{project}/blobs/missing"): {"digests": [EMPTY_SHA]},
+        ("post", "/api/v1/artifacts/{entity}/{project}/commit"): {
+            "name": "corpus",
+            "type": "dataset",
+            "digest": "e" * 64,
+            "entries": [{"path": "again.txt", "digest": EMPTY_SHA, "size": 0}],
+            "incarnation_id": inc,
+        },
+        ("post", "/api/v1/artifacts/versions/{version_id}/use"): {"incarnation_id": inc},
+        ("put", "/api/v1/artifacts/versions/{version_id}/aliases"): {"aliases": ["latest", "best"]},
+        ("patch", "/api/v1/artifacts/versions/{version_id}"): {"description": "edited", "metadata": {}},
     }
 
 
 #: Endpoints that never touch a project (they need no key).
-_OPEN = {("get", "/api/v1/health"), ("get", "/api/v1/viewer")}
+_OPEN = {("get", "/api/v1/health"), ("get", "/api/v1/viewer"), ("get", "/api/v1/artifacts/blob-stats")}
+#: A value for each required query parameter.
+_QUERY = {"key": "loss", "keys": "loss", "role": "logged", "sha256": EMPTY_SHA}
 
 
 def _calls(world: World, project: str, entity: str = "team-a") -> list[Call]:
@@ -142,6 +186,8 @@ def _calls(world: World, project: str, entity: str = "team-a") -> list[Call]:
         "project": project,
         **world.ids[project],
         "path": "output.log",
+        "digest": EMPTY_SHA,
+        "name": "corpus",
     }
     bodies = _bodies(world, project, entity)
     calls = []
@@ -151,10 +197,10 @@ def _calls(world: World, project: str, entity: str = "team-a") -> list[Call]:
                 continue
             url = re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], template)
             required = [p["name"] for p in op.get("parameters", []) if p.get("in") == "query" and p.get("required")]
-            unknown = set(required) - {"key", "keys"}
+            unknown = set(required) - set(_QUERY)
             assert not unknown, f"no test value for the query parameters {unknown} of {template}"
             if required:
-                url += "?" + "&".join(f"{name}=loss" for name in required)
+                url += "?" + "&".join(f"{name}={_QUERY[name]}" for name in required)
             if "requestBody" in op and (method, template) not in bodies:
                 raise AssertionError(f"no test body for {method.upper()} {template}: add one to _bodies")
             calls.append(Call(method, template, url, bodies.get((method, template))))
@@ -266,7 +312,7 @@ def test_public_project_is_readable_by_anyone_and_writable_by_members_only(world
     assert {(p["entity"], p["name"]) for p in anonymous} == {("team-a", "open")}
 
     writes = [c for c in _calls(world, "open") if c.method != "get"]
-    read_only_posts = ("/series", "/series/keys", "/query", "/count")
+    read_only_posts = ("/series", "/series/keys", "/series/groups", "/query", "/count")
     writes = [c for c in writes if not c.template.endswith(read_only_posts)]
     assert len(writes) >= 8
     for key, expected in ((None, 401), (world.keys["bob"], 403)):

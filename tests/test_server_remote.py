@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -28,69 +26,11 @@ from sqlalchemy import create_engine, text
 import branchline
 from branchline.errors import RunNotFoundError, UsageError
 from branchline.store import open_store
+from tests.backends import ServerProcess
 from tests.conftest import QUIET
 from tests.store_factory import pg_available
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ServerProcess:
-    """`branchline server` in a subprocess that tests can kill, freeze and restart."""
-
-    def __init__(self, store_url: str, workdir: Path) -> None:
-        self.store_url = store_url
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "server.log"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
-        env["BRANCHLINE_CONFIG_DIR"] = str(self.workdir / ".server-config")
-        command = [sys.executable, "-m", "branchline", "server", "--store", self.store_url, "--port", str(self.port)]
-        command += ["--crash-timeout", "120"]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.base_url + "/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("the server did not start:\n" + self.log.read_text())
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def freeze(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,24 @@
-"""Summary (§3), config (§4) and define_metric (§2.4) rules, live and as stored."""
+"""Summary (§3), config (§4) and define_metric (§2.4) rules, live and as stored.
+
+Each test runs embedded and against a real server (the `backend` fixture, tests/backends.py).
+"""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import branchline
-from tests.conftest import rows, store_at
+from tests.backends import Backend, history
 
 
-def stored_summary(tmp_path: Path, run: branchline.Run) -> dict[str, Any]:
-    with store_at(tmp_path) as store:
-        return store.require_run(run.entity, run.project, run.id).summary
+def stored_summary(backend: Backend, run: branchline.Run) -> dict[str, Any]:
+    return backend.run(run.entity, run.project, run.id).summary
 
 
-def test_summary_tracks_latest_values_and_drops_none(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_summary_tracks_latest_values_and_drops_none(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="s", settings=quiet)
     run.log({"loss": 1.0, "acc": 0.1})
     run.log({"loss": 0.5})
@@ -27,12 +28,12 @@ def test_summary_tracks_latest_values_and_drops_none(tmp_path: Path, quiet: dict
     run.log({"loss": 0.4}, commit=False)
     assert run.summary["loss"] == 0.5  # summary follows committed rows only
     run.finish()
-    summary = stored_summary(tmp_path, run)
+    summary = stored_summary(backend, run)
     assert summary["loss"] == 0.4 and "acc" not in summary
     assert summary["_step"] == 3 and "_runtime" in summary and "_timestamp" in summary
 
 
-def test_explicit_summary_edits(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_explicit_summary_edits(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="s", settings=quiet)
     run.log({"loss": 1.0})
     run.summary["best"] = 0.9
@@ -43,13 +44,13 @@ def test_explicit_summary_edits(tmp_path: Path, quiet: dict[str, Any]) -> None:
     assert run.summary["best"] == 0.9 and run.summary.extra == "attr"
     run.log({"best": 0.8})  # later logged values overwrite explicit ones
     run.finish()
-    summary = stored_summary(tmp_path, run)
+    summary = stored_summary(backend, run)
     assert summary["best"] == 0.8
     assert summary["nested"] == {"x": 1, "y": 2}
     assert "loss" not in summary and summary["extra"] == "attr"
 
 
-def test_summary_after_finish(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_summary_after_finish(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="s", settings=quiet)
     run.log({"a": 1})
     run.finish()
@@ -59,7 +60,7 @@ def test_summary_after_finish(tmp_path: Path, quiet: dict[str, Any]) -> None:
         run.summary["a"] = 2
 
 
-def test_define_metric_aggregates(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_define_metric_aggregates(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="s", settings=quiet)
     run.define_metric("loss", summary="min,max,mean,first,last")
     run.define_metric("hidden_one", summary="none")
@@ -69,11 +70,11 @@ def test_define_metric_aggregates(tmp_path: Path, quiet: dict[str, Any]) -> None
     assert run.summary["loss"] == expected
     assert "hidden_one" not in run.summary
     run.finish()
-    summary = stored_summary(tmp_path, run)
+    summary = stored_summary(backend, run)
     assert summary["loss"] == expected and "hidden_one" not in summary
 
 
-def test_define_metric_merge_overwrite_and_explicit_set(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_define_metric_merge_overwrite_and_explicit_set(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="s", settings=quiet)
     run.define_metric("a", summary="max")
     metric = run.define_metric("a", summary="min")
@@ -87,10 +88,10 @@ def test_define_metric_merge_overwrite_and_explicit_set(tmp_path: Path, quiet: d
     run.log({"a": 7})
     assert run.summary["a"] == 7
     run.finish()
-    assert stored_summary(tmp_path, run)["a"] == 7
+    assert stored_summary(backend, run)["a"] == 7
 
 
-def test_define_metric_glob_and_step_metric(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_define_metric_glob_and_step_metric(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="s", settings=quiet)
     run.define_metric("epoch")
     run.define_metric("val/*", step_metric="epoch", summary="max")
@@ -100,12 +101,11 @@ def test_define_metric_glob_and_step_metric(tmp_path: Path, quiet: dict[str, Any
     run.log({"_private": 1})
     assert run.summary["val/acc"] == {"max": 0.7}
     run.finish()
-    with store_at(tmp_path) as store:
-        assert rows(store, run.entity, "s", run.id, "epoch") == {0: 1, 1: 1, 2: 2}
-    assert stored_summary(tmp_path, run)["val/acc"] == {"max": 0.7}
+    assert history(backend.run(run.entity, "s", run.id), "epoch") == {0: 1, 1: 1, 2: 2}
+    assert stored_summary(backend, run)["val/acc"] == {"max": 0.7}
 
 
-def test_define_metric_errors(quiet: dict[str, Any]) -> None:
+def test_define_metric_errors(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="s", settings=quiet)
     with pytest.raises(branchline.UsageError, match="trailing"):
         run.define_metric("a*b")
@@ -116,7 +116,7 @@ def test_define_metric_errors(quiet: dict[str, Any]) -> None:
     run.finish()
 
 
-def test_config_write_once_and_allow_val_change(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_config_write_once_and_allow_val_change(backend: Backend, quiet: dict[str, Any]) -> None:
     run = branchline.init(project="s", config={"lr": 0.1, "--layers": 3}, settings=quiet)
     assert run.config.lr == 0.1 and run.config["layers"] == 3 and "layers" in run.config
     run.config.lr = 0.1  # same value is fine
@@ -132,12 +132,11 @@ def test_config_write_once_and_allow_val_change(tmp_path: Path, quiet: dict[str,
         _ = run.config.missing
     assert run.config.get("missing", 5) == 5
     run.finish()
-    with store_at(tmp_path) as store:
-        config = store.require_run(run.entity, "s", run.id).config
+    config = backend.run(run.entity, "s", run.id).config
     assert config == {"lr": 0.3, "layers": 3, "batch": 32, "opt": "adam", "nested": {"a": 1}}
 
 
-def test_config_from_absl_like_flags_and_include_exclude(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_config_from_absl_like_flags_and_include_exclude(backend: Backend, quiet: dict[str, Any]) -> None:
     class Flags:
         def flag_values_dict(self) -> dict[str, Any]:
             return {"lr": 1, "secret": "x", "depth": 2}

@@ -28,6 +28,23 @@ __all__ = [
 RunWrapper = Callable[[Any], Any] | None
 
 
+def _backend(store: Any, blob_url: str | None, wrap_run: RunWrapper, entity: str | None = None) -> Any:
+    """The artifact backend for an `Api` backend: HTTP beside a server, else the store plus blobs."""
+    from branchline.api.remote import RemoteBackend
+
+    if isinstance(store, RemoteBackend):
+        from branchline.artifacts.http import remote_artifact_backend
+
+        def load(incarnation_id: str) -> Any:
+            view = store.get_incarnation(incarnation_id)
+            if view is None:
+                return None
+            return wrap_run(view) if wrap_run is not None else view
+
+        return remote_artifact_backend(store, entity, None, load)
+    return embedded_backend(store, blob_url, wrap_run)
+
+
 def _where(entity: str | None, project: str | None, text: str) -> tuple[str, str]:
     if not entity or not project:
         raise UsageError(f"Say which project {text!r} is in: use 'entity/project/name:alias'.")
@@ -47,7 +64,7 @@ def artifact(
     """The version `"entity/project/name:alias"` (or `:vN`; `entity`/`project` fill missing parts)."""
     path = parse_artifact_path(name)
     ent, proj = _where(path.entity or entity, path.project or project, name)
-    backend = embedded_backend(store, blob_url, wrap_run)
+    backend = _backend(store, blob_url, wrap_run, ent)
     row = backend.resolve(ent, proj, path.name, path.spec)
     if row is None:
         raise ArtifactNotFoundError(f"Artifact {ent}/{proj}/{path.name}:{path.spec} not found.")
@@ -84,7 +101,7 @@ def artifact_versions(
     ent = parts[0] if len(parts) == 3 else entity
     proj = parts[-2] if len(parts) >= 2 else project
     ent, proj = _where(ent, proj, name)
-    backend = embedded_backend(store, blob_url, wrap_run)
+    backend = _backend(store, blob_url, wrap_run, ent)
     rows = backend.versions(ent, proj, base)
     if type is not None:
         rows = [r for r in rows if r.type == type]
@@ -101,7 +118,7 @@ def logged_artifacts(
     store: Any, incarnation_id: str, *, blob_url: str | None = None, wrap_run: RunWrapper = None
 ) -> list[Artifact]:
     """Versions the incarnation logged (including ones whose identical content already existed)."""
-    backend = embedded_backend(store, blob_url, wrap_run)
+    backend = _backend(store, blob_url, wrap_run)
     return [Artifact._from_row(r, backend) for r in backend.run_versions(incarnation_id, LOGGED)]
 
 
@@ -109,7 +126,7 @@ def used_artifacts(
     store: Any, incarnation_id: str, *, blob_url: str | None = None, wrap_run: RunWrapper = None
 ) -> list[Artifact]:
     """Versions the incarnation used, in the order it used them."""
-    backend = embedded_backend(store, blob_url, wrap_run)
+    backend = _backend(store, blob_url, wrap_run)
     return [Artifact._from_row(r, backend) for r in backend.run_versions(incarnation_id, USED)]
 
 

@@ -86,6 +86,7 @@ def serve(
     auth_required: bool = False,
     crash_timeout: float | None = None,
     workers: int = 1,
+    artifacts_url: str | None = None,
 ) -> None:
     """Open the store, serve the app until Ctrl+C, and optionally open a browser once it listens."""
     import dataclasses
@@ -107,6 +108,7 @@ def serve(
         read_only=read_only,
         auth_required=auth_required,
         crash_timeout=DEFAULT_CRASH_TIMEOUT if crash_timeout is None else crash_timeout,
+        artifacts_url=artifacts_url,
     )
     if workers > 1:
         # Several processes need an import string and a factory; settings travel in the environment.
@@ -187,6 +189,13 @@ def ui(port: int, host: str, no_browser: bool, read_only: bool, root_dir: Path |
     help="Seconds without a heartbeat before a run is marked crashed (default 300).",
 )
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--artifacts",
+    "artifacts_url",
+    default=None,
+    help="Where artifact blobs and run files go: a directory, file:///path or s3://bucket/prefix "
+    "(default: blobs/ beside an SQLite store, or $BRANCHLINE_ARTIFACT_STORAGE).",
+)
 @store_options
 def server(
     host: str,
@@ -195,6 +204,7 @@ def server(
     auth: bool | None,
     crash_timeout: float | None,
     workers: int,
+    artifacts_url: str | None,
     root_dir: Path | None,
     store_url: str | None,
 ) -> None:
@@ -242,4 +252,5 @@ def server(
         auth_required=bool(auth),
         crash_timeout=crash_timeout,
         workers=workers,
+        artifacts_url=artifacts_url,
     )

@@ -40,9 +40,52 @@ _SKIP_DIRS = {
 }  # fmt: skip
 
 
+_remote_backends: dict[str, ArtifactBackend] = {}
+
+
+class _CloseAtFinish:
+    """A telemetry part whose `stop()` (at finish) closes the run's HTTP artifact backend."""
+
+    def __init__(self, incarnation_id: str) -> None:
+        self.incarnation_id = incarnation_id
+
+    def stop(self) -> None:
+        backend = _remote_backends.pop(self.incarnation_id, None)
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+
+
+def _run_loader(base_url: str, api_key: str | None) -> Callable[[str], Any]:
+    """Turns an incarnation id into an `Api` run of the server, for `logged_by()`/`used_by()`."""
+
+    def load(incarnation_id: str) -> Any:
+        from branchline.api.remote import RemoteBackend
+        from branchline.api.runs import Run as ApiRun
+
+        remote = RemoteBackend(base_url, api_key)
+        view = remote.get_incarnation(incarnation_id)
+        return None if view is None else ApiRun(remote, view, read_only=bool(getattr(view, "archived", False)))
+
+    return load
+
+
 def run_backend(run: Run) -> ArtifactBackend:
-    """The embedded backend of an online run: its store, and blobs beside it."""
+    """The backend of an online run: its server over HTTP, or its store with blobs beside it."""
     store = run._res.store
+    base_url = run._settings.base_url
+    if store is None and base_url and not run.offline:
+        found = _remote_backends.get(run.incarnation_id)
+        if found is None:
+            from branchline.artifacts.http import HttpArtifactBackend
+
+            api_key = run._settings.api_key
+            found = HttpArtifactBackend(
+                base_url, api_key, run.entity, run.project, run_loader=_run_loader(base_url, api_key)
+            )
+            _remote_backends[run.incarnation_id] = found
+            run._res.telemetry.append(_CloseAtFinish(run.incarnation_id))
+        return found
     if store is None:
         raise UsageError("This run has no store (offline or disabled).")
     url = resolve_blob_url(run._settings.resolved_store_url, run._settings.extra.get("artifact_storage"))

@@ -1,8 +1,9 @@
 """Run files: `run.save()` mirrors files into `run.dir` and stores their content with the run.
 
 Content is stored in the run's file storage, `<branchline_dir>/files/<incarnation_id>/<path>`
-(a local directory; a server backend comes later), written to a temporary name and renamed so a
-reader never sees half a file; then a FILE record (path, size, sha256) goes into the journal.
+(a local directory), written to a temporary name and renamed so a reader never sees half a file;
+then a FILE record (path, size, sha256) goes into the journal. With a server, a background thread
+also uploads that content (stored there by sha256), retrying without ever blocking training.
 A path whose content is unchanged is not stored again.
 """
 
@@ -40,6 +41,8 @@ __all__ = [
 POLICIES = ("live", "now", "end")
 # How often "live" files are checked for changes (a stat per file; hashing only when it moved).
 LIVE_POLL_SECONDS = 2.0
+#: How long `finish` waits for run files still uploading to a server.
+UPLOAD_DRAIN_SECONDS = 120.0
 # File timestamps tick coarsely (a kernel jiffy, or seconds on some filesystems): a file whose
 # mtime is this close to when we last read it may have changed without its stat changing.
 _RACY_NS = 2_000_000_000
@@ -111,6 +114,10 @@ class RunFiles:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._stopped = False
+        # With a server, stored content is also uploaded; the uploader starts with the first file.
+        settings = run._settings
+        self._remote = run._res.store is None and bool(settings.base_url) and settings.mode == "online"
+        self._uploader: _Uploader | None = None
 
     # ---- storing
 
@@ -144,6 +151,10 @@ class RunFiles:
             sha = digest.hexdigest()
             self._stored[rel] = sha
             self._journal.write(RecordKind.FILE, rel, size, sha, time.time())
+            if self._remote:
+                if self._uploader is None:
+                    self._uploader = _Uploader(self._run)
+                self._uploader.submit(rel, dest, sha)
             return True
 
     # ---- policies
@@ -221,9 +232,109 @@ class RunFiles:
                 self._warn(f"end-{watched.rel}", f"could not store {watched.source}: {exc}")
         with self._lock:
             self._stopped = True
+        if self._uploader is not None:
+            self._uploader.close(UPLOAD_DRAIN_SECONDS)
 
     def _warn(self, key: str, message: str) -> None:
         self._run._warn_once(f"files:{key}", message)
+
+
+class _Uploader:
+    """Sends stored run files to the server (remote mode) from a background thread.
+
+    Each upload is retried with backoff; a file that keeps failing is reported once and tried
+    again later, until `close`. A file replaced by newer content (a live file) is skipped: its
+    newer content is queued too. Never raises into training code.
+    """
+
+    def __init__(self, run: Run) -> None:
+        from branchline.artifacts.http import HttpArtifactBackend
+
+        settings = run._settings
+        assert settings.base_url is not None
+        self._run = run
+        self._backend = HttpArtifactBackend(settings.base_url, settings.api_key, run.entity, run.project)
+        self._incarnation = run.incarnation_id
+        self._pending: dict[str, tuple[Path, str]] = {}  # rel -> (local copy, sha256); newest wins
+        self._cond = threading.Condition()
+        self._busy = False
+        self._closing = False
+        self._failing = False  # the last attempt failed: the server is unreachable or refusing
+        self.failures = 0
+        self._stop = threading.Event()  # set by close(): ends a retry loop at once
+        self._thread = threading.Thread(target=self._loop, name="branchline-file-upload", daemon=True)
+        self._thread.start()
+
+    def submit(self, rel: str, path: Path, sha256: str) -> None:
+        with self._cond:
+            self._pending[rel] = (path, sha256)
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        delay = 0.5
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                rel, (path, sha) = next(iter(self._pending.items()))
+                del self._pending[rel]
+                self._busy = True
+            ok = self._send(rel, path, sha)
+            with self._cond:
+                self._busy = False
+                self._failing = not ok
+                if not ok and not self._closing and rel not in self._pending:
+                    self._pending[rel] = (path, sha)  # try again later, behind the others
+                self._cond.notify_all()
+                if not ok and not self._closing:
+                    self._cond.wait(delay)
+            delay = 0.5 if ok else min(30.0, delay * 2)
+
+    def _send(self, rel: str, path: Path, sha: str) -> bool:
+        from branchline.artifacts.errors import ArtifactIntegrityError
+        from branchline.artifacts.http import upload_run_file
+
+        try:
+            upload_run_file(
+                self._backend, self._incarnation, rel, str(path), sha, stop=self._stop, on_retry=self._retrying
+            )
+            return True
+        except (ArtifactIntegrityError, FileNotFoundError):
+            return True  # replaced by newer content, which is queued itself
+        except Exception as exc:  # the network, the server: report once, retry later
+            self.failures += 1
+            self._run._warn_once(f"files:upload-{rel}", f"could not upload {rel} to the server (will retry): {exc}")
+            return False
+
+    def _retrying(self) -> None:
+        with self._cond:
+            self._failing = True
+            self._cond.notify_all()
+
+    def close(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for queued uploads while they succeed, then stop the thread.
+
+        A server that is failing uploads is not waited for: `finish` stays bounded when it is down.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._pending or self._busy) and not self._failing and time.monotonic() < deadline:
+                self._cond.wait(min(0.5, max(0.01, deadline - time.monotonic())))
+            left = len(self._pending) + (1 if self._busy else 0)
+            self._closing = True
+            self._stop.set()
+            self._pending.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout=1)
+        if left:
+            self._run._warn_once(
+                "files:upload-left",
+                f"{left} run file(s) were not uploaded to the server; "
+                f"their content stays under {files_root(self._run._settings)}.",
+            )
+        self._backend.close()
 
 
 def run_files(run: Run) -> RunFiles:

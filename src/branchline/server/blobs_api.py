@@ -531,6 +531,8 @@ async def list_run_files(incarnation_id: IncarnationId, request: Request, princi
 async def get_run_file(
     incarnation_id: IncarnationId, path: str, request: Request, principal: AuthPrincipalDep
 ) -> Response:
+    if "\x00" in path:  # the filesystem refuses NUL: say so instead of failing inside it
+        raise ApiError(422, "A file path cannot contain a NUL character.", field="path")
     store = _store(request)
     rows = await run_in_threadpool(_file_rows, request.app, store, principal, incarnation_id)
     row = next((r for r in rows if r["path"] == path), None)

@@ -180,6 +180,8 @@ def post_keys(body: KeysRequest, store: StoreDep, principal: PrincipalDep) -> di
 
 
 def _safe_relpath(path: str) -> str:
+    if "\x00" in path:  # the filesystem refuses NUL: say so instead of failing inside it
+        raise ApiError(422, "A file path cannot contain a NUL character.", code="invalid_request", field="path")
     pure = PurePosixPath(path)
     parts = [p for p in pure.parts if p not in ("", ".")]
     if pure.is_absolute() or not parts or ".." in parts:
