@@ -84,6 +84,10 @@ class Backend(SeriesSource, Protocol):
 
     def files(self, incarnation_id: str) -> list[dict[str, Any]]: ...
 
+    def read_file(self, incarnation_id: str, path: str) -> bytes: ...
+
+    def write_file(self, incarnation_id: str, path: str, data: bytes) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -115,4 +119,6 @@ def open_backend(settings: Settings) -> Backend:
             "Point at the right one with Api(overrides={'root_dir': ...} or {'store_url': ...}), "
             "BRANCHLINE_DIR or BRANCHLINE_STORE."
         )
-    return open_store(url, create=path is None, crash_timeout=settings.x_crash_timeout)
+    return open_store(
+        url, create=path is None, crash_timeout=settings.x_crash_timeout, files_dir=settings.branchline_dir / "files"
+    )

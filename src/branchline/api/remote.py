@@ -7,6 +7,7 @@ series arrive as raw little-endian arrays, so a million points cost one request 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import quote
 
@@ -154,6 +155,23 @@ class RemoteBackend:
     def files(self, incarnation_id: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self._call("GET", f"/incarnations/{_seg(incarnation_id)}/files")
         return rows
+
+    def _file_url(self, incarnation_id: str, path: str) -> str:
+        return f"{self.base_url}/api/v1/artifacts/files/{_seg(incarnation_id)}/{quote(path)}"
+
+    def read_file(self, incarnation_id: str, path: str) -> bytes:
+        response = self.client.get(self._file_url(incarnation_id, path))
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response.content
+
+    def write_file(self, incarnation_id: str, path: str, data: bytes) -> None:
+        digest = hashlib.sha256(data).hexdigest()
+        response = self.client.put(
+            self._file_url(incarnation_id, path), content=data, params={"sha256": digest, "register": "true"}
+        )
+        if response.status_code >= 400:
+            raise self._error(response)
 
     # -- history ---------------------------------------------------------------------------------------
     def read_series(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, overload
 
 import numpy.typing as npt
@@ -262,6 +265,23 @@ class Run:
         """Files saved with the run: {"path", "size", "sha256", "updated_at"}."""
         return self._backend.files(self._view.incarnation_id)
 
+    def file(self, name: str) -> RunFile:
+        """One file saved with the run, by its path inside the run (e.g. "model.pt" or "code/train.py")."""
+        for row in self.files():
+            if row["path"] == name:
+                return RunFile(self._backend, self._view.incarnation_id, row)
+        raise UsageError(f"Run {'/'.join(self.path)} has no file {name!r}; run.files() lists them.")
+
+    def upload_file(self, path: str, root: str = ".") -> RunFile:
+        """Store a local file with the run after the fact; its name is `path` relative to `root`."""
+        self._check_writable("upload a file to")
+        local = Path(path)
+        name = os.path.relpath(local.resolve(), Path(root).resolve()).replace(os.sep, "/")
+        if name.startswith("../"):
+            name = local.name
+        self._backend.write_file(self._view.incarnation_id, name, local.read_bytes())
+        return self.file(name)
+
     # -- changes ---------------------------------------------------------------------------------------
     def logged_artifacts(self, per_page: int = 100) -> list[Any]:
         """Artifact versions this run (incarnation) logged."""
@@ -350,6 +370,33 @@ class Run:
     def __repr__(self) -> str:
         suffix = f", archived incarnation {self.incarnation}" if self._read_only else ""
         return f"<Run {'/'.join(self.path)} ({self.state}{suffix})>"
+
+
+class RunFile:
+    """A file saved with a run: `name`, `size`, `sha256`, `updated_at`, and `download()`."""
+
+    def __init__(self, backend: Backend, incarnation_id: str, row: dict[str, Any]) -> None:
+        self._backend = backend
+        self._incarnation_id = incarnation_id
+        self.name = str(row["path"])
+        self.size = int(row["size"])
+        self.sha256 = str(row["sha256"])
+        self.updated_at = float(row["updated_at"])
+
+    def download(self, root: str = ".", replace: bool = False) -> Path:
+        """Write the file under `root` (keeping its path); refuses to overwrite unless `replace`."""
+        target = Path(root) / self.name
+        if target.exists() and not replace:
+            raise UsageError(f"{target} exists; pass replace=True to overwrite it.")
+        data = self._backend.read_file(self._incarnation_id, self.name)
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise UsageError(f"The stored content of {self.name!r} does not match its sha256; it was not written.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return target
+
+    def __repr__(self) -> str:
+        return f"<RunFile {self.name} ({self.size} bytes)>"
 
 
 class Runs:

@@ -19,7 +19,7 @@ import secrets
 import tempfile
 import threading
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import msgpack
@@ -491,9 +491,20 @@ async def put_run_file(
     sha256: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")],
     request: Request,
     principal: AuthPrincipalDep,
+    register: bool = False,
 ) -> Response:
-    await run_in_threadpool(_incarnation_owner, _store(request), principal, incarnation_id, write=True)
-    return await _receive(request, sha256, "files_")
+    if "\x00" in path:
+        raise ApiError(422, "A file path cannot contain a NUL character.", field="path")
+    store = _store(request)
+    await run_in_threadpool(_incarnation_owner, store, principal, incarnation_id, write=True)
+    response = await _receive(request, sha256, "files_")
+    if register:  # `api_run.upload_file`: list the file with the run (runs list theirs through the journal)
+        parts = PurePosixPath(path).parts
+        if PurePosixPath(path).is_absolute() or ".." in parts:
+            raise ApiError(422, f"{path!r} is not a file path inside the run.", field="path")
+        size = int(request.headers.get("content-length") or 0)
+        await run_in_threadpool(store.add_run_file, incarnation_id, path, size, sha256)
+    return response
 
 
 def _local_copy(settings: ServerSettings, incarnation_id: str, rel: str) -> Path | None:

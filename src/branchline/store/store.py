@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,9 +42,14 @@ __all__ = ["Store", "open_store", "DEFAULT_CRASH_TIMEOUT"]
 DEFAULT_CRASH_TIMEOUT = 300.0
 
 
-def open_store(url: str, *, create: bool = True, crash_timeout: float = DEFAULT_CRASH_TIMEOUT) -> Store:
-    """Open the store at `url` (`sqlite:///…` or `postgresql://…`), creating an empty one."""
-    return Store(url, create=create, crash_timeout=crash_timeout)
+def open_store(
+    url: str, *, create: bool = True, crash_timeout: float = DEFAULT_CRASH_TIMEOUT, files_dir: Path | None = None
+) -> Store:
+    """Open the store at `url` (`sqlite:///…` or `postgresql://…`), creating an empty one.
+
+    `files_dir` is where run files' contents live (`<branchline_dir>/files` for the SDK's runs).
+    """
+    return Store(url, create=create, crash_timeout=crash_timeout, files_dir=files_dir)
 
 
 class Store(AuthStoreMixin):
@@ -51,8 +58,16 @@ class Store(AuthStoreMixin):
     Users, API keys, teams and project visibility come from `AuthStoreMixin` (store/auth.py).
     """
 
-    def __init__(self, url: str, *, create: bool = True, crash_timeout: float = DEFAULT_CRASH_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        crash_timeout: float = DEFAULT_CRASH_TIMEOUT,
+        files_dir: Path | None = None,
+    ) -> None:
         self.url = normalize_url(url)
+        self.files_dir = files_dir
         self.crash_timeout = crash_timeout
         self.engine = make_engine(self.url)
         try:
@@ -326,6 +341,37 @@ class Store(AuthStoreMixin):
     def files(self, incarnation_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:
             return reads.file_rows(conn, incarnation_id)
+
+    def _file_location(self, incarnation_id: str, path: str) -> Path:
+        if self.files_dir is None:
+            raise UsageError("This store was opened without a files directory; run file contents are not here.")
+        base = (self.files_dir / incarnation_id).resolve()
+        target = (base / path).resolve()
+        if base not in target.parents:
+            raise UsageError(f"{path!r} is not a path inside the run's files.")
+        return target
+
+    def read_file(self, incarnation_id: str, path: str) -> bytes:
+        """The stored content of a run file."""
+        location = self._file_location(incarnation_id, path)
+        if not location.is_file():
+            raise UsageError(f"The content of {path!r} is not stored here (expected at {location}).")
+        return location.read_bytes()
+
+    def add_run_file(self, incarnation_id: str, path: str, size: int, sha256: str) -> None:
+        """List a file with an incarnation (its content is stored elsewhere, e.g. a server's blobs)."""
+        row = {"incarnation_id": incarnation_id, "path": path, "size": size, "sha256": sha256}
+        with self._write() as conn:
+            writes.upsert(conn, run_files, [{**row, "updated_at": time.time()}])
+
+    def write_file(self, incarnation_id: str, path: str, data: bytes) -> None:
+        """Store a run file's content and list it with the run (after the fact, like `upload_file`)."""
+        location = self._file_location(incarnation_id, path)
+        location.parent.mkdir(parents=True, exist_ok=True)
+        partial = location.with_name(location.name + ".partial")
+        partial.write_bytes(data)
+        partial.replace(location)
+        self.add_run_file(incarnation_id, path, len(data), hashlib.sha256(data).hexdigest())
 
     def alerts(self, incarnation_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:
