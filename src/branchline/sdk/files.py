@@ -308,6 +308,14 @@ class _Uploader:
             self._run._warn_once(f"files:upload-{rel}", f"could not upload {rel} to the server (will retry): {exc}")
             return False
 
+    def _server_answers(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(f"{self._run._settings.base_url}/api/v1/health", timeout=2.0).status_code < 500
+        except httpx.HTTPError:
+            return False
+
     def _retrying(self) -> None:
         with self._cond:
             self._failing = True
@@ -319,6 +327,14 @@ class _Uploader:
         A server that is failing uploads is not waited for: `finish` stays bounded when it is down.
         """
         deadline = time.monotonic() + timeout
+        with self._cond:
+            failing = self._failing and (self._pending or self._busy)
+        # Uploads that failed earlier are waited for only if the server answers now: finish stays
+        # bounded while it is down, and does not give up on one that came back.
+        if failing and self._server_answers():
+            with self._cond:
+                self._failing = False
+                self._cond.notify_all()  # wakes the loop from its backoff for a fresh attempt
         with self._cond:
             while (self._pending or self._busy) and not self._failing and time.monotonic() < deadline:
                 self._cond.wait(min(0.5, max(0.01, deadline - time.monotonic())))
