@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from branchline import __version__
-from branchline.errors import AuthenticationError, CommError, RunNotFoundError, UsageError
+from branchline.errors import CommError, RunNotFoundError, server_error
 from branchline.store.reads import RunView
 
 __all__ = ["RemoteBackend"]
@@ -27,6 +27,13 @@ _RETRIES = 3
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
+
+
+def _json(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 class RemoteBackend:
@@ -61,21 +68,9 @@ class RemoteBackend:
         return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
 
     def _error(self, response: httpx.Response) -> Exception:
-        try:
-            error = response.json().get("error") or {}
-        except (ValueError, AttributeError):
-            error = {}
-        message = str(error.get("message") or response.reason_phrase)
-        status = response.status_code
-        if status == 401:
-            return AuthenticationError(f"{self.base_url} did not accept the API key: {message}")
-        if status == 403:
-            return AuthenticationError(f"{self.base_url} refused the request: {message}")
-        if status == 404:
-            return RunNotFoundError(message)
-        if status in (400, 409, 422):
-            return UsageError(message)
-        return CommError(f"{self.base_url} answered HTTP {status}: {message}")
+        return server_error(
+            self.base_url, response.status_code, _json(response), response.reason_phrase, RunNotFoundError
+        )
 
     @staticmethod
     def _view(data: Any) -> RunView:

@@ -25,7 +25,7 @@ from branchline.artifacts.backend import CommitRequest
 from branchline.artifacts.blobs import verified_chunks
 from branchline.artifacts.errors import ArtifactIntegrityError, ArtifactNotFoundError
 from branchline.artifacts.hashing import FileStat
-from branchline.errors import AuthenticationError, CommError, UsageError
+from branchline.errors import CommError, server_error
 from branchline.store.artifacts import EntryRow, VersionRow
 
 __all__ = ["HttpArtifactBackend", "remote_artifact_backend", "upload_run_file"]
@@ -110,22 +110,13 @@ class HttpArtifactBackend:
 
     def _error(self, response: httpx.Response) -> Exception:
         try:
-            error = response.json().get("error") or {}
-        except (ValueError, AttributeError):
-            error = {}
-        message = str(error.get("message") or response.reason_phrase)
-        status = response.status_code
-        if status == 401:
-            return AuthenticationError(f"{self.base_url} did not accept the API key: {message}")
-        if status == 403:
-            return AuthenticationError(f"{self.base_url} refused the request: {message}")
-        if status == 404:
-            return ArtifactNotFoundError(message)
-        if error.get("code") == "digest_mismatch":
-            return ArtifactIntegrityError(message, [])
-        if status in (400, 409, 422):
-            return UsageError(message)
-        return CommError(f"{self.base_url} answered HTTP {status}: {message}")
+            data: object = response.json()
+        except ValueError:
+            data = None
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict) and error.get("code") == "digest_mismatch":
+            return ArtifactIntegrityError(str(error.get("message")), [])
+        return server_error(self.base_url, response.status_code, data, response.reason_phrase, ArtifactNotFoundError)
 
     def _project(self, entity: str | None = None, project: str | None = None) -> str:
         return f"/{_seg(entity or self.entity)}/{_seg(project or self.project)}"
