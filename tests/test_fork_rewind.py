@@ -391,3 +391,38 @@ def test_delete_a_source_keeps_forks_readable(backend: Backend, tmp_path: Path, 
         chunks = conn.exec_driver_sql("SELECT count(*) FROM history_chunks").scalar()
     assert remaining == 0 and chunks == 0  # the last reader gone, the detached history goes too
     shutil.rmtree(tmp_path / "branchline" / "runs", ignore_errors=True)
+
+
+def test_a_fork_reads_exactly_like_a_run_that_logged_the_same_values(backend: Backend, quiet: dict[str, Any]) -> None:
+    def row(step: int, branch: float) -> dict[str, Any]:
+        return {"loss": math.sin(step / 50) + branch, "acc": step * 1e-4, "phase": f"p{step // 1000}"}
+
+    source = branchline.init(project="same", id="source", settings=quiet)
+    for step in range(6000):  # several chunks on both sides of the branch point
+        source.log(row(step, 0.0))
+    source.finish()
+    fork = branchline.init(project="same", id="fork", fork_from="source?_step=4321", settings=quiet)
+    plain = branchline.init(project="same", id="plain", reinit="create_new", settings=quiet)
+    for step in range(4322):
+        plain.log(row(step, 0.0))
+    for step in range(4322, 7000):
+        fork.log(row(step, 1.0))
+        plain.log(row(step, 1.0))
+    fork.finish()
+    plain.finish()
+
+    forked, logged = backend.run(fork.entity, "same", "fork"), backend.run(plain.entity, "same", "plain")
+    for key in ("loss", "acc"):
+        f_steps, f_values = forked.metric(key)
+        p_steps, p_values = logged.metric(key)
+        assert f_steps.tolist() == p_steps.tolist() and f_values.tolist() == p_values.tolist()
+    strip = ("_runtime", "_timestamp")  # wall-clock columns differ between two processes by nature
+    f_rows = [{k: v for k, v in r.items() if k not in strip} for r in forked.scan_history(page_size=997)]
+    p_rows = [{k: v for k, v in r.items() if k not in strip} for r in logged.scan_history(page_size=997)]
+    assert len(f_rows) == 7000 and f_rows == p_rows
+    f_sampled = forked.history(samples=300, keys=["loss", "acc"], pandas=False)
+    p_sampled = logged.history(samples=300, keys=["loss", "acc"], pandas=False)
+    assert [{k: r[k] for k in ("_step", "loss", "acc")} for r in f_sampled] == [
+        {k: r[k] for k in ("_step", "loss", "acc")} for r in p_sampled
+    ]
+    assert forked.summary["loss"] == logged.summary["loss"] and forked.summary["phase"] == "p6"
