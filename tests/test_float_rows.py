@@ -120,3 +120,19 @@ def test_float_rows_survive_sigkill_then_sync(tmp_path: Path) -> None:
             assert len(steps) == len(set(steps.tolist()))
             assert set(range(last + 1)) <= set(steps.tolist())
             assert np.array_equal(values, steps.astype(float)) and view.state == "crashed"
+
+
+def test_live_summary_follows_journal_order_across_layouts(quiet: dict[str, Any]) -> None:
+    run = branchline.init(project="fr", mode="offline", settings=quiet)
+    for _ in range(2):
+        run.log({"loss": 1.0, "acc": 0.5})
+        run.log({"loss": 9.0})  # another layout sharing `loss`
+    assert run.summary["loss"] == 9.0 and run.summary["acc"] == 0.5
+    run.log({"loss": 2.0, "acc": 0.6})
+    assert dict(run.summary.items())["loss"] == 2.0
+    run.log({"loss": "diverged"})  # not a float: the msgpack path, after the folded rows
+    assert run.summary["loss"] == "diverged" and run.summary["acc"] == 0.6
+    run.log({"loss": 3.0})
+    run.summary["best"] = 1.0  # an explicit edit sees the rows before it
+    assert run.summary["loss"] == 3.0 and run.summary["best"] == 1.0
+    run.finish()

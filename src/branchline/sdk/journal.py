@@ -163,16 +163,16 @@ class JournalReader:
             self._handle = None
 
 
-# A float row is a binary frame body: ROW_MARK (never the first byte of a msgpack value), then
-# sequence, step, timestamp, runtime, layout id, and the row's values as little-endian doubles in
-# the order of the layout's keys (a ROW_SCHEMA record written before the first such row).
+# A float row is a binary frame body: ROW_MARK (never the first byte of a msgpack value), layout
+# id, sequence, step, timestamp, runtime, and the row's values as little-endian doubles in the
+# order of the layout's keys (a ROW_SCHEMA record written before the first such row).
 ROW_MARK = 0xC1
-ROW_HEAD = struct.Struct("<BQqddH")
+ROW_HEAD = struct.Struct("<BHQqdd")
 
 
 def row_struct(width: int) -> struct.Struct:
     """The frame body layout of a float row with `width` values."""
-    return struct.Struct(f"<BQqddH{width}d")
+    return struct.Struct(f"<BHQqdd{width}d")
 
 
 def _parse(data: bytes, limit: int) -> tuple[list[list[Any]], int]:
@@ -191,7 +191,7 @@ def _parse(data: bytes, limit: int) -> tuple[list[list[Any]], int]:
         if body[:1] == _ROW_MARK_BYTE:
             if length < ROW_HEAD.size or (length - ROW_HEAD.size) % 8:
                 break
-            _, seq, step, ts, runtime, layout = ROW_HEAD.unpack_from(body)
+            _, layout, seq, step, ts, runtime = ROW_HEAD.unpack_from(body)
             records.append([seq, _FLOAT_ROW, step, ts, runtime, layout, body[ROW_HEAD.size :]])
             pos = end
             continue

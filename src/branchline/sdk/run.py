@@ -6,13 +6,14 @@ columnising and storing happen in the writer process.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import sys
 import time
 import warnings
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from branchline.errors import UsageError
@@ -79,8 +80,10 @@ class Run:
         # these take the fast path.
         self._fast_keys: set[str] = set()
         # Key sets whose rows are all floats are written as binary float rows (one struct.pack).
-        self._layouts: dict[tuple[str, ...], tuple[Any, int]] = {}
+        self._layouts: dict[tuple[str, ...], Callable[..., bytes]] = {}
         self._no_layout: set[tuple[str, ...]] = set()
+        self._row_unpack: dict[tuple[str, ...], Callable[[bytes], tuple[Any, ...]]] = {}
+        self._unfolded: dict[tuple[str, ...], bytes] = {}  # latest float row per layout, not in the summary yet
         self._layout_ids = 0
         self._id = start.run_id
         self._name = start.name
@@ -89,7 +92,7 @@ class Run:
         self._group = start.group
         self._job_type = start.job_type
         self.config = Config(start.config, on_change=self._config_changed)
-        self.summary = Summary(self._state, self._summary_edited, lambda: self._finished)
+        self.summary = Summary(self._state, self._summary_edited, lambda: self._finished, self._fold_rows)
         self._last_alert: dict[str, float] = {}
 
     # -- identity --------------------------------------------------------------------------
@@ -204,16 +207,35 @@ class Run:
         """Log a dict of values to the run's history (wandb's step and commit rules)."""
         if step is None and commit is None and self._pending is None and type(data) is dict:
             keys = tuple(data)
-            layout = self._layouts.get(keys)
-            if layout is not None and self._log_floats(layout, data):
-                return
-            if data.keys() <= self._fast_keys:
+            pack_row = self._layouts.get(keys)
+            journal = self._journal
+            # Telemetry threads append to the same journal: the lock keeps sequence numbers,
+            # the shared packer and frames in order (acquire/release ~60 ns; `with` costs 2x).
+            lock = journal.lock
+            if pack_row is not None:  # a row of floats in a known layout: one struct.pack
                 now = _now()
                 s = self._step
-                journal = self._journal
-                # Telemetry threads append to the same journal: the lock keeps sequence numbers,
-                # the shared packer and frames in order (acquire/release ~60 ns; `with` costs 2x).
-                lock = journal.lock
+                lock.acquire()
+                try:
+                    seq = journal.seq + 1
+                    body = pack_row(seq, s, now, now - self._t_base, *data.values())
+                    _write(self._fd, _frame(len(body), _crc(body)) + body)
+                    journal.seq = seq
+                except struct.error:
+                    pack_row = None  # not a number this time: the msgpack path stores it as it is
+                finally:
+                    lock.release()
+                if pack_row is not None:
+                    self._step = s + 1
+                    # The summary needs only each layout's latest row: keep the packed bytes and
+                    # fold them in when the summary is used (_fold_rows), not on every call.
+                    self._unfolded[keys] = body
+                    return
+            if data.keys() <= self._fast_keys:
+                if self._unfolded:
+                    self._fold_rows()
+                now = _now()
+                s = self._step
                 lock.acquire()
                 try:
                     seq = journal.seq + 1
@@ -224,30 +246,23 @@ class Run:
                     lock.release()
                 self._step = s + 1
                 self._last.update(data)
-                if layout is None and keys not in self._no_layout:
+                if keys not in self._layouts and keys not in self._no_layout:
                     self._add_layout(keys, data)
                 return
         self._log_slow(data, step, commit)
 
-    def _log_floats(self, layout: tuple[Any, int], data: dict[str, Any]) -> bool:
-        """Append a row whose keys have a layout as a binary float row; False if a value is no number."""
-        now = _now()
-        s = self._step
-        journal = self._journal
-        lock = journal.lock
-        lock.acquire()
-        try:
-            seq = journal.seq + 1
-            body = layout[0](_ROW_MARK, seq, s, now, now - self._t_base, layout[1], *data.values())
-            _write(self._fd, _frame(len(body), _crc(body)) + body)
-            journal.seq = seq
-        except struct.error:
-            return False  # not a number this time: the msgpack path stores it as it is
-        finally:
-            lock.release()
-        self._step = s + 1
-        self._last.update(data)
-        return True
+    def _fold_rows(self) -> None:
+        """Apply the latest float row of each layout to the summary, in journal order."""
+        rows = self._unfolded
+        if not rows:
+            return
+        self._unfolded = {}
+        decoded = []
+        for keys, body in rows.items():
+            fields = self._row_unpack[keys](body)  # mark, layout, seq, step, timestamp, runtime, values...
+            decoded.append((fields[2], keys, fields[6:]))
+        for _, keys, values in sorted(decoded):
+            self._last.update(zip(keys, values, strict=True))
 
     def _add_layout(self, keys: tuple[str, ...], data: dict[str, Any]) -> None:
         """Give a key set whose values are all floats a binary layout, announced in the journal."""
@@ -256,15 +271,19 @@ class Run:
             return
         self._layout_ids += 1
         self._journal.write(RecordKind.ROW_SCHEMA, self._layout_ids, list(keys))
-        self._layouts[keys] = (row_struct(len(keys)).pack, self._layout_ids)
+        layout = row_struct(len(keys))
+        self._layouts[keys] = functools.partial(layout.pack, _ROW_MARK, self._layout_ids)
+        self._row_unpack[keys] = layout.unpack
 
     def _drop_layouts(self) -> None:
         """Rows must take the full path again (define_metric rules or explicit summary edits)."""
+        self._fold_rows()
         self._layouts.clear()
         self._no_layout.clear()
 
     def _log_slow(self, data: Any, step: Any, commit: bool | None) -> None:
         self._ensure_active("log")
+        self._fold_rows()
         if not isinstance(data, Mapping):
             raise TypeError("branchline.log must be passed a dictionary.")
         for key in data:
@@ -339,6 +358,7 @@ class Run:
     ) -> Metric:
         """Customise a metric's x-axis and summary aggregation (`summary="min,max,mean,first,last,none"`)."""
         self._ensure_active("define_metric")
+        self._fold_rows()  # rows logged before the definition count as they were
         if not isinstance(name, str) or not name:
             raise UsageError("define_metric needs a non-empty metric name.")
         if "*" in name[:-1]:
@@ -426,6 +446,7 @@ class Run:
         """Finish the run: flush, record the exit code, wait until the store has everything."""
         if self._finished:
             return
+        self._fold_rows()
         from branchline.sdk import lifecycle
 
         # An explicit finish() means success unless told otherwise; the exit code captured from

@@ -101,11 +101,14 @@ class Summary(SummaryNode):
         state: SummaryState,
         on_edit: Callable[[list[tuple[list[str], Any]], list[list[str]]], None],
         is_finished: Callable[[], bool],
+        before_use: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(self, ())
         object.__setattr__(self, "_state", state)
         object.__setattr__(self, "_on_edit", on_edit)
         object.__setattr__(self, "_is_finished", is_finished)
+        # Lets the run fold rows it has not applied to the summary yet (see Run._fold_rows).
+        object.__setattr__(self, "_before_use", before_use)
 
     def _visible(self) -> dict[str, Any]:
         if self._is_finished():
@@ -116,17 +119,20 @@ class Summary(SummaryNode):
                 stacklevel=3,
             )
             return {}
+        self._before_use()
         return _clean(self._state.summary)  # type: ignore[no-any-return]
 
     def _edit(self, path: tuple[str, ...], value: Any) -> None:
         if self._is_finished():
             raise UsageError("The run is finished; its summary can no longer be changed here.")
         value = normalize(value)
+        self._before_use()
         self._state.set_explicit(path, value)
         self._on_edit([(list(path), value)], [])
 
     def _remove(self, path: tuple[str, ...]) -> None:
         if self._is_finished():
             raise UsageError("The run is finished; its summary can no longer be changed here.")
+        self._before_use()
         self._state.remove(path)
         self._on_edit([], [list(path)])

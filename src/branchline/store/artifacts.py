@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from branchline.errors import UsageError
 from branchline.store.schema import (
@@ -24,7 +23,7 @@ from branchline.store.schema import (
     artifact_versions,
     projects,
 )
-from branchline.store.writes import ensure_project
+from branchline.store.writes import dialect_insert, ensure_project
 
 __all__ = [
     "LOGGED",
@@ -155,7 +154,7 @@ def _collection(conn: Connection, entity: str, project: str, name: str) -> Any:
 
 
 def _insert_ignore(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(conn)
 
 
 def _point_alias(conn: Connection, collection_id: int, alias: str, version_id: str) -> None:

@@ -432,7 +432,7 @@ def _tags_op(field: str, op: str, value: Any, dialect: str) -> ColumnElement[boo
 
     if op == "$eq":
         if dialect == "postgresql":
-            return column.op("?", return_type=postgresql.BOOLEAN)(tag_value(value))
+            return column.op("?", return_type=postgresql.BOOLEAN)(literal(tag_value(value), Text))
         return any_tag(elements.c.value == tag_value(value))
     if op == "$ne":
         return not_(_tags_op(field, "$eq", value, dialect))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -17,9 +19,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 __all__ = [
     "metadata",
@@ -47,8 +51,22 @@ __all__ = [
 #: The Alembic revision this code reads and writes; the store refuses any other.
 SCHEMA_REVISION = "0003_auth"
 
-# JSONB on PostgreSQL so filters on config/summary can use its operators and indexes.
-Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+class Json(TypeDecorator[Any]):
+    """JSON, stored as JSONB on PostgreSQL so filters on config/summary can use its operators and
+    indexes. The PostgreSQL dialect is imported only when PostgreSQL is used: SQLite users (and every
+    `init()`) do not pay for it."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
 
 metadata = MetaData()
 

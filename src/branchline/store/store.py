@@ -20,7 +20,6 @@ from branchline.store import artifacts as arts
 from branchline.store import reads, writes
 from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
-from branchline.store.filters import compile_filter, compile_order
 from branchline.store.lineage import segments_for
 from branchline.store.reads import RunView
 from branchline.store.schema import (
@@ -40,6 +39,13 @@ __all__ = ["Store", "open_store", "DEFAULT_CRASH_TIMEOUT"]
 
 #: Seconds without a heartbeat after which a run on another host reads as crashed.
 DEFAULT_CRASH_TIMEOUT = 300.0
+
+
+def filters_module() -> Any:
+    """The filter compiler, imported on first use (it loads PostgreSQL's dialect for JSONB)."""
+    from branchline.store import filters
+
+    return filters
 
 
 def open_store(
@@ -183,8 +189,8 @@ class Store(AuthStoreMixin):
         self.reap_stale()
         stmt = reads.run_select().where(projects.c.entity == entity, projects.c.name == project)
         if filters:
-            stmt = stmt.where(compile_filter(filters, self.engine.dialect.name))
-        stmt = stmt.order_by(*compile_order(order, self.engine.dialect.name))
+            stmt = stmt.where(filters_module().compile_filter(filters, self.engine.dialect.name))
+        stmt = stmt.order_by(*filters_module().compile_order(order, self.engine.dialect.name))
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
@@ -195,7 +201,7 @@ class Store(AuthStoreMixin):
     def count_runs(self, entity: str, project: str, *, filters: dict[str, Any] | None = None) -> int:
         stmt = reads.run_select().where(projects.c.entity == entity, projects.c.name == project)
         if filters:
-            stmt = stmt.where(compile_filter(filters, self.engine.dialect.name))
+            stmt = stmt.where(filters_module().compile_filter(filters, self.engine.dialect.name))
         with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
 

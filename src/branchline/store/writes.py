@@ -11,7 +11,6 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Table, and_, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from branchline.errors import RunNotFoundError, StoreError, UsageError
@@ -46,13 +45,23 @@ __all__ = [
 Record = Sequence[Any]
 
 
+def dialect_insert(conn: Connection) -> Any:
+    """The dialect's INSERT (with ON CONFLICT), imported on use: SQLite users never load PostgreSQL's."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert rows, replacing those whose primary key exists (SQLite and PostgreSQL)."""
     if not rows:
         return
     keys = [c.name for c in table.primary_key.columns]
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
+    stmt = dialect_insert(conn)(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=keys,
         set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
@@ -67,7 +76,7 @@ def ensure_project(conn: Connection, entity: str, project: str, now: float) -> i
     found = conn.execute(select(projects.c.id).where(projects.c.entity == entity, projects.c.name == project)).scalar()
     if found is not None:
         return int(found)
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(conn)
     conn.execute(
         insert(projects).values(entity=entity, name=project, created_at=now, public=False).on_conflict_do_nothing()
     )
