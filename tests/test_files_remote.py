@@ -128,3 +128,38 @@ def test_a_file_saved_while_the_server_is_down_arrives_later(
 
     assert _files(proc, key, "outage", run.id)["model.bin"]["available"]
     assert _content(proc, key, "outage", run.id, "model.bin") == payload
+
+
+def test_files_of_an_offline_run_are_sent_by_sync(
+    server: tuple[ServerProcess, str], tmp_path: Path, quiet: dict[str, Any]
+) -> None:
+    import subprocess
+    import sys
+
+    proc, key = server
+    work = tmp_path / "work"
+    work.mkdir()
+    payload = os.urandom(50_000)
+    (work / "weights.bin").write_bytes(payload)
+    script = (
+        "import branchline\n"
+        "run = branchline.init(project='offline-files', mode='offline', settings={'quiet': True, 'x_disable_stats': True, 'console': 'off'})\n"
+        "run.save('weights.bin', policy='now')\n"
+        "run.log({'loss': 1.0})\n"
+        "run.finish()\n"
+        "print(run.id)\n"
+    )
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
+    made = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True, env=clean_env)
+    assert made.returncode == 0, made.stderr
+    run_id = made.stdout.split()[-1]
+    synced = subprocess.run(
+        [sys.executable, "-m", "branchline", "sync", "-e", "alice"],  # logged offline as the OS user
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**clean_env, **remote_env(proc, key)},
+    )
+    assert synced.returncode == 0, synced.stderr
+    assert _files(proc, key, "offline-files", run_id)["weights.bin"]["available"]
+    assert _content(proc, key, "offline-files", run_id, "weights.bin") == payload

@@ -14,6 +14,7 @@ import random
 import time
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +51,7 @@ class HttpSink:
         compress: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
         self.retry_seconds = retry_seconds
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
@@ -90,6 +92,22 @@ class HttpSink:
 
     def close(self) -> None:
         self.client.close()
+
+    def upload_run_files(self, start: RunStart, files: list[tuple[str, Path, str]]) -> int:
+        """Send run files' contents ((name, local path, sha256)), as `branchline sync` does for runs
+        logged offline; returns how many were sent. Files whose content is gone are skipped."""
+        from branchline.artifacts.http import HttpArtifactBackend, upload_run_file
+
+        backend = HttpArtifactBackend(self.base_url, self.api_key, start.entity, start.project)
+        sent = 0
+        try:
+            for name, path, sha256 in files:
+                if path.is_file():
+                    upload_run_file(backend, start.incarnation_id, name, str(path), sha256)
+                    sent += 1
+        finally:
+            backend.close()
+        return sent
 
     # -- beyond the protocol ---------------------------------------------------------------------
     def viewer(self) -> dict[str, Any]:

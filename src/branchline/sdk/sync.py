@@ -80,6 +80,11 @@ def sync_journal(
     finished = any(int(r[1]) == RecordKind.EXIT for r in body)
     if not finished:
         sink.mark_crashed(start.incarnation_id, spec.session_id)
+    upload = getattr(sink, "upload_run_files", None)
+    if upload is not None:  # a server: it has the file records now, send the contents too
+        files_dir = journal.parent.parent.parent / "files" / spec.incarnation_id
+        saved = {str(r[2]): str(r[4]) for r in body if int(r[1]) == RecordKind.FILE}
+        upload(start, [(name, files_dir / name, sha) for name, sha in saved.items()])
     store = getattr(sink, "store", None)
     if store is not None and (journal.parent / "artifacts").exists():
         from branchline.sdk.artifacts import sync_offline_artifacts
