@@ -38,6 +38,7 @@ METADATA_FILE = "branchline-metadata.json"
 REQUIREMENTS_FILE = "requirements.txt"
 # Metadata normally takes ~15 ms plus git (itself capped at 1 s); finish never waits longer.
 _METADATA_JOIN_SECONDS = 10.0
+_REQUIREMENTS_DELAY_SECONDS = 5.0
 _CONSOLE_MODES: dict[str, ConsoleMode] = {
     "auto": "wrap",
     "wrap": "wrap",
@@ -188,10 +189,12 @@ class _MetadataTask:
         self._root = os.getcwd()
         self._script = _main_script()
         self._closed = False
+        self._finishing = threading.Event()
         self._thread = threading.Thread(target=self._work, name="branchline-metadata", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        self._finishing.set()
         self._thread.join(_METADATA_JOIN_SECONDS)
         # A thread that overran must not write after the run's exit record.
         self._closed = True
@@ -223,6 +226,9 @@ class _MetadataTask:
             self._store(path, METADATA_FILE)
         except Exception as exc:
             _reporter(self._run, "metadata")(exc)
+        # The installed-packages scan holds the GIL for tens of milliseconds: not while training
+        # starts, but a few seconds in (or at finish, for a shorter run).
+        self._finishing.wait(_REQUIREMENTS_DELAY_SECONDS)
         try:
             path = self._files_dir / REQUIREMENTS_FILE
             path.write_text(requirements())
