@@ -645,3 +645,20 @@ def test_python_logging_is_forwarded_into_the_console_log(tmp_path: Path) -> Non
     assert ("stdout", "INFO:trainer:epoch 1 done") in lines
     assert ("stderr", "WARNING:trainer:lr is high") in lines
     assert not any("too chatty" in text or "not captured" in text for _, text in lines)
+
+
+def test_system_metrics_read_through_the_api_as_system_keys(tmp_path: Path) -> None:
+    run = branchline.init(
+        project="sys", dir=str(tmp_path), settings={"quiet": True, "console": "off", "x_stats_sampling_interval": 0.1}
+    )
+    for i in range(5):
+        run.log({"a": float(i)})
+        time.sleep(0.1)
+    run.finish()
+    api = branchline.Api(overrides={"root_dir": str(tmp_path)})
+    api_run = api.run(f"{run.entity}/sys/{run.id}")
+    rows = api_run.history(stream="system", pandas=False)
+    assert rows and "system.cpu" in rows[-1] and "_timestamp" in rows[-1] and "cpu" not in rows[-1]
+    table = api_run.history(stream="system", keys=["system.proc.memory.rssMB"])
+    assert list(table.columns)[-1] == "system.proc.memory.rssMB" and (table["system.proc.memory.rssMB"] > 0).all()
+    api.close()

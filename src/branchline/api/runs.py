@@ -214,6 +214,9 @@ class Run:
         """
         keys_list = check_keys(keys, "history")
         stream_no = stream_number(stream)
+        system = stream_no == SYSTEM_STREAM
+        if system and keys_list is not None:  # stored without the `system.` prefix
+            keys_list = [k.removeprefix("system.") for k in keys_list]
         if samples is not None and (not isinstance(samples, int) or samples <= 0):
             raise UsageError(f"samples must be a positive integer (or None for every row), got {samples!r}.")
         wanted = None if keys_list is None else list(dict.fromkeys([x_axis, *keys_list]))
@@ -224,8 +227,12 @@ class Run:
         with_step = wanted is None or STEP in wanted
         columns = None if wanted is None else [k for k in wanted if k != STEP]
         if pandas:
-            return frame_to_pandas(frame, with_step=with_step, keys=columns)
-        return frame_records(frame, with_step=with_step, keys=columns)
+            table = frame_to_pandas(frame, with_step=with_step, keys=columns)
+            return table.rename(columns=_system_name) if system else table
+        records = frame_records(frame, with_step=with_step, keys=columns)
+        if system:  # wandb's names for system metrics: system.cpu, system.gpu.0.temp, ...
+            return [{_system_name(k): v for k, v in row.items()} for row in records]
+        return records
 
     def scan_history(
         self,
@@ -370,6 +377,13 @@ class Run:
     def __repr__(self) -> str:
         suffix = f", archived incarnation {self.incarnation}" if self._read_only else ""
         return f"<Run {'/'.join(self.path)} ({self.state}{suffix})>"
+
+
+SYSTEM_STREAM = 1
+
+
+def _system_name(key: str) -> str:
+    return key if key.startswith("_") else f"system.{key}"
 
 
 class RunFile:
