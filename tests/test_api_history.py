@@ -138,7 +138,7 @@ def test_history_of_system_metrics(store: Store, api: Api) -> None:
     _mixed_run(store)
     run = api.run("mixed")
     rows = run.history(stream="system", pandas=False)
-    assert [r["cpu"] for r in rows] == [float(i) for i in range(30)]
+    assert [r["system.cpu"] for r in rows] == [float(i) for i in range(30)]  # wandb's names
     assert "a" not in rows[0]
     assert len(run.history(stream="system", samples=10)) <= 10
     with pytest.raises(UsageError, match="stream"):
