@@ -555,7 +555,8 @@ def test_runs_table_pin_reorder_group_histograms_and_expressions(page: Any, site
     assert options.all_inner_texts()[0] == "config.optimizer"
     box.press("Tab")
     assert box.input_value() == "config.optimizer "
-    box.press_sequentially("= adam and (config.lr <")
+    box.press_sequentially("= adam and (config.lr <", delay=25)  # at a typist's pace
+    assert box.input_value() == "config.optimizer = adam and (config.lr <"
     page.get_by_test_id("expr-status").filter(has_text="Expected a value").wait_for()
     box.press_sequentially(' 0.0005 or config.model.arch = "resnet")')
     page.get_by_test_id("expr-status").filter(has_text="Compiles to").wait_for()
