@@ -49,8 +49,18 @@ def free_port() -> int:
 class ServerProcess:
     """`branchline server` in a subprocess that tests can kill, freeze and restart."""
 
-    def __init__(self, store_url: str, workdir: Path, *, crash_timeout: float = 120) -> None:
+    def __init__(
+        self,
+        store_url: str,
+        workdir: Path,
+        *,
+        crash_timeout: float = 120,
+        extra_args: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.store_url = store_url
+        self.extra_args = list(extra_args or [])
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
@@ -61,8 +71,9 @@ class ServerProcess:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
         env["BRANCHLINE_CONFIG_DIR"] = str(self.workdir / ".server-config")
+        env.update(self.extra_env)
         command = [sys.executable, "-m", "branchline", "server", "--store", self.store_url, "--port", str(self.port)]
-        command += ["--crash-timeout", str(self.crash_timeout)]
+        command += ["--crash-timeout", str(self.crash_timeout), *self.extra_args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30

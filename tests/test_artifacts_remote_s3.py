@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,36 +19,18 @@ from tests.conftest import QUIET
 from tests.test_artifacts_s3 import _CREDENTIALS, _bucket, _keys, s3, s3_endpoint  # noqa: F401 - fixtures
 
 
-class S3Server(ServerProcess):
+def s3_server_process(store_url: str, workdir: Path, artifacts: str, endpoint: str) -> ServerProcess:
     """A `ServerProcess` whose blobs go to `artifacts` (an s3:// URL), with S3 settings in its environment."""
-
-    def __init__(self, store_url: str, workdir: Path, artifacts: str, endpoint: str) -> None:
-        super().__init__(store_url, workdir)
-        self.artifacts = artifacts
-        self.endpoint = endpoint
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
-        env.update(_CREDENTIALS, BRANCHLINE_S3_ENDPOINT_URL=self.endpoint)
-        env["BRANCHLINE_CONFIG_DIR"] = str(self.workdir / ".server-config")
-        command = [sys.executable, "-m", "branchline", "server", "--store", self.store_url, "--port", str(self.port)]
-        command += ["--artifacts", self.artifacts]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.base_url + "/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("the server did not start:\n" + self.log.read_text())
+    return ServerProcess(
+        store_url,
+        workdir,
+        extra_args=["--artifacts", artifacts],
+        extra_env={**_CREDENTIALS, "BRANCHLINE_S3_ENDPOINT_URL": endpoint},
+    )
 
 
 @pytest.fixture
-def s3_server(s3: Any, s3_endpoint: str, tmp_path: Path) -> Iterator[tuple[S3Server, str, Any, str]]:  # noqa: F811
+def s3_server(s3: Any, s3_endpoint: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, str, Any, str]]:  # noqa: F811
     bucket = _bucket(s3, "server-blobs")
     workdir = tmp_path / "server"
     workdir.mkdir()
@@ -59,7 +38,7 @@ def s3_server(s3: Any, s3_endpoint: str, tmp_path: Path) -> Iterator[tuple[S3Ser
     with open_store(store_url) as store:
         store.create_user("alice")
         key = store.create_api_key("alice")[1]
-    proc = S3Server(store_url, workdir, f"s3://{bucket}/srv", s3_endpoint)
+    proc = s3_server_process(store_url, workdir, f"s3://{bucket}/srv", s3_endpoint)
     proc.start()
     try:
         yield proc, key, s3, bucket
@@ -68,7 +47,7 @@ def s3_server(s3: Any, s3_endpoint: str, tmp_path: Path) -> Iterator[tuple[S3Ser
 
 
 def test_server_keeps_artifacts_and_run_files_on_s3(
-    s3_server: tuple[S3Server, str, Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_server: tuple[ServerProcess, str, Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proc, key, client, bucket = s3_server
     monkeypatch.setenv("BRANCHLINE_BASE_URL", proc.base_url)
