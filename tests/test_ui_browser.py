@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from tests.browser import CHROMIUM, chromium
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +36,6 @@ SHOTS = (
     else Path(tempfile.gettempdir()) / "branchline-screenshots"
 )
 UI_INDEX = REPO / "src" / "branchline" / "server" / "ui_dist" / "index.html"
-CHROMIUM = "/usr/bin/chromium"
 
 SEED = textwrap.dedent(
     """
@@ -190,22 +191,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
