@@ -77,3 +77,46 @@ def test_migrations_build_the_same_schema_as_create_all(tmp_path: Path) -> None:
     } <= set(a)
     for table in a:
         assert a[table] == b[table], table
+
+
+def test_upgrade_to_0004_fills_in_the_sketch_of_every_full_chunk(tmp_path: Path) -> None:
+    import numpy as np
+    from sqlalchemy import select, text
+
+    from branchline.store import history as hist
+    from branchline.store.schema import history_chunks
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0003_auth")
+    steps = np.arange(5_000, dtype=np.int64)
+    values = np.sin(steps / 100.0)
+    rows = [
+        {k: v for k, v in row.items() if k != "sketch"}
+        for row in hist.split_into_chunks(0, steps, values, "f")  # 2 full chunks and a tail
+    ]
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO history_chunks (incarnation_id, stream, key, chunk, first_step, last_step, count,"
+                        " dtype, steps, vals, vmin, vmax, vsum, vcount) VALUES ('inc', 0, 'loss', :chunk, :first_step,"
+                        " :last_step, :count, :dtype, :steps, :vals, :vmin, :vmax, :vsum, :vcount)"
+                    ),
+                    row,
+                )
+    finally:
+        engine.dispose()
+
+    assert upgrade(url) == SCHEMA_REVISION
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            got = conn.execute(select(history_chunks.c.chunk, history_chunks.c.sketch).order_by("chunk")).all()
+    finally:
+        engine.dispose()
+    assert [chunk for chunk, _ in got] == [0, 1, 2]
+    assert got[0][1] == hist.encode_sketch(steps[:2048], values[:2048])
+    assert got[1][1] == hist.encode_sketch(steps[2048:4096], values[2048:4096])
+    assert got[2][1] is None  # the open tail is read whole

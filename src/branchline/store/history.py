@@ -25,9 +25,16 @@ __all__ = [
     "split_into_chunks",
     "minmax_indices",
     "is_numeric",
+    "SKETCH_BLOCK",
+    "encode_sketch",
+    "decode_sketches",
+    "bucket_extremes",
 ]
 
 CHUNK_SIZE = 2048
+#: A full chunk also stores, per block of this many points, where its minimum and maximum are:
+#: a chart of a long series reads those instead of decoding every point.
+SKETCH_BLOCK = 64
 TIME_KEYS = frozenset({"_runtime", "_timestamp"})
 
 _F8 = np.dtype("<f8")
@@ -167,7 +174,99 @@ def encode_chunk(chunk: int, steps: npt.NDArray[np.int64], values: npt.NDArray[A
         "vmax": vmax,
         "vsum": vsum,
         "vcount": vcount,
+        "sketch": encode_sketch(steps, values),
     }
+
+
+def encode_sketch(steps: npt.NDArray[np.int64], values: npt.NDArray[Any]) -> bytes | None:
+    """A full chunk's outline: the positions in the chunk and the values of each block's minimum
+    and maximum (blocks of SKETCH_BLOCK points; NaN is never an extreme), and of its first and
+    last points. None for the open tail, which is read whole. About 0.3 bytes per point."""
+    n = len(values)
+    if n < CHUNK_SIZE or n % SKETCH_BLOCK:
+        return None
+    as_float = values.astype(_F8)
+    nan = np.isnan(as_float)
+    blocks = n // SKETCH_BLOCK
+    base = np.arange(0, n, SKETCH_BLOCK, dtype=np.int64)
+    lows = base + np.where(nan, np.inf, as_float).reshape(blocks, SKETCH_BLOCK).argmin(axis=1)
+    highs = base + np.where(nan, -np.inf, as_float).reshape(blocks, SKETCH_BLOCK).argmax(axis=1)
+    positions = np.concatenate((lows, highs, [0, n - 1]))
+    sketch: bytes = positions.astype("<u2").tobytes() + as_float[positions].tobytes()
+    return sketch
+
+
+def decode_sketches(chunks: list[tuple[bytes, bytes, int, int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """Full chunks' sketches, given as (sketch, steps blob, first step, count), as candidate points
+    in step order, each step once."""
+    if not chunks:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    blocks = CHUNK_SIZE // SKETCH_BLOCK
+    width = 2 * blocks + 2
+    record = np.dtype([("pos", "<u2", (width,)), ("val", _F8, (width,))])
+    table = np.frombuffer(b"".join(sketch for sketch, _, _, _ in chunks), dtype=record)
+    positions = table["pos"].astype(np.int64)
+    values = table["val"]
+    # Lay each chunk out as: its first point, then every block's two extremes in position order,
+    # then its last point. Blocks are consecutive, so the whole run is in order without sorting.
+    lows, highs = positions[:, :blocks], positions[:, blocks : 2 * blocks]
+    low_values, high_values = values[:, :blocks], values[:, blocks : 2 * blocks]
+    low_first = lows <= highs
+    laid = np.empty_like(positions)
+    laid_values = np.empty_like(values)
+    laid[:, 0], laid[:, -1] = positions[:, 2 * blocks], positions[:, 2 * blocks + 1]
+    laid_values[:, 0], laid_values[:, -1] = values[:, 2 * blocks], values[:, 2 * blocks + 1]
+    laid[:, 1:-1:2] = np.minimum(lows, highs)
+    laid[:, 2:-1:2] = np.maximum(lows, highs)
+    laid_values[:, 1:-1:2] = np.where(low_first, low_values, high_values)
+    laid_values[:, 2:-1:2] = np.where(low_first, high_values, low_values)
+    positions, values = laid, laid_values
+    steps = positions + np.array([first for _, _, first, _ in chunks], dtype=np.int64)[:, None]
+    for index, (_, steps_blob, first, count) in enumerate(chunks):
+        if steps_blob[:1] != _FLAG_UNIT:  # steps with gaps: look the positions up
+            steps[index] = decode_steps(steps_blob, first, count)[positions[index]]
+    flat_steps, flat_values = steps.ravel(), values.ravel()
+    keep = np.ones(len(flat_steps), dtype=bool)
+    keep[1:] = flat_steps[1:] != flat_steps[:-1]  # an extreme that is also an end, or a flat block
+    return flat_steps[keep], flat_values[keep]
+
+
+def bucket_extremes(steps: npt.NDArray[np.int64], values: npt.NDArray[Any], buckets: int) -> npt.NDArray[np.int64]:
+    """Indices of each step bucket's minimum and maximum, plus the ends; at most 2*buckets+2.
+
+    Unlike `minmax_indices`, buckets split the step range evenly rather than the points: the
+    points given may be a sketch, dense where chunks were read whole and sparse elsewhere.
+    `steps` must be ascending.
+    """
+    n = len(values)
+    if n == 0 or buckets <= 0:
+        return np.empty(0, dtype=np.int64)
+    if n <= buckets * 2:
+        return np.arange(n, dtype=np.int64)
+    first, span = int(steps[0]), int(steps[-1]) - int(steps[0]) + 1
+    ids = ((steps - first) * buckets) // span
+    as_float = values.astype(_F8)
+    nan = np.isnan(as_float)
+    changes = np.ones(n, dtype=bool)
+    changes[1:] = ids[1:] != ids[:-1]
+    starts = np.flatnonzero(changes)
+    sizes = np.diff(np.append(starts, n))
+    picks = []
+    for side, reduce in ((np.where(nan, np.inf, as_float), np.minimum), (np.where(nan, -np.inf, as_float), np.maximum)):
+        hits = np.flatnonzero(side == np.repeat(reduce.reduceat(side, starts), sizes))
+        hit_ids = ids[hits]
+        first_hits = np.ones(len(hits), dtype=bool)
+        first_hits[1:] = hit_ids[1:] != hit_ids[:-1]
+        picks.append(hits[first_hits])  # the first hit of each bucket
+    low, high = picks
+    # Each bucket's two picks in order, the series' ends around them; buckets are in order already.
+    ordered = np.empty(2 * len(low) + 2, dtype=np.int64)
+    ordered[0], ordered[-1] = 0, n - 1
+    ordered[1:-1:2] = np.minimum(low, high)
+    ordered[2:-1:2] = np.maximum(low, high)
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]
 
 
 def split_into_chunks(

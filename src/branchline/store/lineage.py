@@ -17,7 +17,7 @@ from branchline.store.history import decode_steps, decode_values
 from branchline.store.schema import history_chunks, history_values, incarnations
 from branchline.summaries import Aggregate, SummaryState, set_path
 
-__all__ = ["Segment", "segments_for", "derive_summary", "UNBOUNDED"]
+__all__ = ["Segment", "segments_for", "segments_for_many", "derive_summary", "UNBOUNDED"]
 
 UNBOUNDED = 2**62
 
@@ -32,22 +32,41 @@ class Segment:
 
 def segments_for(conn: Connection, incarnation_id: str, max_step: int = UNBOUNDED) -> list[Segment]:
     """The segments of an incarnation's view, oldest first."""
-    chain: list[Segment] = []
-    current: str | None = incarnation_id
-    bound = max_step
-    seen: set[str] = set()
-    while current is not None and current not in seen:
-        seen.add(current)
-        chain.append(Segment(current, bound))
-        row = conn.execute(
-            select(incarnations.c.parent_id, incarnations.c.parent_step).where(incarnations.c.id == current)
-        ).first()
-        if row is None or row.parent_id is None:
-            break
-        bound = min(bound, int(row.parent_step))
-        current = row.parent_id
-    chain.reverse()
-    return chain
+    return segments_for_many(conn, [incarnation_id], max_step)[incarnation_id]
+
+
+def segments_for_many(
+    conn: Connection, incarnation_ids: list[str], max_step: int = UNBOUNDED
+) -> dict[str, list[Segment]]:
+    """`segments_for` of many incarnations, one query per generation of ancestors."""
+    parents: dict[str, tuple[str | None, int]] = {}
+    frontier = set(incarnation_ids)
+    while frontier:
+        found = conn.execute(
+            select(incarnations.c.id, incarnations.c.parent_id, incarnations.c.parent_step).where(
+                incarnations.c.id.in_(sorted(frontier))
+            )
+        ).all()
+        for inc_id, parent_id, parent_step in found:
+            parents[inc_id] = (parent_id, int(parent_step) if parent_step is not None else UNBOUNDED)
+        frontier = {p for p, _ in (parents[i] for i in frontier if i in parents) if p is not None} - set(parents)
+    out: dict[str, list[Segment]] = {}
+    for inc_id in incarnation_ids:
+        chain: list[Segment] = []
+        current: str | None = inc_id
+        bound = max_step
+        seen: set[str] = set()
+        while current is not None and current not in seen:
+            seen.add(current)
+            chain.append(Segment(current, bound))
+            parent_id, parent_step = parents.get(current, (None, UNBOUNDED))
+            if parent_id is None:
+                break
+            bound = min(bound, parent_step)
+            current = parent_id
+        chain.reverse()
+        out[inc_id] = chain
+    return out
 
 
 def _path(flat_key: str) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Select, and_, func, select
 
 from branchline.store import history as hist
-from branchline.store.lineage import UNBOUNDED, segments_for
+from branchline.store.lineage import UNBOUNDED, Segment, segments_for, segments_for_many
 from branchline.store.schema import (
     alerts,
     console_lines,
@@ -24,7 +24,16 @@ from branchline.store.schema import (
 )
 from branchline.store.writes import forked_from_info
 
-__all__ = ["RunView", "run_select", "to_view", "read_series", "read_objects", "history_keys", "project_rows"]
+__all__ = [
+    "RunView",
+    "run_select",
+    "to_view",
+    "read_series",
+    "read_objects",
+    "history_keys",
+    "history_keys_many",
+    "project_rows",
+]
 
 
 @dataclass
@@ -242,43 +251,83 @@ def read_objects(
 
 def history_keys(conn: Connection, incarnation_id: str, *, stream: int = 0) -> dict[str, dict[str, Any]]:
     """Every key visible in an incarnation's history: numeric or not, count, last step."""
-    keys: dict[str, dict[str, Any]] = {}
-    segments = segments_for(conn, incarnation_id) if stream == 0 else segments_for(conn, incarnation_id)[-1:]
-    for seg in segments:
-        c = history_chunks.c
-        in_segment = (c.incarnation_id == seg.incarnation_id, c.stream == stream, c.first_step <= seg.max_step)
-        for key, count, last in conn.execute(
-            select(c.key, func.sum(c.count), func.max(c.last_step))
-            .where(*in_segment, c.last_step <= seg.max_step)
-            .group_by(c.key)
+    return history_keys_many(conn, [incarnation_id], stream=stream)[incarnation_id]
+
+
+def history_keys_many(conn: Connection, incarnation_ids: list[str], *, stream: int = 0) -> dict[str, dict[str, Any]]:
+    """`history_keys` of many incarnations. Whole incarnations (no branch step cuts them) are
+    summed in one grouped query per table; a fork's ancestors are read segment by segment."""
+    chains = segments_for_many(conn, incarnation_ids)
+    if stream != 0:
+        chains = {inc_id: chain[-1:] for inc_id, chain in chains.items()}
+    whole = sorted({s.incarnation_id for chain in chains.values() for s in chain if s.max_step >= UNBOUNDED})
+    totals: dict[str, dict[str, dict[str, Any]]] = {inc_id: {} for inc_id in whole}
+    c = history_chunks.c
+    v = history_values.c
+    for offset in range(0, len(whole), 500):
+        owners = whole[offset : offset + 500]
+        for owner, key, count, last in conn.execute(
+            select(c.incarnation_id, c.key, func.sum(c.count), func.max(c.last_step))
+            .where(c.incarnation_id.in_(owners), c.stream == stream)
+            .group_by(c.incarnation_id, c.key)
         ):
-            info = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
-            info["count"] += int(count)
-            info["last_step"] = max(info["last_step"], int(last))
-        # A chunk straddling the branch step counts only its points at or below it.
-        for key, first_step, count, steps_blob in conn.execute(
-            select(c.key, c.first_step, c.count, c.steps).where(*in_segment, c.last_step > seg.max_step)
+            totals[owner][key] = {"numeric": True, "count": int(count), "last_step": int(last)}
+        for owner, key, count, last in conn.execute(
+            select(v.incarnation_id, v.key, func.count(), func.max(v.step))
+            .where(v.incarnation_id.in_(owners), v.stream == stream)
+            .group_by(v.incarnation_id, v.key)
         ):
-            steps = hist.decode_steps(steps_blob, first_step, count)
-            kept = int(np.searchsorted(steps, seg.max_step, side="right"))
-            info = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
-            info["count"] += kept
-            if kept:
-                info["last_step"] = max(info["last_step"], int(steps[kept - 1]))
-        v = history_values.c
-        for key, count, last in conn.execute(
-            select(v.key, func.count(), func.max(v.step))
-            .where(
-                v.incarnation_id == seg.incarnation_id,
-                v.stream == stream,
-                v.step <= seg.max_step,
-            )
-            .group_by(v.key)
-        ):
-            info = keys.setdefault(key, {"numeric": False, "count": 0, "last_step": -1})
+            info = totals[owner].setdefault(key, {"numeric": False, "count": 0, "last_step": -1})
             info["numeric"] = False
             info["count"] += int(count)
             info["last_step"] = max(info["last_step"], int(last))
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for inc_id in incarnation_ids:
+        keys: dict[str, dict[str, Any]] = {}
+        for seg in chains[inc_id]:
+            found = totals[seg.incarnation_id] if seg.max_step >= UNBOUNDED else _segment_keys(conn, seg, stream)
+            for key, info in found.items():
+                merged = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
+                merged["numeric"] = merged["numeric"] and info["numeric"]
+                merged["count"] += info["count"]
+                merged["last_step"] = max(merged["last_step"], info["last_step"])
+        out[inc_id] = keys
+    return out
+
+
+def _segment_keys(conn: Connection, seg: Segment, stream: int) -> dict[str, dict[str, Any]]:
+    """The keys of one incarnation's rows at or below a branch step."""
+    keys: dict[str, dict[str, Any]] = {}
+    c = history_chunks.c
+    in_segment = (c.incarnation_id == seg.incarnation_id, c.stream == stream, c.first_step <= seg.max_step)
+    for key, count, last in conn.execute(
+        select(c.key, func.sum(c.count), func.max(c.last_step))
+        .where(*in_segment, c.last_step <= seg.max_step)
+        .group_by(c.key)
+    ):
+        info = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
+        info["count"] += int(count)
+        info["last_step"] = max(info["last_step"], int(last))
+    # A chunk straddling the branch step counts only its points at or below it.
+    for key, first_step, count, steps_blob in conn.execute(
+        select(c.key, c.first_step, c.count, c.steps).where(*in_segment, c.last_step > seg.max_step)
+    ):
+        steps = hist.decode_steps(steps_blob, first_step, count)
+        kept = int(np.searchsorted(steps, seg.max_step, side="right"))
+        info = keys.setdefault(key, {"numeric": True, "count": 0, "last_step": -1})
+        info["count"] += kept
+        if kept:
+            info["last_step"] = max(info["last_step"], int(steps[kept - 1]))
+    v = history_values.c
+    for key, count, last in conn.execute(
+        select(v.key, func.count(), func.max(v.step))
+        .where(v.incarnation_id == seg.incarnation_id, v.stream == stream, v.step <= seg.max_step)
+        .group_by(v.key)
+    ):
+        info = keys.setdefault(key, {"numeric": False, "count": 0, "last_step": -1})
+        info["numeric"] = False
+        info["count"] += int(count)
+        info["last_step"] = max(info["last_step"], int(last))
     return keys
 
 

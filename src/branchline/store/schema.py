@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: The Alembic revision this code reads and writes; the store refuses any other.
-SCHEMA_REVISION = "0003_auth"
+SCHEMA_REVISION = "0004_chunk_sketch"
 
 
 class Json(TypeDecorator[Any]):
@@ -152,6 +152,11 @@ history_chunks = Table(
     Column("vmax", Float, nullable=True),
     Column("vsum", Float, nullable=True),
     Column("vcount", Integer, nullable=False, default=0),
+    # Full chunks only: each block's extremes (history.encode_sketch), for chart overviews.
+    Column("sketch", LargeBinary, nullable=True),
+    # Listing a run's keys (count, last step) from the index alone: rows hold the blobs, so a scan
+    # of the table reads every chunk of every key.
+    Index("ix_history_chunks_keys", "incarnation_id", "stream", "key", "count", "last_step"),
 )
 
 history_values = Table(

@@ -21,6 +21,7 @@ from branchline.store import reads, writes
 from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
 from branchline.store.lineage import segments_for
+from branchline.store.overview import Overview, read_overviews
 from branchline.store.reads import RunView
 from branchline.store.schema import (
     alerts,
@@ -315,6 +316,22 @@ class Store(AuthStoreMixin):
         with self._read() as conn:
             return reads.read_series(conn, incarnation_id, key, stream=stream, min_step=min_step, max_step=max_step)
 
+    def read_series_overviews(
+        self,
+        incarnation_ids: Sequence[str],
+        key: str,
+        *,
+        points: int,
+        stream: int = 0,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> dict[str, Overview]:
+        """Many runs' series of `key`, reduced to what a chart of `points` step buckets needs."""
+        with self._read() as conn:
+            return read_overviews(
+                conn, list(incarnation_ids), key, points=points, stream=stream, min_step=min_step, max_step=max_step
+            )
+
     def read_objects(
         self,
         incarnation_id: str,
@@ -330,6 +347,13 @@ class Store(AuthStoreMixin):
     def history_keys(self, incarnation_id: str, *, stream: int = 0) -> dict[str, dict[str, Any]]:
         with self._read() as conn:
             return reads.history_keys(conn, incarnation_id, stream=stream)
+
+    def history_keys_many(
+        self, incarnation_ids: Sequence[str], *, stream: int = 0
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """`history_keys` of many incarnations in a few queries."""
+        with self._read() as conn:
+            return reads.history_keys_many(conn, list(dict.fromkeys(incarnation_ids)), stream=stream)
 
     def lineage(self, incarnation_id: str) -> list[tuple[str, int]]:
         with self._read() as conn:
