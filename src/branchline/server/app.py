@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -34,12 +35,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.store_url, crash_timeout=settings.crash_timeout)
         app.state.store = store
+        app.state.chart_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="branchline-charts")
         try:
             # Runs silent past the crash timeout become `crashed` even if nobody reads them.
             interval = max(1.0, min(60.0, settings.crash_timeout / 4))
             async with ingest.reap_periodically(lambda: app.state.store, interval):
                 yield
         finally:
+            app.state.chart_pool.shutdown(wait=True, cancel_futures=True)
+            app.state.chart_pool = None
             app.state.store = None
             store.close()
 
@@ -55,6 +59,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = None
+    app.state.chart_pool = None
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -6,6 +6,7 @@ applies server/auth.py's rules (API keys, team membership, public projects, read
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -24,6 +25,7 @@ __all__ = [
     "PrincipalDep",
     "ProjectPath",
     "RunIdPath",
+    "ChartPoolDep",
     "SettingsDep",
     "StoreDep",
     "authorize",
@@ -48,12 +50,22 @@ def get_store(request: Request) -> Store:
     return store
 
 
+def get_chart_pool(request: Request) -> Executor:
+    pool: Executor | None = getattr(request.app.state, "chart_pool", None)
+    if pool is None:
+        raise ApiError(503, "The server is not started: the app's lifespan has not begun.", code="unavailable")
+    return pool
+
+
 async def current_principal(request: Request) -> Principal:
     """Who is calling: an API key's user, anonymous, or (auth off) the local user (server/auth.py)."""
     return await get_principal(request)
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+#: Where chart series are computed: one thread, so concurrent panels queue instead of thrashing the
+#: GIL (a SQLite row fetch gives it up and waits to get it back behind every other busy thread).
+ChartPoolDep = Annotated[Executor, Depends(get_chart_pool)]
 SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 

@@ -8,6 +8,7 @@ chart of many runs.
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from collections.abc import Callable
 from enum import Enum
@@ -22,6 +23,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from branchline.server import blobs_api, queries
 from branchline.server.deps import (
+    ChartPoolDep,
     EntityPath,
     IncarnationPath,
     PrincipalDep,
@@ -48,7 +50,7 @@ from branchline.server.models import (
     SeriesRequest,
     SeriesResponse,
 )
-from branchline.server.series import chart_series, group_series
+from branchline.server.series import chart_series, group_series, series_response, step_series
 from branchline.store import RunView, Store
 
 __all__ = ["install_run_resources", "register_run_resources", "router"]
@@ -92,8 +94,8 @@ def _incarnation(
 
 def _keys_of(store: Store, incarnation_ids: list[str], stream: int) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
-    for inc_id in incarnation_ids:
-        for key, info in store.history_keys(inc_id, stream=stream).items():
+    for keys in store.history_keys_many(incarnation_ids, stream=stream).values():
+        for key, info in keys.items():
             entry = merged.get(key)
             if entry is None:
                 merged[key] = {**info, "runs": 1}
@@ -108,8 +110,25 @@ def _keys_of(store: Store, incarnation_ids: list[str], stream: int) -> dict[str,
 def _series(store: Store, incarnation_ids: list[str], body: SeriesRequest) -> dict[str, Any]:
     if body.min_step is not None and body.max_step is not None and body.min_step > body.max_step:
         raise ApiError(422, "min_step is greater than max_step.", code="invalid_request", field="min_step")
+    ids = list(dict.fromkeys(incarnation_ids))
+    if body.x == "_step":
+        # One read per key for every run; the response lists series run by run, keys in order.
+        by_key = {
+            key: step_series(
+                store,
+                ids,
+                key,
+                stream=body.stream,
+                buckets=body.buckets,
+                min_step=body.min_step,
+                max_step=body.max_step,
+            )
+            for key in dict.fromkeys(body.keys)
+        }
+        out = [by_key[key][index] for index in range(len(ids)) for key in by_key]
+        return {"x": body.x, "stream": body.stream, "buckets": body.buckets, "series": out}
     out = []
-    for inc_id in dict.fromkeys(incarnation_ids):
+    for inc_id in ids:
         x_cache: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[Any]]] = {}
         for key in dict.fromkeys(body.keys):
             out.append(
@@ -138,9 +157,12 @@ def _check_incarnations(store: Store, principal: Any, ids: list[str]) -> None:
 
 
 @router.post("/series", response_model=SeriesResponse, summary="Chart series of many runs, downsampled (min/max)")
-def post_series(body: SeriesRequest, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
-    _check_incarnations(store, principal, body.incarnations)
-    return _series(store, body.incarnations, body)
+async def post_series(body: SeriesRequest, store: StoreDep, principal: PrincipalDep, pool: ChartPoolDep) -> Response:
+    def compute() -> Response:
+        _check_incarnations(store, principal, body.incarnations)
+        return series_response(_series(store, body.incarnations, body))
+
+    return await asyncio.wrap_future(pool.submit(compute))
 
 
 @router.post(
@@ -148,7 +170,9 @@ def post_series(body: SeriesRequest, store: StoreDep, principal: PrincipalDep) -
     response_model=GroupSeriesResponse,
     summary="Per-group mean and min–max band on the union of steps",
 )
-def post_group_series(body: GroupSeriesRequest, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+async def post_group_series(
+    body: GroupSeriesRequest, store: StoreDep, principal: PrincipalDep, pool: ChartPoolDep
+) -> Response:
     """For each group and key: the mean, minimum and maximum across the group's runs at every step
     any of them logged (full resolution), then reduced to at most `buckets` points."""
     if body.min_step is not None and body.max_step is not None and body.min_step > body.max_step:
@@ -156,21 +180,25 @@ def post_group_series(body: GroupSeriesRequest, store: StoreDep, principal: Prin
     every = [inc for group in body.groups for inc in group.incarnations]
     if len(every) > 2000:
         raise ApiError(422, "At most 2000 runs across groups.", code="invalid_request", field="groups")
-    _check_incarnations(store, principal, list(dict.fromkeys(every)))
-    out = []
-    for group in body.groups:
-        for key in dict.fromkeys(body.keys):
-            stats = group_series(
-                store,
-                group.incarnations,
-                key,
-                stream=body.stream,
-                buckets=body.buckets,
-                min_step=body.min_step,
-                max_step=body.max_step,
-            )
-            out.append({"group": group.name, **stats})
-    return {"x": "_step", "stream": body.stream, "buckets": body.buckets, "series": out}
+
+    def compute() -> Response:
+        _check_incarnations(store, principal, list(dict.fromkeys(every)))
+        out = []
+        for group in body.groups:
+            for key in dict.fromkeys(body.keys):
+                stats = group_series(
+                    store,
+                    group.incarnations,
+                    key,
+                    stream=body.stream,
+                    buckets=body.buckets,
+                    min_step=body.min_step,
+                    max_step=body.max_step,
+                )
+                out.append({"group": group.name, **stats})
+        return series_response({"x": "_step", "stream": body.stream, "buckets": body.buckets, "series": out})
+
+    return await asyncio.wrap_future(pool.submit(compute))
 
 
 @router.post("/series/keys", response_model=KeysResponse, summary="History keys logged by any of the runs")
@@ -219,7 +247,7 @@ def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable
         min_step: Annotated[int | None, Query(ge=0)] = None,
         max_step: Annotated[int | None, Query(ge=0)] = None,
         view: RunView = target,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """This run's chart series, downsampled keeping each bucket's min and max."""
         body = SeriesRequest(
             incarnations=[view.incarnation_id],
@@ -230,7 +258,7 @@ def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable
             min_step=min_step,
             max_step=max_step,
         )
-        return _series(store, [view.incarnation_id], body)
+        return series_response(_series(store, [view.incarnation_id], body))
 
     @app_router.get(prefix + "/logs", response_model=ConsoleLog, tags=tags, responses=ERRORS)
     def console_log(
