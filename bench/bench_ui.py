@@ -3,7 +3,7 @@ real `branchline ui` (issue 6, "Must show" 3).
 
 - runs table of a 10,000-run project: first rows painted <= 1 s after navigation starts;
 - workspace of 20 panels x 100 runs x 100k points each: every panel on screen drawn <= 2 s, with the
-  server's min/max downsampling;
+  server's min/max downsampling (read from the chunks' sketches);
 - a filter change (state, and a config expression) reflected in the table <= 300 ms.
 
 Stores are generated straight through the store (tests/store_factory.py) and cached in .bench/cache/.
@@ -326,8 +326,8 @@ def main() -> None:
                             "ms",
                             target="≤ 2000 ms" if shown == p_runs else "(default view)",
                             status=verdict(v, 2000),
-                            note=f"{count} of {total} panels on screen, {count * shown} series read in full and "
-                            f"reduced to 500 min/max buckets {spread(drawn)}",
+                            note=f"{count} of {total} panels on screen, {count * shown} series downsampled on the "
+                            f"server (min/max per pixel column, long series from chunk sketches) {spread(drawn)}",
                         )
                     )
         finally:

@@ -3,6 +3,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { alignTables } from "../lib/align";
 import { withAlpha } from "../lib/colors";
 import { formatDuration, formatNumber } from "../lib/format";
 import { useTheme } from "../lib/hooks";
@@ -91,6 +92,7 @@ export function Chart({
   logScale,
   syncKey,
   height = 220,
+  resolution,
   onZoom,
 }: {
   title: string;
@@ -101,6 +103,8 @@ export function Chart({
   logScale: boolean;
   syncKey: string;
   height?: number;
+  /** Columns across the chart when many runs share it (about its width in pixels). */
+  resolution?: number;
   /** Called with the visible x-range after a drag-zoom, and with null after a reset. */
   onZoom?: (range: [number, number] | null) => void;
 }) {
@@ -142,8 +146,8 @@ export function Chart({
     ]) as uPlot.AlignedData[];
     if (tables.length === 0) return [[]];
     if (tables.length === 1) return tables[0];
-    return uPlot.join(tables);
-  }, [prepared, smoothing]);
+    return alignTables(tables, resolution);
+  }, [prepared, smoothing, resolution]);
 
   const preparedRef = useRef(prepared);
   preparedRef.current = prepared;
@@ -159,12 +163,14 @@ export function Chart({
     const axisColor = cssVar("--muted");
     const gridColor = cssVar("--grid");
     const series: uPlot.Series[] = [{ label: xLabel }];
+    // Many overlapping runs read better as hairlines, and thin lines are far cheaper to raster.
+    const lineWidth = prepared.length > 20 ? 1 : 1.6;
     const bands: uPlot.Band[] = [];
     for (const p of prepared) {
       if (smoothing > 0) {
         series.push({ label: `${p.label} (raw)`, stroke: withAlpha(p.color, 0.22), width: 1, points: { show: false } });
       }
-      series.push({ label: p.label, stroke: p.color, width: 1.6, points: { show: false } });
+      series.push({ label: p.label, stroke: p.color, width: lineWidth, points: { show: false } });
       if (p.band) {
         const hiIndex = series.length;
         series.push({ label: `${p.label} (max)`, stroke: withAlpha(p.color, 0.3), width: 0.5, points: { show: false } });

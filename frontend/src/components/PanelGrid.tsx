@@ -57,8 +57,8 @@ export function systemSectionOf(key: string): string {
   return SYSTEM_SECTIONS[word] ?? word.charAt(0).toUpperCase() + word.slice(1);
 }
 
-// Panels on screen load first; panels just below the fold wait until those have their data, so
-// they do not compete with them for the server.
+// Panels on screen load first; panels just below the fold wait until those are drawn, so they
+// compete with them neither for the server nor for the page's main thread.
 let onScreenLoading = 0;
 
 function whenOnScreenLoaded(signal: { cancelled: boolean }, done: () => void): void {
@@ -87,6 +87,8 @@ function Panel({
   syncKey: string;
 }) {
   const box = useRef<HTMLDivElement>(null);
+  // Min and max per pixel column is all a line chart can show (more points only cost time).
+  const buckets = (): number => Math.max(200, Math.min(1000, Math.round(box.current?.clientWidth || 500)));
   const [visible, setVisible] = useState(false);
   const [found, setFound] = useState<Map<string, Series> | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -96,10 +98,14 @@ function Panel({
 
   const counted = useRef(false);
   const settle = () => {
-    if (counted.current) {
-      counted.current = false;
+    if (!counted.current) return;
+    counted.current = false;
+    // Counted down once the page is idle again, that is once this panel's chart is drawn.
+    const release = () => {
       onScreenLoading -= 1;
-    }
+    };
+    if (typeof window.requestIdleCallback === "function") window.requestIdleCallback(release, { timeout: 1000 });
+    else setTimeout(release, 50);
   };
   useEffect(() => {
     const element = box.current;
@@ -132,7 +138,7 @@ function Panel({
     const controller = new AbortController();
     api
       .groupSeries(
-        { groups: groups.map((g) => ({ name: g.name, incarnations: g.incarnations })), keys: [metric], stream, buckets: 500 },
+        { groups: groups.map((g) => ({ name: g.name, incarnations: g.incarnations })), keys: [metric], stream, buckets: buckets() },
         controller.signal,
       )
       .then(
@@ -156,7 +162,7 @@ function Panel({
     if (!visible || groups) return undefined;
     const controller = new AbortController();
     const targets = runs.map((r) => ({ incarnation: r.incarnation, version: r.version }));
-    loadSeries(targets, metric, settings.x, stream, 500, controller.signal).then(
+    loadSeries(targets, metric, settings.x, stream, buckets(), controller.signal).then(
       (result) => {
         settle();
         setError(null);
@@ -189,7 +195,7 @@ function Panel({
             keys: [metric],
             x: "_step",
             stream,
-            buckets: 500,
+            buckets: buckets(),
             min_step: Math.max(0, Math.floor(zoom[0])),
             max_step: Math.max(0, Math.ceil(zoom[1])),
           },
@@ -267,6 +273,7 @@ function Panel({
           smoothing={settings.smoothing}
           logScale={settings.logScale}
           syncKey={syncKey}
+          resolution={buckets()}
           onZoom={(range) => setZoom((old) => (range === null ? null : old && old[0] === range[0] && old[1] === range[1] ? old : range))}
         />
       )}
