@@ -173,7 +173,13 @@ def _bodies(world: World, project: str, entity: str) -> dict[tuple[str, str], An
 
 
 #: Endpoints that never touch a project (they need no key).
-_OPEN = {("get", "/api/v1/health"), ("get", "/api/v1/viewer"), ("get", "/api/v1/artifacts/blob-stats")}
+_OPEN = {
+    ("get", "/api/v1/health"),
+    ("get", "/api/v1/viewer"),
+    ("get", "/api/v1/artifacts/blob-stats"),
+    ("post", "/api/v1/session"),
+    ("delete", "/api/v1/session"),
+}
 #: A value for each required query parameter.
 _QUERY = {"key": "loss", "keys": "loss", "role": "logged", "sha256": EMPTY_SHA}
 
@@ -336,6 +342,153 @@ def test_members_write_their_own_entity_and_team(world: World) -> None:
     body = _bodies(world, "secret", "bob")[("post", "/api/v1/runs/begin")]
     response = world.client.post("/api/v1/runs/begin", json=body, headers=_auth(world.keys["alice"]))
     assert response.status_code == 403
+
+
+# -- the web app's session cookie ------------------------------------------------------------------------
+WEB = {"X-Branchline-Client": "web"}
+SECRET_RUN = "/api/v1/runs/team-a/secret/secret-run"
+
+
+def _login(world: World, key: str) -> Any:
+    return world.client.post("/api/v1/session", json={"api_key": key}, headers=WEB)
+
+
+def test_session_cookie_alone_reads_a_private_project(world: World) -> None:
+    assert world.client.get(SECRET_RUN).status_code == 401  # anonymous before logging in
+    response = _login(world, world.keys["alice"])
+    assert response.status_code == 200, response.text
+    assert response.json()["username"] == "alice" and response.json()["auth_required"] is True
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"branchline_session={world.keys['alice']};")
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "path", "max-age"} <= attributes and "secure" not in attributes  # plain http here
+    assert "samesite=strict" in cookie.lower() and "path=/" in cookie.lower()
+
+    # No Authorization header from here on: the cookie alone authenticates reads, downloads included.
+    assert world.client.get("/api/v1/viewer").json()["username"] == "alice"
+    assert world.client.get(SECRET_RUN).status_code == 200
+    download = world.client.get(SECRET_RUN + "/files/output.log")
+    assert download.status_code == 200 and download.text == "hello"
+    listed = world.client.get("/api/v1/projects").json()["projects"]
+    assert ("team-a", "secret") in {(p["entity"], p["name"]) for p in listed}
+    # ... and, with the web app's header, writes.
+    patched = world.client.patch(SECRET_RUN, json={"name": "renamed-in-browser"}, headers=WEB)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["name"] == "renamed-in-browser"
+
+
+def test_session_over_https_is_a_secure_cookie(world: World) -> None:
+    # No `with`: the app's lifespan (and store) is the fixture's, already running.
+    client = TestClient(world.client.app, base_url="https://testserver")
+    response = client.post("/api/v1/session", json={"api_key": world.keys["alice"]}, headers=WEB)
+    assert response.status_code == 200
+    assert "secure" in {part.strip().lower() for part in response.headers["set-cookie"].split(";")}
+
+
+@pytest.mark.parametrize("who", ["wrong", "malformed", "revoked", "blank"])
+def test_session_with_a_bad_key_is_401_and_sets_no_cookie(world: World, who: str) -> None:
+    key = {
+        "wrong": "bl_" + secrets.token_hex(6) + secrets.token_urlsafe(24),
+        "malformed": "not-a-key",
+        "revoked": world.keys["carol"],
+        "blank": "   ",
+    }[who]
+    response = _login(world, key)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert "branchline keys create" in response.json()["error"]["message"]
+    assert "set-cookie" not in response.headers and not world.client.cookies
+    if key.strip():
+        assert key not in response.text
+    assert world.client.get(SECRET_RUN).status_code == 401
+
+
+def test_session_login_needs_the_web_apps_header(world: World) -> None:
+    """Login is a state change too: a cross-site form must not log a victim into someone's account."""
+    response = world.client.post("/api/v1/session", json={"api_key": world.keys["alice"]})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "csrf_rejected"
+    assert "set-cookie" not in response.headers
+
+
+def test_delete_session_clears_the_cookie(world: World) -> None:
+    assert _login(world, world.keys["alice"]).status_code == 200
+    assert world.client.get(SECRET_RUN).status_code == 200
+    response = world.client.delete("/api/v1/session")
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    cleared = response.headers["set-cookie"].lower()
+    assert cleared.startswith('branchline_session="";') and "max-age=0" in cleared and "path=/" in cleared
+    assert not world.client.cookies
+    assert world.client.get(SECRET_RUN).status_code == 401
+    assert world.client.get("/api/v1/viewer").json()["username"] is None
+    # Logging out does not revoke the key: the SDK's copy keeps working.
+    assert world.client.get(SECRET_RUN, headers=_auth(world.keys["alice"])).status_code == 200
+
+
+def test_cookie_only_writes_need_the_web_apps_header(world: World) -> None:
+    assert _login(world, world.keys["alice"]).status_code == 200
+    before = _state_of_team_a(world)
+    forged = [
+        ("POST", SECRET_RUN + "/stop", None),
+        ("PATCH", SECRET_RUN, {"name": "forged"}),
+        ("DELETE", SECRET_RUN, None),
+        ("POST", "/api/v1/series/keys", {"incarnations": [world.ids["secret"]["incarnation_id"]]}),
+    ]
+    for method, url, body in forged:
+        response = world.client.request(method, url, json=body)
+        assert response.status_code == 403, (method, url, response.status_code, response.text)
+        assert response.json()["error"]["code"] == "csrf_rejected"
+        assert "X-Branchline-Client" in response.json()["error"]["message"]
+    assert _state_of_team_a(world) == before
+    # The same request from the web app (it sends the header) goes through.
+    assert world.client.post(SECRET_RUN + "/stop", headers=WEB).status_code == 200
+    view = world.store.get_run("team-a", "secret", "secret-run")
+    assert view is not None and view.stop_requested
+
+
+def test_the_authorization_header_wins_over_the_cookie(world: World) -> None:
+    assert _login(world, world.keys["alice"]).status_code == 200
+    bob = _auth(world.keys["bob"])
+    assert world.client.get("/api/v1/viewer", headers=bob).json()["username"] == "bob"
+    assert world.client.get(SECRET_RUN, headers=bob).status_code == 403
+    # A wrong header is refused even though the cookie is good.
+    assert world.client.get(SECRET_RUN, headers=_auth("bl_" + secrets.token_hex(20))).status_code == 401
+    # A header-authenticated write needs no web header: no browser sends Authorization cross-site.
+    response = world.client.post("/api/v1/runs/team-b/mine/mine-run/stop", headers=bob)
+    assert response.status_code == 200, response.text
+
+
+def test_a_revoked_sessions_key_ends_the_session(world: World) -> None:
+    assert _login(world, world.keys["alice"]).status_code == 200
+    assert world.store.revoke_api_key(world.store.list_api_keys("alice")[0].id)
+    response = world.client.get(SECRET_RUN)
+    assert response.status_code == 401 and "Log in again" in response.json()["error"]["message"]
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]  # the web app says "session ended"
+    assert "max-age=0" in response.headers["set-cookie"].lower()  # the stale cookie is dropped...
+    listed = world.client.get("/api/v1/projects")  # ... so the next request is simply anonymous
+    assert listed.status_code == 200
+    assert {(p["entity"], p["name"]) for p in listed.json()["projects"]} == {("team-a", "open")}
+
+
+def test_session_with_auth_off_answers_the_local_viewer(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'local.db'}"
+    with open_store(url) as setup:
+        add_run(setup, entity="me", project="p", run_id="r1", state="running")
+    with TestClient(create_app(ServerSettings(store_url=url, ui_dist=None))) as client:
+        response = client.post("/api/v1/session", json={"api_key": "anything"}, headers=WEB)
+        assert response.status_code == 200
+        assert response.json() == {
+            "username": None,
+            "entities": [],
+            "default_entity": None,
+            "auth_required": False,
+            "admin": False,
+        }
+        assert "set-cookie" not in response.headers
+        assert client.delete("/api/v1/session").status_code == 200
+        # A cookie means nothing without auth: no CSRF refusal either, the caller is the local user.
+        client.cookies.set("branchline_session", "whatever")
+        assert client.get("/api/v1/viewer").json()["auth_required"] is False
+        assert client.post("/api/v1/runs/me/p/r1/stop").status_code == 200
 
 
 # -- `branchline server` refuses unsafe set-ups ------------------------------------------------------------

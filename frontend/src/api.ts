@@ -153,11 +153,41 @@ export class ApiError extends Error {
   }
 }
 
-async function request<T>(method: string, url: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+export interface Viewer {
+  username: string | null;
+  entities: string[];
+  default_entity: string | null;
+  auth_required: boolean;
+  admin: boolean;
+}
+
+/** The header the server requires on state-changing requests authenticated by the session cookie (CSRF guard). */
+const CLIENT_HEADERS = { "X-Branchline-Client": "web" };
+
+/** ApiError.code of a 401 whose session cookie named a key the server no longer accepts. */
+export const SESSION_ENDED = "session_ended";
+
+type UnauthorizedHandler = (error: ApiError) => void;
+let unauthorized: UnauthorizedHandler | null = null;
+
+/** Who handles a 401 from any API call (the app sends the user to the login page). */
+export function onUnauthorized(handler: UnauthorizedHandler | null): void {
+  unauthorized = handler;
+}
+
+interface RequestOptions {
+  signal?: AbortSignal;
+  /** Leave a 401 to the caller instead of sending the user to the login page (unless the session ended). */
+  quiet401?: boolean;
+}
+
+async function request<T>(method: string, url: string, body?: unknown, options: RequestOptions | AbortSignal = {}): Promise<T> {
+  const { signal, quiet401 } = options instanceof AbortSignal ? { signal: options, quiet401: false } : options;
   const response = await fetch(url, {
     method,
     signal,
-    headers: body === undefined ? { Accept: "application/json" } : { "Content-Type": "application/json" },
+    // Same-origin fetches send the session cookie; the client header makes cookie-authenticated writes valid.
+    headers: body === undefined ? { Accept: "application/json", ...CLIENT_HEADERS } : { "Content-Type": "application/json", ...CLIENT_HEADERS },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -169,7 +199,14 @@ async function request<T>(method: string, url: string, body?: unknown, signal?: 
   }
   if (!response.ok) {
     const error = (data as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
-    throw new ApiError(response.status, error?.code ?? "error", error?.message ?? `${method} ${url}: ${response.status}`, error?.field);
+    // The server marks a 401 for a session whose key was revoked with RFC 6750's invalid_token.
+    const ended = response.status === 401 && /error="invalid_token"/.test(response.headers.get("WWW-Authenticate") ?? "");
+    const code = ended ? SESSION_ENDED : (error?.code ?? "error");
+    const failure = new ApiError(response.status, code, error?.message ?? `${method} ${url}: ${response.status}`, error?.field);
+    // An ended session is always reported (even by quiet calls such as /viewer): whichever request
+    // carried the stale cookie first is the only one told, since its answer deletes the cookie.
+    if (response.status === 401 && unauthorized && (!quiet401 || ended)) unauthorized(failure);
+    throw failure;
   }
   return data as T;
 }
@@ -189,6 +226,9 @@ export interface RunQuery {
 }
 
 export const api = {
+  viewer: () => request<Viewer>("GET", "/api/v1/viewer", undefined, { quiet401: true }),
+  login: (apiKey: string) => request<Viewer>("POST", "/api/v1/session", { api_key: apiKey }, { quiet401: true }),
+  logout: () => request<{ ok: boolean }>("DELETE", "/api/v1/session", undefined, { quiet401: true }),
   projects: (search?: string) =>
     request<{ projects: Project[] }>("GET", `/api/v1/projects${search ? `?search=${enc(search)}` : ""}`),
   project: (entity: string, project: string) =>

@@ -1,11 +1,24 @@
-// The app shell: top bar, theme switch, and the route table.
+// The app shell: top bar, theme switch, login state, and the route table.
+import { onUnauthorized, SESSION_ENDED } from "./api";
 import { DialogHost } from "./components/Dialog";
 import { ToastHost } from "./components/Toast";
+import { refreshViewer, UserMenu } from "./components/UserMenu";
 import { setTheme, useTheme } from "./lib/hooks";
 import { HomePage } from "./pages/Home";
+import { LoginPage } from "./pages/Login";
 import { ProjectPage } from "./pages/Project";
 import { RUN_TABS, RunPage, type RunTab } from "./pages/Run";
-import { useLocation } from "./router";
+import { LOGIN_PATH, loginPath } from "./paths";
+import { navigate, useLocation } from "./router";
+
+// Any API call refused for want of a key sends the user to log in, then back here: either the session
+// ended (its key was revoked) or the page is one anonymous visitors cannot see.
+onUnauthorized((error) => {
+  const { pathname, search } = window.location;
+  if (pathname === LOGIN_PATH) return;
+  navigate(loginPath(pathname + search, error.code === SESSION_ENDED ? "expired" : "needed"));
+  void refreshViewer(); // the top bar stops naming a user whose session has ended
+});
 
 function decode(part: string): string {
   try {
@@ -19,6 +32,7 @@ function Routes() {
   const { path } = useLocation();
   const parts = path.split("/").filter(Boolean).map(decode);
   if (parts.length === 0) return <HomePage />;
+  if (path === LOGIN_PATH) return <LoginPage />;
   if (parts.length === 2) return <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab="workspace" />;
   if (parts.length === 3 && (parts[2] === "table" || parts[2] === "workspace"))
     return <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab={parts[2] === "table" ? "table" : "workspace"} />;
@@ -63,6 +77,7 @@ export function App() {
         <a class="topbar-link" href="/api/v1/docs" target="_blank" rel="noreferrer">
           API
         </a>
+        <UserMenu />
         <button
           type="button"
           class="btn-icon theme-toggle"

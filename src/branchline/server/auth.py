@@ -10,6 +10,12 @@ Rules (DESIGN.md "Server"):
 
 Denials: anonymous callers get 401 (send a key), authenticated non-members 403. Neither depends on
 whether the project exists, so the answers reveal nothing about other teams' projects.
+
+The web app logs in with `POST /api/v1/session`, which puts the API key itself in an HttpOnly,
+SameSite=Strict cookie: plain links (downloads, image previews) then carry it too, and revoking the
+key ends the session at once with no server-side state. The Authorization header wins over the
+cookie. A state-changing request that relies on the cookie must also send `X-Branchline-Client`
+(a header no cross-site form or link can set), so it cannot be forged from another site.
 """
 
 from __future__ import annotations
@@ -21,14 +27,19 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
-from branchline.server.errors import ApiError
+from branchline.server.errors import ApiError, ApiJSONResponse
+from branchline.server.models import Ok
 from branchline.store import Store
 
 __all__ = [
     "ANONYMOUS_NAME",
+    "CLIENT_HEADER",
+    "SESSION_COOKIE",
     "AuthPrincipalDep",
     "Principal",
     "Viewer",
@@ -38,12 +49,21 @@ __all__ = [
     "check_access",
     "get_principal",
     "principal_from_header",
+    "principal_from_key",
     "router",
 ]
 
 ANONYMOUS_NAME = "anonymous"
 LOCAL_NAME = "local"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="branchline"'}
+#: The web app's session cookie: it holds the API key (HttpOnly, SameSite=Strict).
+SESSION_COOKIE = "branchline_session"
+#: Sent by the web app on every request; required when the cookie alone authenticates a change.
+CLIENT_HEADER = "X-Branchline-Client"
+#: How long a browser keeps the session: the key itself does not expire, so this only bounds idle tabs.
+SESSION_MAX_AGE = 30 * 24 * 3600
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SESSION_ENDED = {"WWW-Authenticate": 'Bearer realm="branchline", error="invalid_token"'}
 
 
 @dataclass(frozen=True)
@@ -137,17 +157,16 @@ def _key_from_header(header: str) -> str | None:
     return None
 
 
-def principal_from_header(store: Store, header: str | None, *, required: bool, read_only: bool = False) -> Principal:
-    """The principal for an Authorization header value (blocking: call it off the event loop)."""
+def principal_from_key(store: Store, key: str | None, *, required: bool, read_only: bool = False) -> Principal:
+    """The principal for an API key (None: no key sent). Blocking: call it off the event loop."""
 
     def is_public(entity: str, project: str) -> bool:
         return store.project_is_public(entity, project)
 
     if not required:
         return Principal(name=LOCAL_NAME, can_write=not read_only, local=True, is_public=is_public)
-    if not header:
+    if key is None:
         return Principal(name=ANONYMOUS_NAME, can_write=not read_only, is_public=is_public)
-    key = _key_from_header(header)
     user = store.authenticate(key) if key else None
     if user is None:
         # Never echo the key: the message and the logs stay free of secrets.
@@ -167,8 +186,44 @@ def principal_from_header(store: Store, header: str | None, *, required: bool, r
     )
 
 
+def principal_from_header(store: Store, header: str | None, *, required: bool, read_only: bool = False) -> Principal:
+    """The principal for an Authorization header value (blocking: call it off the event loop)."""
+    if not required or not header:
+        return principal_from_key(store, None, required=required, read_only=read_only)
+    # A header that names no key is as bad as a wrong key: "" makes principal_from_key refuse it.
+    return principal_from_key(store, _key_from_header(header) or "", required=True, read_only=read_only)
+
+
+def _require_client_header(request: Request) -> None:
+    """Refuse a state-changing browser request that lacks the web app's header (CSRF guard)."""
+    if request.method in _SAFE_METHODS or request.headers.get(CLIENT_HEADER, "").strip():
+        return
+    raise ApiError(
+        403,
+        f"This request is authenticated by the session cookie, so it must also send the header "
+        f"`{CLIENT_HEADER}: web` (or use `Authorization` instead): this guards against cross-site request forgery.",
+        code="csrf_rejected",
+    )
+
+
+def _clear_cookie_header(request: Request) -> str:
+    """The Set-Cookie value that deletes the session cookie."""
+    scratch = Response()
+    _delete_session_cookie(scratch, request)
+    return scratch.headers["set-cookie"]
+
+
+def _delete_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=request.url.scheme == "https", httponly=True, samesite="strict"
+    )
+
+
 async def get_principal(request: Request) -> Principal:
-    """FastAPI dependency: the calling principal (401 for a bad key; anonymous without one)."""
+    """FastAPI dependency: the calling principal (401 for a bad key; anonymous without one).
+
+    The Authorization header wins; without it the session cookie (web app) names the key.
+    """
     cached: Principal | None = getattr(request.state, "branchline_principal", None)
     if cached is not None:
         return cached
@@ -180,8 +235,22 @@ async def get_principal(request: Request) -> Principal:
     read_only = _read_only(request)
     if not required:
         principal = principal_from_header(store, header, required=False, read_only=read_only)
-    else:
+    elif header or SESSION_COOKIE not in request.cookies:
         principal = await run_in_threadpool(principal_from_header, store, header, required=True, read_only=read_only)
+    else:
+        _require_client_header(request)
+        cookie = request.cookies[SESSION_COOKIE]
+        try:
+            principal = await run_in_threadpool(principal_from_key, store, cookie, required=True, read_only=read_only)
+        except ApiError as exc:
+            # A revoked (or otherwise stale) session: say so, and drop the cookie so the next request
+            # is simply anonymous rather than refused again. RFC 6750's `invalid_token` tells the web
+            # app this 401 is an ended session, not a page that needs a login.
+            raise StarletteHTTPException(
+                401,
+                "Your session has ended: its API key is no longer accepted (revoked or unknown). Log in again.",
+                headers={"Set-Cookie": _clear_cookie_header(request), **_SESSION_ENDED},
+            ) from exc
     request.state.branchline_principal = principal
     return principal
 
@@ -201,13 +270,14 @@ class Viewer(BaseModel):
     admin: bool = False
 
 
-@router.get(
-    "/viewer",
-    response_model=Viewer,
-    summary="The calling user (checks an API key; `branchline login` uses it)",
-    responses={401: {"description": "The API key was not accepted."}},
-)
-async def viewer(request: Request, principal: AuthPrincipalDep) -> dict[str, Any]:
+class SessionRequest(BaseModel):
+    """`POST /session`: the API key to log in with."""
+
+    model_config = ConfigDict(extra="forbid")
+    api_key: str = Field(min_length=1, max_length=512, description="An API key (`branchline keys create <user>`).")
+
+
+def _viewer_body(request: Request, principal: Principal) -> dict[str, Any]:
     return {
         "username": principal.username,
         "entities": sorted(principal.entities),
@@ -215,3 +285,60 @@ async def viewer(request: Request, principal: AuthPrincipalDep) -> dict[str, Any
         "auth_required": auth_required(request),
         "admin": principal.admin,
     }
+
+
+@router.get(
+    "/viewer",
+    response_model=Viewer,
+    summary="The calling user (checks an API key; `branchline login` uses it)",
+    responses={401: {"description": "The API key was not accepted."}},
+)
+async def viewer(request: Request, principal: AuthPrincipalDep) -> dict[str, Any]:
+    return _viewer_body(request, principal)
+
+
+@router.post(
+    "/session",
+    response_model=Viewer,
+    summary="Log the web app in: check an API key and keep it in an HttpOnly session cookie",
+    description=(
+        f"Needs the header `{CLIENT_HEADER}` (login is a state change too). With auth off "
+        "(`branchline ui`) there is nothing to log in to: the local viewer is answered and no cookie is set."
+    ),
+    responses={
+        401: {"description": "The API key was not accepted."},
+        403: {"description": f"The `{CLIENT_HEADER}` header is missing."},
+    },
+)
+async def create_session(request: Request, body: SessionRequest) -> Response:
+    _require_client_header(request)
+    store: Store | None = getattr(request.app.state, "store", None)
+    if store is None:
+        raise ApiError(503, "The store is not open: the app's lifespan has not started.", code="unavailable")
+    required, read_only = auth_required(request), _read_only(request)
+    key = body.api_key.strip()
+    principal = await run_in_threadpool(principal_from_key, store, key, required=required, read_only=read_only)
+    response = ApiJSONResponse(_viewer_body(request, principal))
+    if required:
+        response.set_cookie(
+            SESSION_COOKIE,
+            key,
+            max_age=SESSION_MAX_AGE,
+            path="/",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+    return response
+
+
+@router.delete(
+    "/session",
+    response_model=Ok,
+    summary="Log the web app out: delete the session cookie (the API key stays valid)",
+)
+async def delete_session(request: Request) -> Response:
+    # No CSRF check: logging out needs no credentials and harms nothing.
+    response = ApiJSONResponse({"ok": True})
+    _delete_session_cookie(response, request)
+    return response
