@@ -200,3 +200,36 @@ def test_fuzz_server_log_has_no_tracebacks(fuzz_server: tuple[ServerProcess, str
     server, _ = fuzz_server
     log: Path = server.log
     assert "Traceback" not in log.read_text()
+
+
+def test_commit_with_a_digest_that_is_not_sha256_is_a_clear_422(fuzz_server: tuple[ServerProcess, str]) -> None:
+    server, key = fuzz_server
+    headers = {"Authorization": f"Bearer {key}"}
+    for digest in ("\u00f1X\x00\u00b6", "../../etc/passwd", "A" * 64):
+        body = {"name": "ds", "type": "dataset", "digest": "d", "entries": [{"path": "f.txt", "digest": digest}]}
+        response = httpx.post(f"{server.base_url}/api/v1/artifacts/fuzzer/p/commit", json=body, headers=headers)
+        assert response.status_code == 422, response.text
+        assert "sha256" in response.json()["error"]["message"]
+    # A reference keeps whatever digest its storage gave it (an ETag, say).
+    ref = {"path": "r", "digest": "etag-1", "ref": "s3://bucket/key"}
+    body = {"name": "refs", "type": "dataset", "digest": "d2", "entries": [ref]}
+    response = httpx.post(f"{server.base_url}/api/v1/artifacts/fuzzer/p/commit", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def test_commit_metadata_with_a_lone_surrogate_is_a_clear_422(fuzz_server: tuple[ServerProcess, str]) -> None:
+    server, key = fuzz_server
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    url = f"{server.base_url}/api/v1/artifacts/fuzzer/p/commit"
+    bodies = [
+        '{"name": "m1", "type": "dataset", "digest": "d", "entries": [], "metadata": {"note": ["ok", "\\ud800"]}}',
+        '{"name": "m2", "type": "dataset", "digest": "d", "entries": [], "metadata": {"\\udc80": 1}}',
+        '{"name": "m3", "type": "dataset", "digest": "d",'
+        ' "entries": [{"path": "a", "digest": "e", "ref": "s3://b/a", "extra": {"x": "\\udfff"}}]}',
+    ]
+    for body in bodies:
+        response = httpx.post(url, content=body, headers=headers)
+        assert response.status_code == 422, response.text
+        assert "lone surrogate" in response.json()["error"]["message"]
+    listed = httpx.get(f"{server.base_url}/api/v1/artifacts/fuzzer/p/collections/m1/versions", headers=headers)
+    assert listed.status_code in (200, 404) and "m1" not in listed.text  # nothing was committed

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -26,7 +27,7 @@ import msgpack
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import and_, exists, select
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -63,7 +64,30 @@ Role = Annotated[str, Query(pattern=r"^(logged|used)$")]
 router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
 
 Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+_HEX = re.compile(r"[0-9a-f]{64}")
 Short = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _storable(value: Any, where: str = "") -> Any:
+    """Free-form JSON is stored and sent back as UTF-8: a lone surrogate (valid in JSON's \\u escapes,
+    not in UTF-8) is refused here with its place named, instead of failing after the commit."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where or 'a value'} is not valid Unicode (a lone surrogate)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, f"the key {where}.{key!r}" if where else f"the key {key!r}")
+            _storable(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _storable(item, f"{where}[{index}]")
+    return value
+
+
+#: A JSON object the store can keep: any shape, valid Unicode throughout.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
 class DigestList(BaseModel):
@@ -79,7 +103,14 @@ class EntryBody(BaseModel):
     digest: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     size: int | None = None
     ref: Annotated[str, StringConstraints(max_length=4096)] | None = None
-    extra: dict[str, Any] | None = None
+    extra: JsonObject | None = None
+
+    @model_validator(mode="after")
+    def _stored_entries_name_a_blob(self) -> EntryBody:
+        # A stored entry's digest names its blob (a file path on the server): only sha256 hex.
+        if self.ref is None and not _HEX.fullmatch(self.digest):
+            raise ValueError(f"entry {self.path!r}: digest must be the file's sha256 as 64 lowercase hex characters")
+        return self
 
 
 class CommitBody(BaseModel):
@@ -91,7 +122,7 @@ class CommitBody(BaseModel):
     digest: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     entries: Annotated[list[EntryBody], Field(max_length=10_000_000)]
     description: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     aliases: Annotated[list[Short], Field(max_length=1000)] = Field(default_factory=list)
     incarnation_id: Annotated[str, StringConstraints(max_length=32)] | None = None
     role: Annotated[str, StringConstraints(pattern=r"^(logged|used)$")] = LOGGED
@@ -110,7 +141,7 @@ class AliasesBody(BaseModel):
 class VersionEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 _lock = threading.Lock()
