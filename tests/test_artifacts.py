@@ -154,7 +154,7 @@ def test_dedup_two_versions_sharing_99_percent(tmp_path: Path) -> None:
     data = make_dir(tmp_path / "data", 100, size=20_000)
     sizes = sum(p.stat().st_size for p in data.iterdir())
     run = start(tmp_path)
-    run.log_artifact(str(data), name="ds", type="dataset")
+    run.log_artifact(str(data), name="ds", type="dataset").wait()
     assert blob_bytes(tmp_path) == (100, sizes)
 
     (data / "f050.bin").write_bytes(b"x" * 20_000)
@@ -165,7 +165,7 @@ def test_dedup_two_versions_sharing_99_percent(tmp_path: Path) -> None:
 
     # The same files in another project share the blobs too.
     other = start(tmp_path, project="elsewhere")
-    other.log_artifact(str(data), name="copy", type="dataset")
+    other.log_artifact(str(data), name="copy", type="dataset").wait()
     assert blob_bytes(tmp_path) == (101, sizes + 20_000)
     other.finish()
     run.finish()
@@ -341,8 +341,9 @@ def test_draft_editing_and_validation(tmp_path: Path) -> None:
         one.add_file(tmp_path / "a.txt", name="late.txt")
     other_type = branchline.Artifact("d", "model")
     other_type.add_file(tmp_path / "a.txt")
+    pending = run.log_artifact(other_type)  # refused by the commit: wait() says why
     with pytest.raises(UsageError, match="has type 't'"):
-        run.log_artifact(other_type)
+        pending.wait()
     with pytest.raises(ArtifactNotFoundError):
         run.use_artifact("nothing-here:latest")
     with pytest.raises(UsageError):

@@ -94,7 +94,7 @@ def test_blobs_on_s3_dedup_download_and_corruption(s3: Any, tmp_path: Path, monk
         (data / f"f{i}.bin").write_bytes(os.urandom(2000))
     (data / "big.bin").write_bytes(os.urandom(9 << 20))  # multipart upload
     run = _start(tmp_path)
-    first = run.log_artifact(str(data), name="ds", type="dataset")
+    first = run.log_artifact(str(data), name="ds", type="dataset").wait()
     keys = _keys(s3, bucket, "team/blobs/")
     assert len(keys) == 11
     digest = first.get_entry("f3.bin").digest
@@ -104,7 +104,7 @@ def test_blobs_on_s3_dedup_download_and_corruption(s3: Any, tmp_path: Path, monk
     )
 
     (data / "f0.bin").write_bytes(b"new content")
-    second = run.log_artifact(str(data), name="ds", type="dataset")
+    second = run.log_artifact(str(data), name="ds", type="dataset").wait()
     assert second.version == "v1"
     assert len(_keys(s3, bucket, "team/blobs/")) == 12  # one more object only
     run.finish()

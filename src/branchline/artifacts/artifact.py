@@ -6,8 +6,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -17,8 +18,9 @@ from branchline.artifacts.errors import (
     ArtifactFinalizedError,
     ArtifactIntegrityError,
     ArtifactNotLoggedError,
+    changed_after_add,
 )
-from branchline.artifacts.hashing import digest_files
+from branchline.artifacts.hashing import digest_files, file_stat, sha256_file
 from branchline.artifacts.manifest import ArtifactManifest, ArtifactManifestEntry
 from branchline.artifacts.naming import validate_aliases, validate_name, validate_type
 from branchline.artifacts.references import reference_entries
@@ -26,7 +28,7 @@ from branchline.artifacts.transfer import download_entries, upload_missing, veri
 from branchline.errors import UsageError
 from branchline.store.artifacts import EntryRow, VersionRow
 
-__all__ = ["Artifact", "default_download_root"]
+__all__ = ["Artifact", "PendingCommit", "default_download_root"]
 
 _POLICIES = ("mutable", "immutable")
 
@@ -56,6 +58,55 @@ def _check_metadata(metadata: Any) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise UsageError(f"Artifact metadata must be JSON-serializable: {exc}") from None
     return out
+
+
+class PendingCommit:
+    """An artifact commit handed to a background thread; `wait()` blocks until it is done."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.error: BaseException | None = None
+        self.reported = False  # the error reached the user through wait()
+        self._done = threading.Event()
+
+    def run(self, job: Callable[[], object]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # kept for wait(); the thread itself must not die loudly
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait without raising; True once the commit has finished (either way)."""
+        return self._done.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until committed; raise the commit's error, or TimeoutError."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"Artifact {self.name!r} is still being logged after {timeout} s.")
+        if self.error is not None:
+            self.reported = True
+            raise self.error
+
+
+def _check_unchanged(entries: list[ArtifactManifestEntry]) -> None:
+    """Refuse, before anything is queued, files whose content changed since they were hashed.
+
+    Only a file whose stat changed is read again. The upload checks once more (a file can still
+    change after this), so this is about reporting the common mistake at the call site.
+    """
+    for entry in entries:
+        if entry.ref is not None or entry.local_path is None or entry.local_stat is None:
+            continue
+        try:
+            if file_stat(entry.local_path) == entry.local_stat:
+                continue
+            actual: str | None = sha256_file(entry.local_path)
+        except FileNotFoundError:
+            actual = None
+        if actual != entry.digest:
+            raise changed_after_add(entry.local_path, entry.digest, actual)
 
 
 class Artifact:
@@ -89,6 +140,7 @@ class Artifact:
         self._final = False
         self._deleted = False
         self._tmpdir: str | None = None
+        self._pending: PendingCommit | None = None
 
     # -- construction from the store --------------------------------------------------------------
     @classmethod
@@ -108,7 +160,13 @@ class Artifact:
         for entry in self._manifest.entries.values():
             entry._artifact = self
 
+    def _settle(self) -> None:
+        """Wait for a background commit of this artifact, if one is running (as wandb does)."""
+        if self._pending is not None:
+            self._pending.wait()
+
     def _logged(self, what: str) -> tuple[VersionRow, ArtifactBackend]:
+        self._settle()
         if self._row is None or self._backend is None:
             raise ArtifactNotLoggedError(
                 f"Artifact {self._name!r} is not logged yet: `{what}` needs run.log_artifact() or run.use_artifact()."
@@ -120,13 +178,14 @@ class Artifact:
     def _check_editable(self) -> None:
         if self._final:
             raise ArtifactFinalizedError(
-                f"Artifact {self.name!r} is logged and immutable; create a new Artifact to change its files."
+                f"Artifact {self._name!r} is logged and immutable; create a new Artifact to change its files."
             )
 
     # -- identity -----------------------------------------------------------------------------
     @property
     def name(self) -> str:
         """`name` for a draft, `name:vN` once logged (as in wandb)."""
+        self._settle()
         return self._name if self._row is None else f"{self._name}:{self._row.version}"
 
     @property
@@ -144,6 +203,7 @@ class Artifact:
 
     @property
     def id(self) -> str | None:
+        self._settle()
         return None if self._row is None else self._row.id
 
     @property
@@ -165,6 +225,7 @@ class Artifact:
 
     @property
     def created_at(self) -> float | None:
+        self._settle()
         return None if self._row is None else self._row.created_at
 
     @property
@@ -173,6 +234,7 @@ class Artifact:
 
     @description.setter
     def description(self, value: str | None) -> None:
+        self._settle()  # an edit made while committing would be lost when the version binds
         self._description = value
 
     @property
@@ -181,15 +243,18 @@ class Artifact:
 
     @metadata.setter
     def metadata(self, value: dict[str, Any]) -> None:
+        self._settle()
         self._metadata = _check_metadata(value)
 
     @property
     def aliases(self) -> list[str]:
         """The version's aliases; edit the list (or assign) and call `save()` to store the change."""
+        self._settle()
         return self._aliases
 
     @aliases.setter
     def aliases(self, value: list[str]) -> None:
+        self._settle()
         self._aliases = validate_aliases(value)
 
     @property
@@ -216,7 +281,10 @@ class Artifact:
         return self._row is None
 
     def __repr__(self) -> str:
-        where = self.qualified_name if self._row is not None and not self._deleted else self._name
+        row = self._row  # not qualified_name: repr must not wait for a commit in progress
+        where = self._name
+        if row is not None and not self._deleted:
+            where = f"{row.entity}/{row.project}/{row.name}:{row.version}"
         return f"<Artifact {where} type={self._type} state={self.state}>"
 
     # -- building a draft ------------------------------------------------------------------------
@@ -336,9 +404,68 @@ class Artifact:
         try:
             return self._manifest.entries[path]
         except KeyError:
-            raise KeyError(f"No file {path!r} in artifact {self.name!r}.") from None
+            raise KeyError(f"No file {path!r} in artifact {self._name!r}.") from None
 
     # -- logging (called by the SDK) --------------------------------------------------------------
+    def _prepare_commit(
+        self,
+        backend: ArtifactBackend,
+        *,
+        entity: str,
+        project: str,
+        aliases: list[str],
+        incarnation_id: str | None,
+        role: str,
+    ) -> Callable[[], int]:
+        """Check and freeze what will be committed, now; return the job that uploads and commits.
+
+        The job (run here or on a background thread) returns how many blobs it sent. It reads only
+        what was captured here, never the artifact's properties, so it cannot wait on itself.
+        """
+        row = self._row
+        if row is not None:
+            if role == USED:
+
+                def use() -> int:
+                    if incarnation_id is not None:
+                        backend.record_use(row.id, incarnation_id)
+                    return 0
+
+                return use
+            # Logged again: the same digest finds this version, moves the aliases and records
+            # the new run's lineage; every blob is already stored.
+            entries = list(self.manifest)
+            upload = False
+        else:
+            entries = list(self._manifest)
+            _check_unchanged(entries)
+            self._final = True  # from here on the files are what gets stored
+            upload = True
+        request = CommitRequest(
+            entity=entity,
+            project=project,
+            name=self._name,
+            type=self._type,
+            digest=ArtifactManifest({e.path: e for e in entries}).digest(),
+            entries=[EntryRow(e.path, e.digest, e.size, e.ref, e.extra) for e in entries],
+            description=self._description,
+            metadata=self._metadata,
+            # Aliases set on the draft count too, as in wandb.
+            aliases=list(dict.fromkeys([*self._aliases, *aliases])),
+            incarnation_id=incarnation_id,
+            role=role,
+        )
+
+        def job() -> int:
+            # Every blob is stored before the commit, and the commit is one transaction: a
+            # process killed anywhere in here leaves blobs at most, never a version.
+            uploaded = upload_missing(backend, entries) if upload else 0
+            committed, _created = backend.commit(request)
+            self._bind(committed, backend)
+            return uploaded
+
+        return job
+
     def _commit(
         self,
         backend: ArtifactBackend,
@@ -349,38 +476,12 @@ class Artifact:
         incarnation_id: str | None,
         role: str,
     ) -> int:
-        """Upload missing blobs, then commit the version; returns how many blobs were sent."""
-        if self._row is not None:
-            if role == USED:
-                if incarnation_id is not None:
-                    backend.record_use(self._row.id, incarnation_id)
-                return 0
-            # Logged again: the same digest finds this version, moves the aliases and records
-            # the new run's lineage; every blob is already stored.
-            entries = list(self.manifest)
-            uploaded = 0
-        else:
-            self._final = True  # from here on the files are what gets stored
-            entries = list(self._manifest)
-            uploaded = upload_missing(backend, entries)
-        row, _created = backend.commit(
-            CommitRequest(
-                entity=entity,
-                project=project,
-                name=self._name,
-                type=self._type,
-                digest=self.manifest.digest(),
-                entries=[EntryRow(e.path, e.digest, e.size, e.ref, e.extra) for e in entries],
-                description=self._description,
-                metadata=self._metadata,
-                # Aliases set on the draft count too, as in wandb.
-                aliases=list(dict.fromkeys([*self._aliases, *aliases])),
-                incarnation_id=incarnation_id,
-                role=role,
-            )
+        """Upload missing blobs, then commit the version, in this thread; returns how many blobs were sent."""
+        self._settle()
+        job = self._prepare_commit(
+            backend, entity=entity, project=project, aliases=aliases, incarnation_id=incarnation_id, role=role
         )
-        self._bind(row, backend)
-        return uploaded
+        return job()
 
     # -- reading a logged version ---------------------------------------------------------------
     def _load_entries(self) -> None:
@@ -458,7 +559,19 @@ class Artifact:
             )
 
     def wait(self, timeout: float | None = None) -> Artifact:
-        """Logging is complete when log_artifact returns in embedded mode; kept for compatibility."""
+        """Block until the version is committed; re-raise the error if logging it failed.
+
+        `run.log_artifact` may return while blobs are still uploading. Properties that need the
+        version (`version`, `name`, `aliases`, `download()`, ...) wait on their own; `timeout`
+        (seconds) raises TimeoutError instead of waiting longer.
+        """
+        if self._pending is None:
+            if self._row is None:
+                raise ArtifactNotLoggedError(
+                    f"Artifact {self._name!r} is not logged: call run.log_artifact() before wait()."
+                )
+            return self
+        self._pending.wait(timeout)
         return self
 
     # -- editing a logged version ----------------------------------------------------------------

@@ -8,10 +8,10 @@ or nothing (temp file + rename here; one PUT or a completed multipart upload on 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
-import shutil
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -19,8 +19,8 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from branchline.artifacts.errors import ArtifactIntegrityError
-from branchline.artifacts.hashing import CHUNK, FileStat, file_stat
+from branchline.artifacts.errors import changed_after_add
+from branchline.artifacts.hashing import CHUNK, FileStat, stat_key, thread_buffer
 from branchline.errors import UsageError
 
 __all__ = [
@@ -39,6 +39,39 @@ STORAGE_ENV = "BRANCHLINE_ARTIFACT_STORAGE"
 FSYNC_ENV = "BRANCHLINE_ARTIFACT_FSYNC"
 
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def copy_fd(src: int, out: int) -> bool:
+    """Copy `src` from offset 0 to its end into `out` inside the kernel; False if sendfile can't."""
+    offset = 0
+    try:
+        while sent := os.sendfile(out, src, offset, 1 << 30):
+            offset += sent
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP) and offset == 0:
+            return False  # e.g. a file system without sendfile support: the caller streams instead
+        raise
+    return True
+
+
+def copy_verified(src: int, out: int, digest: str, path: str) -> None:
+    """Copy `src` (from offset 0) into `out` through Python, hashing on the way; raises on a mismatch."""
+    os.lseek(src, 0, os.SEEK_SET)
+    os.lseek(out, 0, os.SEEK_SET)
+    os.ftruncate(out, 0)
+    buf = thread_buffer()
+    view = memoryview(buf)
+    h = hashlib.sha256()
+    while n := os.readv(src, [buf]):
+        h.update(view[:n])
+        written = 0
+        while written < n:
+            written += os.write(out, view[written:n])
+    if h.hexdigest() != digest:
+        raise changed_after_add(path, digest, h.hexdigest())
+
+
 def verified_chunks(path: str, digest: str) -> Iterator[bytes]:
     """The file's bytes in chunks; raises before yielding the last chunk if they don't hash to `digest`.
 
@@ -53,11 +86,7 @@ def verified_chunks(path: str, digest: str) -> Iterator[bytes]:
             h.update(chunk)
             if not following:
                 if h.hexdigest() != digest:
-                    raise ArtifactIntegrityError(
-                        f"{path} changed after it was added to the artifact (its sha256 is now "
-                        f"{h.hexdigest()}, was {digest}); add it again.",
-                        [path],
-                    )
+                    raise changed_after_add(path, digest, h.hexdigest())
                 if chunk:
                     yield chunk
                 return
@@ -125,6 +154,7 @@ class LocalBlobStore(BlobStore):
         self.fsync = fsync
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self._root, self._tmp_dir = str(self.root), str(self._tmp)  # str paths: pathlib costs show at 1,000s of files
         self._host = socket.gethostname().replace(".", "_")
         self._sweep_temp()
 
@@ -168,32 +198,37 @@ class LocalBlobStore(BlobStore):
         return absent
 
     def put_file(self, digest: str, path: str, *, expected_stat: FileStat | None = None) -> None:
-        final = self.path(digest)
-        if final.exists():
+        final = os.path.join(self._root, digest[:2], digest[2:])
+        if os.path.exists(final):
             return
-        tmp = self._tmp / f"{digest[:16]}.{self._host}.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = os.path.join(self._tmp_dir, f"{digest[:16]}.{self._host}.{os.getpid()}.{secrets.token_hex(4)}")
+        src = os.open(path, os.O_RDONLY | _CLOEXEC)
         try:
-            # Unchanged since it was hashed (stat equal before and after): a kernel-side copy.
-            fast = expected_stat is not None and file_stat(path) == expected_stat
-            if fast:
-                shutil.copyfile(path, tmp)
-                fast = file_stat(path) == expected_stat
-            if not fast:
-                with open(tmp, "wb") as out:
-                    for chunk in verified_chunks(path, digest):
-                        out.write(chunk)
-            if self.fsync:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            os.chmod(tmp, 0o444)
-            final.parent.mkdir(exist_ok=True)
-            os.replace(tmp, final)
-        finally:
+            # Created read-only (blobs never change) while we hold a writable descriptor: no chmod.
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o444)
+            try:
+                # Unchanged since it was hashed (same inode, size and times before and after the
+                # copy): a kernel-side copy, no second hash. Otherwise hash while copying.
+                fast = expected_stat is not None and stat_key(os.fstat(src)) == expected_stat
+                if fast:
+                    fast = copy_fd(src, out) and stat_key(os.fstat(src)) == expected_stat
+                if not fast:
+                    copy_verified(src, out, digest, path)
+                if self.fsync:
+                    os.fsync(out)
+            finally:
+                os.close(out)
+            try:
+                os.replace(tmp, final)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(tmp, final)
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                os.unlink(tmp)
+            raise
+        finally:
+            os.close(src)
 
     def open(self, digest: str) -> Iterator[bytes]:
         path = self.path(digest)

@@ -10,6 +10,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
     "ArtifactNotLoggedError",
+    "changed_after_add",
 ]
 
 
@@ -35,3 +36,11 @@ class ArtifactIntegrityError(ArtifactError, ValueError):
     def __init__(self, message: str, problems: list[str]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+def changed_after_add(path: str, digest: str, actual: str | None) -> ArtifactIntegrityError:
+    """The error for a file whose content is no longer what was hashed when it was added."""
+    now = "it no longer exists" if actual is None else f"its sha256 is now {actual}"
+    return ArtifactIntegrityError(
+        f"{path} changed after it was added to the artifact ({now}, was {digest}); add it again.", [path]
+    )

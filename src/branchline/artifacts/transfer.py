@@ -6,20 +6,22 @@ import contextlib
 import hashlib
 import os
 import secrets
-import shutil
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from branchline.artifacts.blobs import copy_fd
 from branchline.artifacts.errors import ArtifactIntegrityError
-from branchline.artifacts.hashing import FileStat, digest_files, file_stat, sha256_file, shared_cache
+from branchline.artifacts.hashing import FileStat, digest_files, hash_fd, parallel_map, shared_cache, stat_key
 from branchline.artifacts.manifest import ArtifactManifestEntry
 from branchline.artifacts.references import check_reference, expected_sha256, open_reference
 from branchline.errors import UsageError
 
 if TYPE_CHECKING:
     from branchline.artifacts.backend import ArtifactBackend
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 __all__ = ["BlobSink", "download_entries", "upload_missing", "verify_directory", "verify_stored"]
 
@@ -28,10 +30,7 @@ R = TypeVar("R")
 
 
 def _parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
-    if len(items) <= 1 or workers <= 1:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+    return parallel_map(fn, items, workers)
 
 
 class BlobSink(Protocol):
@@ -62,11 +61,28 @@ def upload_missing(backend: BlobSink, entries: Sequence[ArtifactManifestEntry]) 
     return len(missing)
 
 
-def _target(root: Path, entry_path: str) -> Path:
-    target = (root / entry_path).resolve()
-    if root.resolve() not in target.parents:
-        raise UsageError(f"Entry path {entry_path!r} points outside the download directory.")
-    return target
+def _targets(root: Path, entries: Sequence[ArtifactManifestEntry]) -> list[str]:
+    """Each entry's file under `root`, which must stay inside it; creates the directories.
+
+    Each directory is resolved (symlinks followed) and created once, not once per file.
+    """
+    base = root.resolve()
+    folders: dict[str, str] = {}
+    out = []
+    for entry in entries:
+        parent, _, name = entry.path.rpartition("/")
+        folder = folders.get(parent)
+        if folder is None:
+            resolved = (base / parent).resolve() if parent else base
+            if resolved != base and base not in resolved.parents:
+                raise UsageError(f"Entry path {entry.path!r} points outside the download directory.")
+            folder = folders[parent] = str(resolved)
+        if name in ("", ".", ".."):
+            raise UsageError(f"Entry path {entry.path!r} is not a file path.")
+        out.append(os.path.join(folder, name))
+    for folder in folders.values():
+        os.makedirs(folder, exist_ok=True)
+    return out
 
 
 def _source(backend: ArtifactBackend, entry: ArtifactManifestEntry) -> Iterator[bytes]:
@@ -78,44 +94,62 @@ def _source(backend: ArtifactBackend, entry: ArtifactManifestEntry) -> Iterator[
         raise ArtifactIntegrityError(f"{entry.path}: {exc}", [entry.path]) from None
 
 
+def _is_file(path: str) -> bool:
+    """A regular file, not a symlink: a link is replaced by the download, never followed."""
+    try:
+        return S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def download_entries(
     backend: ArtifactBackend, entries: Sequence[ArtifactManifestEntry], root: Path, *, skip_cache: bool = False
 ) -> list[str]:
     """Write each entry under `root`, verifying every byte; files already right are left alone."""
     root.mkdir(parents=True, exist_ok=True)
-    targets = [_target(root, e.path) for e in entries]
-    present = [i for i, t in enumerate(targets) if t.is_file()]
+    targets = _targets(root, entries)
+    present = [i for i, t in enumerate(targets) if _is_file(t)]
     fresh: set[int] = set()
     if present:
-        digests = digest_files([str(targets[i]) for i in present], use_cache=not skip_cache)
-        for i, (digest, stat) in zip(present, digests, strict=True):
+        digests = digest_files([targets[i] for i in present], use_cache=not skip_cache)
+        for i, (digest, st) in zip(present, digests, strict=True):
             entry = entries[i]
             want = expected_sha256(entry)
             if want is not None and digest == want:
                 fresh.add(i)
-            elif want is None and entry.size is not None and stat[2] == entry.size and entry.ref is not None:
+            elif want is None and entry.size is not None and st[2] == entry.size and entry.ref is not None:
                 # An s3:// reference is known by ETag only; same size counts as present.
                 fresh.add(i)
     problems: list[str] = []
     written: list[tuple[str, FileStat, str]] = []
+    token = secrets.token_hex(4)
 
     def fetch(i: int) -> None:
         entry, target = entries[i], targets[i]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        folder, name = os.path.split(target)
+        tmp = os.path.join(folder, f".{name}.{token}{i}.part")
         local = backend.blob_path(entry.digest) if entry.ref is None else None
+        src = -1
+        if local is not None:
+            with contextlib.suppress(FileNotFoundError):
+                src = os.open(local, os.O_RDONLY | _CLOEXEC)
+        # Read-write: the copy is hashed back from the same descriptor, so what is checked is
+        # exactly what landed in the file.
+        out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
+        renamed = False
         try:
-            if local is not None and local.is_file():
-                # A blob on this machine: kernel-side copy, then hash what was written (from the
-                # page cache), which measured faster than streaming through Python buffers.
-                shutil.copyfile(local, tmp)
-                digest = sha256_file(tmp)
+            if src >= 0 and copy_fd(src, out):
+                # A blob on this machine: kernel-side copy, then hash the result (from the page
+                # cache). Measured faster than one pass through Python buffers.
+                os.lseek(out, 0, os.SEEK_SET)
+                digest = hash_fd(out)
             else:
                 h = hashlib.sha256()
-                with open(tmp, "wb") as out:
+                with open(out, "wb", closefd=False) as sink:
+                    sink.truncate(0)
                     for chunk in _source(backend, entry):
                         h.update(chunk)
-                        out.write(chunk)
+                        sink.write(chunk)
                 digest = h.hexdigest()
             want = expected_sha256(entry)
             if want is not None and digest != want:
@@ -123,13 +157,19 @@ def download_entries(
                 problems.append(f"{entry.path}: {where} is corrupt (its sha256 is {digest})")
                 return
             os.replace(tmp, target)
-            # Remember the digest so the next download finds this file present without reading it.
-            written.append((os.path.realpath(target), file_stat(target), digest))
+            renamed = True
+            # Remember the digest so the next download finds this file present without reading
+            # it. fstat after the rename: the rename changes the ctime the cache compares.
+            written.append((target, stat_key(os.fstat(out)), digest))
         except ArtifactIntegrityError as exc:
             problems.append(str(exc))
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            os.close(out)
+            if src >= 0:
+                os.close(src)
+            if not renamed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
     _parallel(fetch, [i for i in range(len(entries)) if i not in fresh], backend.workers)
     if not skip_cache:
@@ -139,7 +179,7 @@ def download_entries(
             f"{len(problems)} file(s) failed verification while downloading:\n  " + "\n  ".join(sorted(problems)),
             sorted(problems),
         )
-    return [str(t) for t in targets]
+    return targets
 
 
 def verify_stored(backend: ArtifactBackend, entries: Sequence[ArtifactManifestEntry]) -> list[str]:

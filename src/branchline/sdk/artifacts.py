@@ -1,8 +1,10 @@
 """Artifacts from a run: `log_artifact`, `use_artifact`, `log_code`, and offline staging.
 
-Online (embedded) runs upload missing blobs and commit the version before `log_artifact` returns,
-so `artifact.wait()` has nothing to wait for. Offline runs stage the blobs under the run directory
-and list the versions in `artifacts/pending.jsonl`; `sync_offline_artifacts` commits them later.
+Online runs check and freeze the artifact in `log_artifact`, then upload missing blobs and commit
+the version on a background thread, one artifact after another in call order; `artifact.wait()`
+blocks until its version is committed and `run.finish()` waits for all of them. Offline runs stage
+the blobs under the run directory and list the versions in `artifacts/pending.jsonl`;
+`sync_offline_artifacts` commits them later.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import json
 import os
 import re
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from branchline.artifacts.artifact import Artifact
+from branchline.artifacts.artifact import Artifact, PendingCommit
 from branchline.artifacts.backend import LOGGED, USED, ArtifactBackend, CommitRequest, EmbeddedBackend
 from branchline.artifacts.blobs import LocalBlobStore, open_blob_store, resolve_blob_url
 from branchline.artifacts.errors import ArtifactNotFoundError
@@ -54,6 +58,76 @@ class _CloseAtFinish:
         close = getattr(backend, "close", None)
         if close is not None:
             close()
+
+
+class _Committer:
+    """Runs one run's artifact commits on a background thread, one after another, in call order.
+
+    In order, so aliases such as `latest` end where the calls say. The thread is not a daemon and
+    exits whenever the queue is empty: the interpreter completes queued commits before it exits
+    and never waits on an idle thread. It is the first telemetry part, so `finish()` waits for
+    every commit (`stop()`) before anything it needs is closed.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._lock = threading.Lock()
+        self._jobs: deque[tuple[PendingCommit, Callable[[], object]]] = deque()
+        self._all: list[PendingCommit] = []
+        self._running = False
+
+    def submit(self, pending: PendingCommit, job: Callable[[], object]) -> None:
+        with self._lock:
+            # Forget what finished cleanly, so a run logging a checkpoint per epoch holds no history.
+            self._all = [p for p in self._all if not p.join(0) or (p.error is not None and not p.reported)]
+            self._jobs.append((pending, job))
+            self._all.append(pending)
+            if self._running:
+                return
+            self._running = True
+            try:
+                threading.Thread(target=self._work, name="branchline-artifact-commit").start()
+                return
+            except RuntimeError:  # no new threads (interpreter shutting down): commit right here
+                self._running = False
+                self._jobs.pop()
+        pending.run(job)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._running = False
+                    return
+                pending, job = self._jobs.popleft()
+            pending.run(job)
+
+    def drain(self) -> None:
+        """Wait until every commit queued so far has finished (successfully or not)."""
+        with self._lock:
+            queued = list(self._all)
+        for pending in queued:
+            pending.join()
+
+    def stop(self) -> None:
+        """At finish: wait for every commit; warn about failures nobody saw through wait()."""
+        _committers.pop(self._run.incarnation_id, None)
+        self.drain()
+        for pending in self._all:
+            if pending.error is not None and not pending.reported:
+                self._run._res.terminal.warn(f"artifact {pending.name!r} was not logged: {pending.error}")
+
+
+_committers: dict[str, _Committer] = {}
+
+
+def _committer(run: Run) -> _Committer:
+    found = _committers.get(run.incarnation_id)
+    if found is None:
+        found = _committers[run.incarnation_id] = _Committer(run)
+        # First, so finish() waits for the commits before closing backends or the store.
+        run._res.telemetry.insert(0, found)
+    return found
 
 
 def _run_loader(base_url: str, api_key: str | None) -> Callable[[str], Any]:
@@ -122,7 +196,9 @@ def log_artifact(
     """Log an artifact (or a path, which becomes one) as an output of the run.
 
     Only blobs the storage lacks are uploaded; the version is committed after all of them, with
-    alias `latest` always added. The same contents as an existing version reuse it.
+    alias `latest` always added. The same contents as an existing version reuse it. Returns once
+    the artifact is checked and frozen; the upload and commit continue in the background (see
+    `Artifact.wait()`). Files must not change until then: a changed file fails the commit.
     """
     run._ensure_active("log_artifact")
     checked = validate_aliases(aliases)
@@ -137,15 +213,26 @@ def log_artifact(
     if run.offline:
         _stage_offline(run, art, checked)
         return art
-    art._commit(
+    _submit(run, art, checked, LOGGED)
+    return art
+
+
+def _submit(run: Run, art: Artifact, aliases: list[str], role: str) -> PendingCommit:
+    """Check and freeze `art` now, and queue its upload and commit on the run's committer."""
+    if art._pending is not None:
+        art._pending.join()  # the same object logged twice: let the first attempt settle
+    job = art._prepare_commit(
         run_backend(run),
         entity=run.entity,
         project=run.project,
-        aliases=checked,
+        aliases=aliases,
         incarnation_id=run.incarnation_id,
-        role=LOGGED,
+        role=role,
     )
-    return art
+    pending = PendingCommit(art.source_name)
+    art._pending = pending
+    _committer(run).submit(pending, job)
+    return pending
 
 
 def use_artifact(
@@ -165,17 +252,14 @@ def use_artifact(
         return Artifact(parse_artifact_path(artifact_or_name).name, type or "unspecified")
     backend = run_backend(run)
     if isinstance(artifact_or_name, Artifact):
-        artifact_or_name._commit(
-            backend,
-            entity=run.entity,
-            project=run.project,
-            aliases=validate_aliases(aliases),
-            incarnation_id=run.incarnation_id,
-            role=USED,
-        )
+        # Through the committer, after what this run logged before; returns once recorded.
+        _submit(run, artifact_or_name, validate_aliases(aliases), USED).wait()
         return artifact_or_name
     if not isinstance(artifact_or_name, str):
         raise TypeError(f"use_artifact takes an Artifact or a name, got {artifact_or_name.__class__.__name__}.")
+    found = _committers.get(run.incarnation_id)
+    if found is not None:
+        found.drain()  # "name:latest" right after log_artifact("name") must find that version
     path = parse_artifact_path(artifact_or_name)
     entity, project = path.entity or run.entity, path.project or run.project
     row = backend.resolve(entity, project, path.name, path.spec)
