@@ -266,3 +266,46 @@ def test_a_caught_system_exit_does_not_fail_later_runs(backend: Backend, quiet: 
     run.finish()
     view = backend.run(run.entity, "caught", run.id)
     assert (view.state, view.exit_code) == ("finished", 0)
+
+
+def _writer_children() -> set[int]:
+    import psutil
+
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "branchline.sdk.writer" in " ".join(child.cmdline()):
+                found.add(child.pid)
+        except psutil.Error:
+            continue  # gone (or a zombie about to be reaped) while we looked
+    return found
+
+
+def test_writer_runs_below_training_and_leaves_when_init_fails(backend: Backend, quiet: dict[str, Any]) -> None:
+    import os
+
+    from branchline.sdk.writer import WRITER_NICENESS
+
+    run = branchline.init(project="p", settings=quiet)
+    writer = run._res.writer
+    assert writer is not None
+    # Training goes first on a busy machine: the writer is scheduled below the training process.
+    deadline = time.monotonic() + 10
+    while os.getpriority(os.PRIO_PROCESS, writer.proc.pid) == os.getpriority(os.PRIO_PROCESS, 0):
+        assert time.monotonic() < deadline, "the writer never lowered its priority"
+        time.sleep(0.02)
+    assert os.getpriority(os.PRIO_PROCESS, writer.proc.pid) == min(
+        19, os.getpriority(os.PRIO_PROCESS, 0) + WRITER_NICENESS
+    )
+    run.log({"x": 1.0})
+    run.finish()
+    assert history(backend.run(run.entity, "p", run.id), "x") == {0: 1.0}
+
+    # The writer is started before the run exists; when init() then fails, it must not linger.
+    before = _writer_children()
+    with pytest.raises(branchline.UsageError, match="resume='must'"):
+        branchline.init(project="p", id="missing", resume="must", settings=quiet)
+    deadline = time.monotonic() + 10
+    while _writer_children() - before:
+        assert time.monotonic() < deadline, "a writer started by a failed init() is still alive"
+        time.sleep(0.05)

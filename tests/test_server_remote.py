@@ -199,6 +199,18 @@ def _start_loggers(
     return children
 
 
+def _wait_until_begun(server: ServerProcess, key: str, ids: list[str], children: list[Any]) -> None:
+    """Every logger has created its run (on a busy machine, start-up alone can take seconds)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 60
+    for run_id in ids:
+        url = f"{server.base_url}/api/v1/runs/alice/faults/{run_id}"
+        while httpx.get(url, headers=headers).status_code != 200:
+            assert time.monotonic() < deadline, f"{run_id} never began"
+            assert all(child.poll() is None for child in children), "a logger exited before its run began"
+            time.sleep(0.1)
+
+
 def _wait_for_loggers(children: list[Any]) -> list[dict[str, float]]:
     results = []
     for child in children:
@@ -223,7 +235,8 @@ def test_server_sigkill_and_restart_while_three_runs_log(pg_server: tuple[Server
     server, key = pg_server
     ids, steps = ["kill-a", "kill-b", "kill-c"], 1500
     children = _start_loggers(server, key, tmp_path, ids, steps, pause=0.004)
-    time.sleep(3.0)
+    _wait_until_begun(server, key, ids, children)
+    time.sleep(1.0)
     server.kill()  # mid-batch: whatever was not committed is resent, whatever was is skipped
     time.sleep(2.0)
     server.start()
@@ -249,7 +262,9 @@ def test_network_drop_never_stalls_training(sqlite_server: tuple[ServerProcess, 
     worst = results[0]["max_log_seconds"]
     print(f"max log() latency during a 30 s network drop: {worst * 1000:.2f} ms")
     assert still_running, "training finished before the drop ended; make the run longer"
-    assert worst < 0.1  # a log() call is a local write; the network is in the writer process
+    # A log() call is a local write; the network is in the writer process. A stall would last the
+    # whole 30 s drop; the bound leaves room for a busy machine's scheduling, not for waiting.
+    assert worst < 1.0
     _assert_exactly_once(server.store_url, "drop", steps)
 
 

@@ -25,10 +25,12 @@ from branchline.errors import AuthenticationError, CommError, RunNotFoundError, 
 from branchline.runspec import RunSpec, RunStart
 from branchline.sdk.values import encode_default
 
-__all__ = ["RETRY_STATUSES", "HttpSink"]
+__all__ = ["BEGIN_RETRY_SECONDS", "RETRY_STATUSES", "HttpSink"]
 
 #: Statuses worth retrying: the server is overloaded, restarting or behind a proxy that is.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: How long `init()` keeps trying to create its run while the server is unreachable.
+BEGIN_RETRY_SECONDS = 60.0
 _MAX_BACKOFF = 10.0
 
 
@@ -69,9 +71,10 @@ class HttpSink:
     # -- the Sink protocol ------------------------------------------------------------------------
     def begin_run(self, spec: RunSpec) -> RunStart:
         # begin_run is idempotent on the session id, so retrying after a lost answer is safe;
-        # `init` rides out a server restart (the writer's calls retry briefly: it loops anyway).
+        # `init` rides out a server restart, however slow (the writer's calls retry briefly: it
+        # loops anyway). A minute, like wandb's init timeout order of magnitude.
         response = self._request(
-            "POST", "/api/v1/runs/begin", json=spec.to_json(), budget=max(20.0, self.retry_seconds)
+            "POST", "/api/v1/runs/begin", json=spec.to_json(), budget=max(BEGIN_RETRY_SECONDS, self.retry_seconds)
         )
         return RunStart.from_json(response.json())
 

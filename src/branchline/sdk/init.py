@@ -320,15 +320,9 @@ def _remote_start(settings: Settings, spec: RunSpec, terminal: Terminal) -> RunS
     return start
 
 
-def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal: Terminal) -> Run:
+def _open_run(settings: Settings, spec: RunSpec, terminal: Terminal, writer: WriterProcess | None) -> Run:
+    """Create the run where it is stored (store, server or nowhere yet), its directory and journal."""
     mode = settings.mode
-    if mode == "disabled":
-        journal = JournalWriter(Path(os.devnull), discard=True)
-        res = RunResources(journal=journal, run_dir=Path(os.devnull), files_dir=Path(os.devnull), terminal=terminal)
-        start = _local_start(spec)
-        start.name = settings.run_name or f"dummy-{spec.run_id}"
-        return Run(settings, start, res)
-
     store = None
     run_url: str | None = None
     if mode == "online" and settings.base_url:
@@ -381,25 +375,50 @@ def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal:
         lock_fd=lock_fd,
         resume_file=resume_file,
         url=run_url,
+        writer=writer,
     )
-    run = Run(settings, start, res)
+    return Run(settings, start, res)
+
+
+def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal: Terminal) -> Run:
+    mode = settings.mode
+    if mode == "disabled":
+        journal = JournalWriter(Path(os.devnull), discard=True)
+        res = RunResources(journal=journal, run_dir=Path(os.devnull), files_dir=Path(os.devnull), terminal=terminal)
+        start = _local_start(spec)
+        start.name = settings.run_name or f"dummy-{spec.run_id}"
+        return Run(settings, start, res)
+
+    writer: WriterProcess | None = None
+    run_ref: list[Run] = []
+    target = _sink_target(settings)
     if mode == "online":
-        target = _sink_target(settings)
         # The API key goes to the writer through its environment: argv is readable by every user.
         api_key = target.pop("api_key", None)
-        res.writer = WriterProcess(
+        writer = WriterProcess(
+            target,
+            terminal,
+            on_stop=lambda: _stop_requested(run_ref[0]) if run_ref else None,
+            env={WRITER_KEY_ENV: api_key} if api_key else None,
+        )
+    try:
+        run = _open_run(settings, spec, terminal, writer)
+    except BaseException:
+        if writer is not None:
+            writer.abandon()
+        raise
+    run_ref.append(run)
+    if writer is not None:
+        writer.start(
             {
-                "journal": str(journal.path),
+                "journal": str(run._res.journal.path),
                 "session_id": spec.session_id,
-                "incarnation_id": start.incarnation_id,
+                "incarnation_id": run.incarnation_id,
                 "target": target,
                 "poll_seconds": settings.x_writer_poll_seconds,
                 "heartbeat_seconds": settings.heartbeat_seconds,
             },
-            run_dir / "writer.log",
-            terminal,
-            on_stop=lambda: _stop_requested(run),
-            env={WRITER_KEY_ENV: api_key} if api_key else None,
+            run._res.run_dir / "writer.log",
         )
     from branchline.sdk.telemetry import start_telemetry
 

@@ -39,12 +39,16 @@ REMOTE_FINISH_TIMEOUT = 60.0
 
 
 class WriterProcess:
-    """The child process that applies this run's journal to the sink."""
+    """The child process that applies this run's journal to the sink.
+
+    It is started at the very beginning of `init()`, before the run exists, so that its imports
+    (SQLAlchemy, numpy) overlap with the parent's own start-up instead of competing with the first
+    seconds of training; `start()` then hands it the run. `abandon()` lets it go when `init()` fails.
+    """
 
     def __init__(
         self,
-        args: dict[str, Any],
-        log_path: Path,
+        target: dict[str, Any],
         terminal: Terminal,
         on_stop: Any,
         env: dict[str, str] | None = None,
@@ -54,12 +58,13 @@ class WriterProcess:
         self.done = threading.Event()
         self.result: dict[str, Any] = {}
         self.fatal = False
-        self.log_handle = open(log_path, "ab")  # noqa: SIM115 - lives as long as the writer
+        prewarm = "server" if "base_url" in target else "store"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "branchline.sdk.writer", json.dumps(args)],
+            [sys.executable, "-m", "branchline.sdk.writer", "--prewarm", prewarm],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=self.log_handle,
+            # The writer points its stderr at the run's writer.log once it knows the run.
+            stderr=subprocess.DEVNULL,
             # Its own session: a Ctrl-C or a kill of the training process group leaves the writer
             # alive to store what the journal holds.
             start_new_session=True,
@@ -68,6 +73,24 @@ class WriterProcess:
         )
         self.reader = threading.Thread(target=self._listen, name="branchline-writer-listener", daemon=True)
         self.reader.start()
+
+    def start(self, args: dict[str, Any], log_path: Path) -> None:
+        """Hand the waiting writer its run: the journal to tail and where to store it."""
+        self._send({**args, "log": str(log_path)})
+
+    def abandon(self) -> None:
+        """`init()` failed: the waiting writer exits when its stdin closes."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        threading.Thread(target=self._reap, name="branchline-writer-reaper", daemon=True).start()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the writer is gone; finish() stores the journal itself
 
     def _listen(self) -> None:
         assert self.proc.stdout is not None
@@ -90,14 +113,7 @@ class WriterProcess:
         self.done.set()
 
     def finish(self, final_seq: int, timeout: float) -> dict[str, Any]:
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(
-                json.dumps({"cmd": "finish", "final_seq": final_seq, "timeout": timeout}).encode() + b"\n"
-            )
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass
+        self._send({"cmd": "finish", "final_seq": final_seq, "timeout": timeout})
         self.done.wait(None if timeout <= 0 else timeout + 5)
         with contextlib.suppress(OSError):
             self.proc.stdin.close()  # type: ignore[union-attr]
@@ -114,7 +130,6 @@ class WriterProcess:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        self.log_handle.close()
 
 
 @dataclass

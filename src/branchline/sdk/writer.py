@@ -11,6 +11,7 @@ gone: the child applies what the journal holds and marks the run crashed unless 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -26,7 +27,10 @@ from branchline.sdk.journal import JournalReader, RowBlocks
 from branchline.sdk.sink import Sink, make_sink
 from branchline.vocab import RecordKind
 
-__all__ = ["WriterLoop", "main"]
+__all__ = ["WRITER_NICENESS", "WriterLoop", "main"]
+
+#: How much lower than the training process the writer is scheduled.
+WRITER_NICENESS = 5
 
 
 class WriterLoop:
@@ -170,8 +174,40 @@ def _read_commands(commands: queue.Queue[dict[str, Any] | None]) -> None:
     commands.put(None)
 
 
+def _prewarm(kind: str) -> None:
+    """Import what applying needs while the parent is still starting the run."""
+    try:
+        if kind == "store":
+            import branchline.store
+            import branchline.store.writes
+        elif kind == "server":
+            import branchline.sdk.http_sink  # noqa: F401
+    except Exception:
+        pass  # make_sink reports the real problem once it is asked to open the target
+
+
+def _redirect_stderr(path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main(argv: list[str]) -> int:
-    args = json.loads(argv[0])
+    """`--prewarm KIND`: import early, then read the run's arguments as the first line of stdin."""
+    with contextlib.suppress(OSError):
+        # When the machine is busy, training goes first: the journal holds what the writer has not
+        # stored yet, and finish() waits for it.
+        os.nice(WRITER_NICENESS)
+    if len(argv) >= 2 and argv[0] == "--prewarm":
+        _prewarm(argv[1])
+        first = sys.stdin.readline()
+        if not first.strip():
+            return 0  # init() failed before the run existed: nothing to do
+        args = json.loads(first)
+    else:
+        args = json.loads(argv[0])
+    if args.get("log"):
+        _redirect_stderr(args["log"])
     lock = threading.Lock()
 
     def send(message: dict[str, Any]) -> None:
