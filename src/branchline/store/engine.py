@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import math
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from branchline.errors import SchemaError, StoreError
 from branchline.store.schema import SCHEMA_REVISION, metadata
+from branchline.strict_json import strict_json
 
 __all__ = ["make_engine", "ensure_schema", "upgrade", "current_revision", "normalize_url"]
 
@@ -52,27 +51,6 @@ def _begin_sqlite(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def _finite_json(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {str(k).replace("\x00", "\ufffd"): _finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_json(v) for v in value]
-    return value
-
-
-def _strict_json(value: Any) -> str:
-    """Strict JSON (no NaN/Infinity tokens, no \\u0000): JSONB and SQLite's JSON functions reject them."""
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite_json(value), allow_nan=False)
-    return json.dumps(_finite_json(value), allow_nan=False) if "\\u0000" in text else text
-
-
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
@@ -87,27 +65,33 @@ def make_engine(url: str) -> Engine:
             pool_size=5,
             max_overflow=10,
             connect_args={"timeout": 60, "check_same_thread": False},
-            json_serializer=_strict_json,
+            json_serializer=strict_json,
         )
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, json_serializer=_strict_json)
+        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, json_serializer=strict_json)
     raise StoreError(f"Unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://user@host/db.")
 
 
 def current_revision(engine: Engine) -> str | None:
     """The Alembic revision stamped in the database, or None for an empty database."""
     with engine.connect() as conn:
-        try:
+        return _stamped_revision(conn)
+
+
+def _stamped_revision(conn: Connection) -> str | None:
+    # A savepoint keeps a missing table from aborting the caller's PostgreSQL transaction.
+    try:
+        with conn.begin_nested():
             row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        except OperationalError:
+    except OperationalError:
+        return None
+    except Exception as exc:  # PostgreSQL raises ProgrammingError for a missing table
+        if "alembic_version" in str(exc):
             return None
-        except Exception as exc:  # PostgreSQL raises ProgrammingError for a missing table
-            if "alembic_version" in str(exc):
-                return None
-            raise
+        raise
     return None if row is None else str(row[0])
 
 
@@ -129,8 +113,11 @@ def ensure_schema(engine: Engine, url: str, *, create: bool = True) -> None:
             )
         if not create:
             raise SchemaError(f"The store at {url} is empty; run `{_upgrade_command(url)}` first.")
-        # Alembic's recipe for new databases: create everything, then stamp the head.
-        with engine.begin() as conn:
+        # Alembic's recipe for new databases: create everything, then stamp the head. The write
+        # lock is taken first and the revision read again: another process may have just created it.
+        with engine.execution_options(branchline_write=True).begin() as conn:
+            if _stamped_revision(conn) == SCHEMA_REVISION:
+                return
             metadata.create_all(conn)
             conn.execute(
                 text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")

@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
+from branchline.schema_revision import SCHEMA_REVISION
+
 __all__ = [
     "metadata",
     "projects",
@@ -47,9 +49,6 @@ __all__ = [
     "team_members",
     "SCHEMA_REVISION",
 ]
-
-#: The Alembic revision this code reads and writes; the store refuses any other.
-SCHEMA_REVISION = "0004_chunk_sketch"
 
 
 class Json(TypeDecorator[Any]):
