@@ -729,6 +729,11 @@ def test_stop_a_running_run(page: Any, site: dict[str, Any]) -> None:
         line = proc.stdout.readline()
         assert line.startswith("RUN="), proc.stderr.read() if proc.stderr else line
         run_id = line.strip()[4:]
+        # init() returns before the writer process has created the run in the store.
+        deadline = time.monotonic() + 30
+        while _status(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{run_id}") != 200:
+            assert time.monotonic() < deadline, "the running run never reached the store"
+            time.sleep(0.1)
         page.goto(f"/{site['entity']}/vision/runs/{run_id}")
         page.locator(".run-title .state-running").wait_for()
         page.get_by_role("button", name="Stop run").click()

@@ -146,8 +146,8 @@ def _run_loader(base_url: str, api_key: str | None) -> Callable[[str], Any]:
 
 def run_backend(run: Run) -> ArtifactBackend:
     """The backend of an online run: its server over HTTP, or its store with blobs beside it."""
-    store = run._res.store
     base_url = run._settings.base_url
+    store = None if base_url else run._res.embedded_store()
     if store is None and base_url and not run.offline:
         found = _remote_backends.get(run.incarnation_id)
         if found is None:

@@ -7,14 +7,16 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from branchline.errors import UsageError
 from branchline.runspec import RunSpec, RunStart
 from branchline.sdk import globals as run_globals
 from branchline.sdk.config import config_dict_from
+from branchline.sdk.fast_start import fast_start
 from branchline.sdk.journal import JournalWriter
 from branchline.sdk.lifecycle import WRITER_KEY_ENV, RunResources, WriterProcess, install_hooks, registry
 from branchline.sdk.run import Run, validate_tags
@@ -28,6 +30,9 @@ from branchline.vocab import (
     validate_project_name,
     validate_run_id,
 )
+
+if TYPE_CHECKING:
+    from branchline.store import Store
 
 __all__ = ["init"]
 
@@ -320,26 +325,49 @@ def _remote_start(settings: Settings, spec: RunSpec, terminal: Terminal) -> RunS
     return start
 
 
+def _store_opener(settings: Settings, spec: RunSpec) -> Callable[[], Store]:
+    """Opens the store for a run the writer creates, creating it first if the writer has not yet."""
+
+    def open_begun() -> Store:
+        from branchline.store import open_store
+
+        store = open_store(settings.resolved_store_url, crash_timeout=settings.x_crash_timeout)
+        try:
+            store.begin_run(spec)  # idempotent on the session: whichever process comes second reads it
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    return open_begun
+
+
 def _open_run(settings: Settings, spec: RunSpec, terminal: Terminal, writer: WriterProcess | None) -> Run:
     """Create the run where it is stored (store, server or nowhere yet), its directory and journal."""
     mode = settings.mode
     store = None
+    store_opener: Callable[[], Store] | None = None
     run_url: str | None = None
     if mode == "online" and settings.base_url:
         start = _remote_start(settings, spec, terminal)
         run_url = f"{settings.base_url.rstrip('/')}/{start.entity}/{start.project}/runs/{start.run_id}"
     elif mode == "online":
-        _replay_pending(settings, terminal)
-        from branchline.store import open_store
+        fast = fast_start(settings, spec)
+        if fast is not None:
+            start = fast  # the writer creates the run; the store opens here only if the run needs it
+            store_opener = _store_opener(settings, spec)
+        else:
+            _replay_pending(settings, terminal)
+            from branchline.store import open_store
 
-        store = open_store(settings.resolved_store_url, crash_timeout=settings.x_crash_timeout)
-        try:
-            start = store.begin_run(spec)
-        except BaseException:
-            store.close()
-            raise
-        for warning in start.warnings:
-            terminal.warn(warning)
+            store = open_store(settings.resolved_store_url, crash_timeout=settings.x_crash_timeout)
+            try:
+                start = store.begin_run(spec)
+            except BaseException:
+                store.close()
+                raise
+            for warning in start.warnings:
+                terminal.warn(warning)
     else:
         start = _local_start(spec)
         if spec.resume:
@@ -372,6 +400,7 @@ def _open_run(settings: Settings, spec: RunSpec, terminal: Terminal, writer: Wri
         files_dir=files_dir,
         terminal=terminal,
         store=store,
+        store_opener=store_opener,
         lock_fd=lock_fd,
         resume_file=resume_file,
         url=run_url,
@@ -409,17 +438,17 @@ def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal:
         raise
     run_ref.append(run)
     if writer is not None:
-        writer.start(
-            {
-                "journal": str(run._res.journal.path),
-                "session_id": spec.session_id,
-                "incarnation_id": run.incarnation_id,
-                "target": target,
-                "poll_seconds": settings.x_writer_poll_seconds,
-                "heartbeat_seconds": settings.heartbeat_seconds,
-            },
-            run._res.run_dir / "writer.log",
-        )
+        args: dict[str, Any] = {
+            "journal": str(run._res.journal.path),
+            "session_id": spec.session_id,
+            "incarnation_id": run.incarnation_id,
+            "target": target,
+            "poll_seconds": settings.x_writer_poll_seconds,
+            "heartbeat_seconds": settings.heartbeat_seconds,
+        }
+        if run._res.store_opener is not None:
+            args["begin"] = spec.to_json()  # a fast start: the writer creates the run
+        writer.start(args, run._res.run_dir / "writer.log")
     from branchline.sdk.telemetry import start_telemetry
 
     # Online and offline alike (disabled runs returned above); it never raises.

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,8 +112,9 @@ class WriterProcess:
                 self.done.set()
         self.done.set()
 
-    def finish(self, final_seq: int, timeout: float) -> dict[str, Any]:
-        self._send({"cmd": "finish", "final_seq": final_seq, "timeout": timeout})
+    def finish(self, final_seq: int, timeout: float, footer_keys: int = 0) -> dict[str, Any]:
+        """Wait until the writer has applied `final_seq`; it answers with up to `footer_keys` sparklines."""
+        self._send({"cmd": "finish", "final_seq": final_seq, "timeout": timeout, "footer_keys": footer_keys})
         self.done.wait(None if timeout <= 0 else timeout + 5)
         with contextlib.suppress(OSError):
             self.proc.stdin.close()  # type: ignore[union-attr]
@@ -141,12 +142,23 @@ class RunResources:
     files_dir: Path
     terminal: Terminal
     store: Store | None = None
+    #: Set when init() left creating the run to the writer (sdk/fast_start.py): opens the store on demand.
+    store_opener: Callable[[], Store] | None = None
     writer: WriterProcess | None = None
     url: str | None = None
     lock_fd: int = -1
     resume_file: Path | None = None
     warned: set[str] = field(default_factory=set)
     telemetry: list[Any] = field(default_factory=list)  # things with stop()
+    _store_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def embedded_store(self) -> Store | None:
+        """The run's embedded store, opened on first use after a fast start; None without one."""
+        if self.store is None and self.store_opener is not None:
+            with self._store_lock:
+                if self.store is None:
+                    self.store = self.store_opener()
+        return self.store
 
 
 class _Registry:
@@ -215,9 +227,10 @@ def finish_run(run: Run, exit_code: int, state: RunState) -> None:
         timeout = settings.finish_timeout
         if timeout is None:
             timeout = REMOTE_FINISH_TIMEOUT if settings.base_url else 0.0
-        result = res.writer.finish(final_seq, timeout)
+        footer_keys = 0 if res.terminal.quiet else settings.max_end_of_run_history_metrics
+        result = res.writer.finish(final_seq, timeout, footer_keys)
         applied = int(result.get("applied", 0))
-        if applied < final_seq and res.store is not None:
+        if applied < final_seq and not settings.base_url:
             # The writer could not finish (it died or timed out): apply here, idempotently.
             from branchline.sdk.sink import LocalSink
             from branchline.sdk.sync import sync_journal
@@ -263,22 +276,10 @@ def _print_footer(run: Run, lines: list[str]) -> None:
     res = run._res
     if res.terminal.quiet:
         return
-    history: dict[str, Sequence[float]] = {}
+    # The writer read the sparklines' points from the store (the training process never imports it).
+    found = res.writer.result.get("history") if res.writer is not None else None
+    history: dict[str, Sequence[float]] = found if isinstance(found, dict) else {}
     summary = dict(run._state.summary)
-    if res.store is not None and res.writer is not None:
-        try:
-            keys = [
-                k
-                for k, info in res.store.history_keys(run.incarnation_id).items()
-                if info["numeric"] and not k.startswith("_")
-            ]
-            for key in sorted(keys)[: run._settings.max_end_of_run_history_metrics]:
-                _steps, values = res.store.read_series(run.incarnation_id, key)
-                if len(values) > 40:
-                    values = values[:: max(1, len(values) // 40)]
-                history[key] = [float(v) for v in values]
-        except Exception:
-            history = {}
     from branchline.summaries import flatten
 
     flat = {".".join(path): value for path, value in flatten(summary)}

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from branchline.runspec import RunSpec
 from branchline.sdk.journal import JournalReader, RowBlocks
 from branchline.sdk.sink import Sink, make_sink
 from branchline.vocab import RecordKind
@@ -153,14 +154,38 @@ class WriterLoop:
                         time.sleep(self.backoff)
                     else:
                         time.sleep(0.01)
-                self.send(
-                    {
-                        "event": "done",
-                        "applied": self.applied,
-                        "pending": max(0, final - self.applied),
-                    }
-                )
+                done: dict[str, Any] = {
+                    "event": "done",
+                    "applied": self.applied,
+                    "pending": max(0, final - self.applied),
+                }
+                footer_keys = int(command.get("footer_keys") or 0)
+                if footer_keys > 0 and self.applied >= final:
+                    done["history"] = self.footer_history(footer_keys)
+                self.send(done)
                 return
+
+    def footer_history(self, limit: int) -> dict[str, list[float]]:
+        """Up to `limit` numeric history keys, about 40 points each, for the finish summary's sparklines."""
+        store = getattr(self.sink, "store", None)
+        if store is None:
+            return {}  # a server: the footer shows last values only
+        try:
+            keys = [
+                key
+                for key, info in store.history_keys(self.incarnation_id).items()
+                if info["numeric"] and not key.startswith("_")
+            ]
+            history: dict[str, list[float]] = {}
+            for key in sorted(keys)[:limit]:
+                _steps, values = store.read_series(self.incarnation_id, key)
+                if len(values) > 40:
+                    values = values[:: max(1, len(values) // 40)]
+                history[key] = [float(v) for v in values]
+        except Exception as exc:
+            print(f"branchline writer: no sparklines: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return {}
+        return history
 
 
 def _read_commands(commands: queue.Queue[dict[str, Any] | None]) -> None:
@@ -229,6 +254,21 @@ def main(argv: list[str]) -> int:
         )
         send({"event": "fatal"})
         return 1
+    if args.get("begin"):
+        # A fast start (sdk/fast_start.py): the run is created here, from the same spec as the
+        # journal's header, so a later `branchline sync` of that journal finds the same run.
+        try:
+            sink.begin_run(RunSpec.from_json(args["begin"]))
+        except Exception as exc:
+            send(
+                {
+                    "event": "error",
+                    "message": f"could not create the run in the store: {type(exc).__name__}: {exc}",
+                }
+            )
+            send({"event": "fatal"})
+            sink.close()
+            return 1
     commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_read_commands, args=(commands,), daemon=True).start()
     loop = WriterLoop(
