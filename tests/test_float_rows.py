@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 import branchline
-from branchline.sdk.journal import RowBlocks, read_journal
+from branchline.sdk.journal import JournalReader, RowBlocks, read_journal
 from branchline.vocab import RecordKind
 from tests.conftest import rows, store_at
 
@@ -136,3 +137,85 @@ def test_live_summary_follows_journal_order_across_layouts(quiet: dict[str, Any]
     run.summary["best"] = 1.0  # an explicit edit sees the rows before it
     assert run.summary["loss"] == 3.0 and run.summary["best"] == 1.0
     run.finish()
+
+
+def _journal_with_mixed_rows(tmp_path: Path, quiet: dict[str, Any]) -> Path:
+    run = branchline.init(project="fr", mode="offline", id="bulk", settings=quiet)
+    for step in range(400):
+        if step % 50 == 7:
+            run.log({"x": "text"})  # a msgpack record between runs of float rows
+        elif step % 100 < 60:
+            run.log({"x": step * 1.0, "y": -step / 3})
+        else:
+            run.log({"z": step * 0.5})  # another layout, another width
+        if step == 200:
+            run.log({})  # a row with no keys at all
+    run.finish()
+    (journal,) = tmp_path.glob("branchline/runs/*/journal.blj")
+    return journal
+
+
+def _tail_all(journal: Path, limit: int) -> tuple[list[list[Any]], int]:
+    reader = JournalReader(journal, blocks=True)
+    out: list[list[Any]] = []
+    while True:
+        records, _ = reader.read_available(limit=limit)
+        if not records:
+            return out, reader.offset
+        out.extend(records)
+
+
+def _rows_of(records: list[list[Any]]) -> list[tuple[Any, ...]]:
+    """Every record, with blocks opened up row by row, in a form that compares exactly."""
+    out: list[tuple[Any, ...]] = []
+    for record in records:
+        if int(record[1]) == RecordKind.ROW_BLOCK:
+            _, _, keys, seqs, steps, stamps, runtimes, values = record
+            seq = np.frombuffer(seqs, "<i8")
+            matrix = np.frombuffer(values, "<f8").reshape(len(seq), len(keys))
+            for i in range(len(seq)):
+                out.append(
+                    (
+                        int(seq[i]),
+                        tuple(keys),
+                        int(np.frombuffer(steps, "<i8")[i]),
+                        float(np.frombuffer(stamps, "<f8")[i]),
+                        float(np.frombuffer(runtimes, "<f8")[i]),
+                        tuple(matrix[i].tolist()),
+                    )
+                )
+        else:
+            out.append((int(record[0]), int(record[1]), repr(record[2:])))
+    return out
+
+
+@pytest.mark.parametrize("limit", [1, 7, 20_000])
+def test_the_writers_bulk_decoding_matches_the_record_path(tmp_path: Path, quiet: dict[str, Any], limit: int) -> None:
+    journal = _journal_with_mixed_rows(tmp_path, quiet)
+    expected = RowBlocks().compact(read_journal(journal).records)
+    got, _ = _tail_all(journal, limit)
+    assert all(len(r[3]) <= 8 * limit for r in got if int(r[1]) == RecordKind.ROW_BLOCK)  # batches keep the limit
+    assert _rows_of(got) == _rows_of(expected)
+    assert sum(int(r[1]) == RecordKind.ROW_BLOCK for r in got) >= (8 if limit > 7 else 1)
+
+
+def test_bulk_decoding_stops_at_a_corrupt_or_torn_row(tmp_path: Path, quiet: dict[str, Any]) -> None:
+    journal = _journal_with_mixed_rows(tmp_path, quiet)
+    data = bytearray(journal.read_bytes())
+    good = read_journal(journal)
+    # Corrupt one value byte of a float row in the middle of a run: reading stops just before it.
+    rows_seen = [r for r in good.records if int(r[1]) == RecordKind.FLOAT_ROW]
+    victim = rows_seen[len(rows_seen) // 2]
+    needle = victim[6]  # the row's value bytes
+    at = bytes(data).index(needle)
+    data[at] ^= 0xFF
+    journal.write_bytes(bytes(data))
+    expected = RowBlocks().compact(read_journal(journal).records)
+    assert _rows_of(expected)[-1][0] == victim[0] - 1
+    got, offset = _tail_all(journal, 20_000)
+    assert _rows_of(got) == _rows_of(expected)
+    assert offset == read_journal(journal).end_offset
+    # A torn last frame: the rows before it are read, the partial one is left for later.
+    journal.write_bytes(bytes(data[: at - 40]))
+    got, _ = _tail_all(journal, 20_000)
+    assert _rows_of(got) == _rows_of(RowBlocks().compact(read_journal(journal).records))

@@ -116,11 +116,13 @@ class ReadResult:
 class JournalReader:
     """Reads frames incrementally from an offset; used by the writer to tail a live journal."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, blocks: bool = False) -> None:
+        """With `blocks`, runs of float rows come out as ROW_BLOCK records, decoded in bulk."""
         self.path = path
         self.offset = 0
         self._handle: Any = None
         self._unparsed = b""
+        self._layouts: dict[int, list[str]] | None = {} if blocks else None
 
     def _open(self) -> bool:
         if self._handle is None:
@@ -152,7 +154,7 @@ class JournalReader:
             more = handle.read(_READ_CHUNK)
             if more:
                 self._unparsed = self._unparsed + more if self._unparsed else more
-        records, used = _parse(self._unparsed, limit)
+        records, used = _parse(self._unparsed, limit, self._layouts)
         self.offset += used
         self._unparsed = self._unparsed[used:]
         return records, len(self._unparsed)
@@ -175,16 +177,31 @@ def row_struct(width: int) -> struct.Struct:
     return struct.Struct(f"<BHQqdd{width}d")
 
 
-def _parse(data: bytes, limit: int) -> tuple[list[list[Any]], int]:
+def _parse(data: bytes, limit: int, layouts: dict[int, list[str]] | None = None) -> tuple[list[list[Any]], int]:
+    """Good records from the start of `data` (at most `limit`) and the bytes they used.
+
+    Given `layouts` (filled from the ROW_SCHEMA records read), runs of float rows of a known layout
+    are returned as ROW_BLOCK records instead of one record per row.
+    """
     records: list[list[Any]] = []
+    taken = 0
     pos = 0
     size = len(data)
     unpack = msgpack.unpackb
-    while pos + 8 <= size and len(records) < limit:
+    while pos + 8 <= size and taken < limit:
         length, crc = FRAME.unpack_from(data, pos)
         end = pos + 8 + length
         if length > MAX_RECORD or end > size:
             break
+        if layouts is not None and data[pos + 8] == ROW_MARK and length >= ROW_HEAD.size:
+            keys = layouts.get(_LAYOUT.unpack_from(data, pos + 9)[0])
+            if keys is not None and length == ROW_HEAD.size + 8 * len(keys):
+                block, rows, pos = _float_block(data, pos, length, keys, limit - taken)
+                if block is None:
+                    break  # the first row's checksum is wrong: a torn or corrupt tail
+                records.append(block)
+                taken += rows
+                continue
         body = data[pos + 8 : end]
         if zlib.crc32(body) != crc:
             break
@@ -199,9 +216,69 @@ def _parse(data: bytes, limit: int) -> tuple[list[list[Any]], int]:
             record = unpack(body, strict_map_key=False)
         except Exception:
             break
+        if layouts is not None and type(record) is list and len(record) > 3 and record[1] == RecordKind.ROW_SCHEMA:
+            layouts[int(record[2])] = [str(k) for k in record[3]]
         records.append(record)
+        taken += 1
         pos = end
     return records, pos
+
+
+_LAYOUT = struct.Struct("<H")
+
+
+def _float_block(
+    data: bytes, pos: int, length: int, keys: list[str], max_rows: int
+) -> tuple[list[Any] | None, int, int]:
+    """The float rows from `pos` that share its frame length and layout, as one ROW_BLOCK record.
+
+    Decoded as one numpy array (the writer process has numpy loaded; the training process never
+    calls this). Returns the record (None when even the first checksum fails), its row count and
+    the offset after it.
+    """
+    import numpy as np
+
+    fields: list[Any] = [
+        ("length", "<u4"),
+        ("crc", "<u4"),
+        ("mark", "u1"),
+        ("layout", "<u2"),
+        ("seq", "<i8"),
+        ("step", "<i8"),
+        ("ts", "<f8"),
+        ("runtime", "<f8"),
+    ]
+    if keys:
+        fields.append(("values", "<f8", (len(keys),)))
+    stride = 8 + length
+    count = min((len(data) - pos) // stride, max_rows)
+    frames = np.frombuffer(data, dtype=np.dtype(fields), count=count, offset=pos)
+    layout = frames["layout"][0]
+    same = (frames["length"] == length) & (frames["mark"] == ROW_MARK) & (frames["layout"] == layout)
+    if not same.all():
+        count = int(np.argmin(same))
+    view = memoryview(data)
+    start = pos + 8
+    for index, crc in enumerate(frames["crc"][:count].tolist()):
+        if zlib.crc32(view[start : start + length]) != crc:
+            count = index
+            break
+        start += stride
+    if count == 0:
+        return None, 0, pos
+    frames = frames[:count]
+    values = frames["values"].tobytes() if keys else b""
+    block = [
+        int(frames["seq"][-1]),
+        int(RecordKind.ROW_BLOCK),
+        list(keys),
+        frames["seq"].tobytes(),
+        frames["step"].tobytes(),
+        frames["ts"].tobytes(),
+        frames["runtime"].tobytes(),
+        values,
+    ]
+    return block, count, pos + count * stride
 
 
 def read_journal(path: Path) -> ReadResult:

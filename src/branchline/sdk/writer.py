@@ -46,7 +46,7 @@ class WriterLoop:
         poll_seconds: float = 0.1,
         heartbeat_seconds: float = 30.0,
     ) -> None:
-        self.reader = JournalReader(journal)
+        self.reader = JournalReader(journal, blocks=True)
         self.blocks = RowBlocks()
         self.sink = sink
         self.session_id = session_id
