@@ -233,3 +233,30 @@ def test_commit_metadata_with_a_lone_surrogate_is_a_clear_422(fuzz_server: tuple
         assert "lone surrogate" in response.json()["error"]["message"]
     listed = httpx.get(f"{server.base_url}/api/v1/artifacts/fuzzer/p/collections/m1/versions", headers=headers)
     assert listed.status_code in (200, 404) and "m1" not in listed.text  # nothing was committed
+
+
+def test_artifact_names_types_and_aliases_follow_the_sdks_rules(fuzz_server: tuple[ServerProcess, str]) -> None:
+    server, key = fuzz_server
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"{server.base_url}/api/v1/artifacts/fuzzer/p/commit"
+    bad = [
+        ({"name": "has space"}, "name", "Invalid artifact name"),
+        ({"name": "a/b"}, "name", "Invalid artifact name"),
+        ({"name": "x" * 129}, "name", "the limit is 128"),
+        ({"type": "data:set"}, "type", "Invalid artifact type"),
+        ({"aliases": ["v3"]}, "aliases", "names a version"),
+        ({"aliases": ["best/one"]}, "aliases", "Invalid artifact alias"),
+    ]
+    for change, field, words in bad:
+        body = {"name": "ok-name", "type": "dataset", "digest": "d", "entries": [], **change}
+        response = httpx.post(url, json=body, headers=headers)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert words in error["message"] and field in error["field"], error
+    good = {"name": "ok-name.v1_x", "type": "dataset", "digest": "d", "entries": [], "aliases": ["best"]}
+    created = httpx.post(url, json=good, headers=headers)
+    assert created.status_code == 200, created.text
+    version_id = msgpack.unpackb(created.content)["version"]["id"]  # the artifact API answers in msgpack
+    edit = f"{server.base_url}/api/v1/artifacts/versions/{version_id}/aliases"
+    refused = httpx.put(edit, json={"aliases": ["v0"]}, headers=headers)
+    assert refused.status_code == 422 and "names a version" in refused.json()["error"]["message"]

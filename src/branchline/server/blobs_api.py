@@ -19,7 +19,7 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
@@ -33,6 +33,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from branchline.artifacts.backend import LOGGED, CommitRequest, EmbeddedBackend
 from branchline.artifacts.blobs import BlobStore, LocalBlobStore, open_blob_store, resolve_blob_url
+from branchline.artifacts.naming import validate_aliases, validate_name, validate_type
 from branchline.errors import UsageError
 from branchline.server.auth import AuthPrincipalDep, Principal, check_access
 from branchline.server.errors import ApiError
@@ -113,17 +114,34 @@ class EntryBody(BaseModel):
         return self
 
 
+def _sdk_rule(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An SDK validator (which raises UsageError) as a pydantic one: the same rule, the same words."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return check(value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+
+    return validate
+
+
+ArtifactName = Annotated[str, AfterValidator(_sdk_rule(validate_name))]
+ArtifactType = Annotated[str, AfterValidator(_sdk_rule(validate_type))]
+ArtifactAlias = Annotated[str, AfterValidator(_sdk_rule(lambda alias: validate_aliases([alias])[0]))]
+
+
 class CommitBody(BaseModel):
     """`POST .../commit`: a version's manifest, aliases and the incarnation that logged or used it."""
 
     model_config = ConfigDict(extra="forbid")
-    name: Short
-    type: Short
+    name: ArtifactName
+    type: ArtifactType
     digest: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     entries: Annotated[list[EntryBody], Field(max_length=10_000_000)]
     description: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
     metadata: JsonObject = Field(default_factory=dict)
-    aliases: Annotated[list[Short], Field(max_length=1000)] = Field(default_factory=list)
+    aliases: Annotated[list[ArtifactAlias], Field(max_length=1000)] = Field(default_factory=list)
     incarnation_id: Annotated[str, StringConstraints(max_length=32)] | None = None
     role: Annotated[str, StringConstraints(pattern=r"^(logged|used)$")] = LOGGED
 
@@ -135,7 +153,7 @@ class UseBody(BaseModel):
 
 class AliasesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    aliases: Annotated[list[Short], Field(max_length=1000)]
+    aliases: Annotated[list[ArtifactAlias], Field(max_length=1000)]
 
 
 class VersionEdit(BaseModel):
