@@ -230,3 +230,14 @@ def test_killed_at_random_moments_a_fast_started_run_loses_nothing(tmp_path: Pat
             assert len(steps) == len(set(steps.tolist())), f"{run_id}: a step was stored twice"
             assert set(range(last + 1)) <= set(steps.tolist()), f"{run_id}: lost a step whose log() returned"
             assert view.state == "crashed" and view.name == name  # the journal's header carries the name
+
+
+def test_api_finds_a_run_of_this_process_right_after_init(tmp_path: Path, quiet: dict[str, Any]) -> None:
+    run = branchline.init("at-once", config={"lr": 0.5}, settings=quiet)
+    assert run._res.store is None  # a fast start: the writer is still creating the run
+    api = branchline.Api(overrides={"store_url": f"sqlite:///{tmp_path / 'branchline' / 'store.db'}"})
+    found = api.run(run.path)
+    assert (found.id, found.name, found.state, found.config) == (run.id, run.name, "running", {"lr": 0.5})
+    with pytest.raises(branchline.RunNotFoundError):
+        api.run(f"{run.entity}/at-once/nosuchrun")  # nothing of this process to wait for: at once
+    run.finish()

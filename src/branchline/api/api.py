@@ -62,6 +62,12 @@ class Api:
         entity, project, run_id = parse_run_path(path, entity=self.default_entity, project=self.default_project)
         view = self.backend.get_run(entity, project, run_id)
         if view is None:
+            from branchline.sdk.lifecycle import wait_until_stored
+
+            # A run this process has just started may still be on its way into the store.
+            if wait_until_stored():
+                view = self.backend.get_run(entity, project, run_id)
+        if view is None:
             raise RunNotFoundError(f"Run {entity}/{project}/{run_id} not found (looked up from {path!r}).")
         return Run(self.backend, view)
 

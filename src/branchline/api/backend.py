@@ -108,12 +108,14 @@ def open_backend(settings: Settings) -> Backend:
             # As in wandb: without an entity, paths are read in the key owner's own entity.
             settings.entity = remote.default_entity()
         return remote
+    from branchline.sdk.lifecycle import wait_until_stored
     from branchline.store.store import open_store
 
     url = settings.resolved_store_url
     path = _sqlite_file(url)
-    if path is not None and not path.exists():
-        # Reading must not leave an empty store behind in whatever directory the script ran in.
+    # The first run of this process in a new directory may still be creating the store (its writer
+    # does that); otherwise reading must not leave an empty store behind wherever the script ran.
+    if path is not None and not path.exists() and not (wait_until_stored() and path.exists()):
         raise UsageError(
             f"No branchline store at {path}: no runs were logged with dir={path.parent.parent}. "
             "Point at the right one with Api(overrides={'root_dir': ...} or {'store_url': ...}), "

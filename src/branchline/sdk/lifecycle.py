@@ -30,6 +30,7 @@ __all__ = [
     "finish_run",
     "install_hooks",
     "registry",
+    "wait_until_stored",
 ]
 
 #: How the writer process receives a server's API key (its argv is visible to every user).
@@ -56,6 +57,9 @@ class WriterProcess:
         self.terminal = terminal
         self.on_stop = on_stop
         self.done = threading.Event()
+        #: Set once the run is in the store, when the writer creates it (a fast start), or once
+        #: the writer is gone.
+        self.begun = threading.Event()
         self.result: dict[str, Any] = {}
         self.fatal = False
         prewarm = "server" if "base_url" in target else "store"
@@ -107,9 +111,12 @@ class WriterProcess:
                 self.on_stop()
             elif event == "fatal":
                 self.fatal = True
+            elif event == "begun":
+                self.begun.set()
             elif event == "done":
                 self.result = message
                 self.done.set()
+        self.begun.set()
         self.done.set()
 
     def finish(self, final_seq: int, timeout: float, footer_keys: int = 0) -> dict[str, Any]:
@@ -284,6 +291,24 @@ def _print_footer(run: Run, lines: list[str]) -> None:
 
     flat = {".".join(path): value for path, value in flatten(summary)}
     res.terminal.footer(history, flat, lines)
+
+
+def wait_until_stored(timeout: float = 30.0) -> bool:
+    """Wait for the runs of this process that their writers are still creating (fast starts).
+
+    Reading right after `init()` (`Api().run(run.path)`, or `Api()` on a store the first run is
+    creating) would otherwise not find them yet. Returns whether there was any to wait for.
+    """
+    with registry.lock:
+        pending = [
+            r._res.writer
+            for r in registry.runs
+            if r._res.writer is not None and r._res.store is None and r._res.store_opener is not None
+        ]
+    deadline = time.monotonic() + timeout
+    for writer in pending:
+        writer.begun.wait(max(0.0, deadline - time.monotonic()))
+    return bool(pending)
 
 
 def _release_lock(res: RunResources) -> None:

@@ -269,6 +269,7 @@ def main(argv: list[str]) -> int:
             send({"event": "fatal"})
             sink.close()
             return 1
+        send({"event": "begun"})
     commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_read_commands, args=(commands,), daemon=True).start()
     loop = WriterLoop(
