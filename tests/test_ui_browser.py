@@ -801,3 +801,31 @@ def test_dark_theme_and_keyboard_menu(page: Any, site: dict[str, Any]) -> None:
         page.evaluate("document.activeElement.getAttribute('aria-label')") == f"Actions for {site['ids']['r3']['name']}"
     )
     page.get_by_role("button", name="Switch to light theme").click()
+
+
+def test_a_run_page_opened_before_the_run_exists_shows_it_when_it_arrives(page: Any, site: dict[str, Any]) -> None:
+    root: Path = site["root"]
+    page.goto(f"/{site['entity']}/arrivals/runs/arrives-later")
+    page.get_by_role("status").filter(has_text="shows up here within a few seconds").wait_for()
+    assert "not found" in page.locator(".error-text").inner_text().lower()
+    page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, branchline\n"
+            "run = branchline.init(project='arrivals', id='arrives-later', dir=sys.argv[1], settings={'quiet': True})\n"
+            "run.log({'loss': 0.5})\n"
+            "run.finish()\n",
+            str(root),
+        ],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    page.locator(".run-title .state-finished").wait_for(timeout=20_000)
+    assert page.evaluate("window.__sameDocument === true")
+    assert page.locator(".error-text").count() == 0

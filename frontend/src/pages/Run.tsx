@@ -1,8 +1,8 @@
 // A run's page: Overview, Workspace, System, Logs, Files and Artifacts tabs, for the current
 // incarnation or an archived one.
 import type { ComponentChildren } from "preact";
-import { useEffect, useState } from "preact/hooks";
-import { api, errorText, runBase, type RunBrief, type RunDetail } from "../api";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, api, errorText, runBase, type RunBrief, type RunDetail } from "../api";
 import { ChartControls, readChartSettings, readClosed, toggleClosed } from "../components/ChartControls";
 import { confirmDialog } from "../components/Dialog";
 import { KeyValueTable } from "../components/KeyValueTable";
@@ -363,16 +363,27 @@ export function RunPage({
   const detail = useAsync(() => api.run(entity, project, runId, incarnation), [entity, project, runId, incarnation]);
   const run = detail.data;
   const running = run ? isRunning(run.state) : false;
-  usePoll(detail.reload, 2500, running);
+  // A run that is not there yet may be on its way: the SDK's writer creates a new run just after
+  // init() returns. Keep asking, and keep the message up while asking again.
+  const lastError = useRef<unknown>(undefined);
+  if (detail.error !== undefined || run) lastError.current = detail.error;
+  const error = detail.error ?? (detail.loading ? lastError.current : undefined);
+  const missing = !run && error instanceof ApiError && error.status === 404;
+  usePoll(detail.reload, 2500, running || missing);
   const projects = useAsync(() => api.projects(), [entity]);
   const names = (projects.data?.projects ?? []).filter((p) => p.entity === entity).map((p) => p.name);
 
   if (!run) {
     return (
       <div class="page">
-        {detail.error !== undefined ? (
+        {error !== undefined ? (
           <div class="empty">
-            <p class="error-text">{errorText(detail.error)}</p>
+            <p class="error-text">{errorText(error)}</p>
+            {missing && !incarnation && (
+              <p class="muted" role="status">
+                A run that has just started shows up here within a few seconds.
+              </p>
+            )}
             <a href={projectPath(entity, project)}>Back to {project}</a>
           </div>
         ) : (
