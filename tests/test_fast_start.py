@@ -238,6 +238,9 @@ def test_api_finds_a_run_of_this_process_right_after_init(tmp_path: Path, quiet:
     api = branchline.Api(overrides={"store_url": f"sqlite:///{tmp_path / 'branchline' / 'store.db'}"})
     found = api.run(run.path)
     assert (found.id, found.name, found.state, found.config) == (run.id, run.name, "running", {"lr": 0.5})
+    second = branchline.init("at-once", reinit="create_new", settings=quiet)
+    assert [r.id for r in api.runs(f"{run.entity}/at-once")] == [run.id, second.id]  # listed at once too
+    second.finish()
     with pytest.raises(branchline.RunNotFoundError):
         api.run(f"{run.entity}/at-once/nosuchrun")  # nothing of this process to wait for: at once
     run.finish()

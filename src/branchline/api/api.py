@@ -10,6 +10,7 @@ from branchline.api.paths import PathError, parse_project_path, parse_run_path
 from branchline.api.projects import Project
 from branchline.api.runs import Run, Runs
 from branchline.errors import RunNotFoundError
+from branchline.sdk.lifecycle import wait_until_stored
 from branchline.settings import Settings
 
 __all__ = ["Api"]
@@ -61,12 +62,9 @@ class Api:
         or `run_id`; raises RunNotFoundError naming the path when there is no such run."""
         entity, project, run_id = parse_run_path(path, entity=self.default_entity, project=self.default_project)
         view = self.backend.get_run(entity, project, run_id)
-        if view is None:
-            from branchline.sdk.lifecycle import wait_until_stored
-
-            # A run this process has just started may still be on its way into the store.
-            if wait_until_stored():
-                view = self.backend.get_run(entity, project, run_id)
+        # A run this process has just started may still be on its way into the store.
+        if view is None and wait_until_stored():
+            view = self.backend.get_run(entity, project, run_id)
         if view is None:
             raise RunNotFoundError(f"Run {entity}/{project}/{run_id} not found (looked up from {path!r}).")
         return Run(self.backend, view)
@@ -86,6 +84,7 @@ class Api:
         (`+` ascending, the default); filters are MongoDB-style, evaluated by the database.
         """
         entity, project = parse_project_path(path, entity=self.default_entity, project=self.default_project)
+        wait_until_stored()  # the list includes runs this process has just started
         return Runs(self.backend, entity, project, filters=filters, order=order, per_page=per_page)
 
     def projects(self, entity: str | None = None, per_page: int = 200) -> list[Project]:
