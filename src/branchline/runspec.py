@@ -67,5 +67,36 @@ class RunStart:
         return asdict(self)
 
     @classmethod
+    def without_store(cls, spec: RunSpec, name: str) -> RunStart:
+        """What a run knows of itself without reading a store: what `spec` asks, no summary yet."""
+        origin = spec.fork_from or spec.resume_from
+        return cls(
+            entity=spec.entity,
+            project=spec.project,
+            run_id=spec.run_id,
+            incarnation_id=spec.incarnation_id,
+            name=name,
+            notes=spec.notes or "",
+            tags=list(spec.tags or []),
+            group=spec.group or "",
+            job_type=spec.job_type or "",
+            config=dict(spec.config),
+            summary={},
+            rules={},
+            starting_step=0 if spec.branch_step is None else spec.branch_step + 1,
+            runtime_offset=0.0,
+            resumed=False,
+            forked_from=None
+            if spec.branch_step is None
+            else {
+                "run_id": origin,
+                "path": f"{spec.entity}/{spec.project}/{origin}",
+                "step": spec.branch_step,
+                "kind": "fork" if spec.fork_from else "rewind",
+                "archived": spec.resume_from is not None,
+            },
+        )
+
+    @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunStart:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -48,25 +48,9 @@ def fast_start(settings: Settings, spec: RunSpec) -> RunStart | None:
         return None
     if spec.name is None:
         spec.name = random_run_name(count + 1)
-    return RunStart(
-        entity=spec.entity,
-        project=spec.project,
-        run_id=spec.run_id,
-        incarnation_id=spec.incarnation_id,
-        name=spec.name,
-        notes=spec.notes or "",
-        tags=list(spec.tags or []),
-        group=spec.group or "",
-        job_type=spec.job_type or "",
-        # What reading it back from the store would give.
-        config=strict_value(spec.config),
-        summary={},
-        rules={},
-        starting_step=0,
-        runtime_offset=0.0,
-        resumed=False,
-        forked_from=None,
-    )
+    start = RunStart.without_store(spec, name=spec.name)
+    start.config = strict_value(spec.config)  # what reading it back from the store would give
+    return start
 
 
 def _journals_to_replay(settings: Settings) -> bool:

@@ -242,33 +242,7 @@ def _read_resume_file(settings: Settings) -> str | None:
 
 def _local_start(spec: RunSpec) -> RunStart:
     """What an offline or disabled run knows without a store."""
-    starting = (spec.branch_step + 1) if spec.branch_step is not None else 0
-    return RunStart(
-        entity=spec.entity,
-        project=spec.project,
-        run_id=spec.run_id,
-        incarnation_id=spec.incarnation_id,
-        name=spec.name or f"offline-{spec.run_id}",
-        notes=spec.notes or "",
-        tags=list(spec.tags or []),
-        group=spec.group or "",
-        job_type=spec.job_type or "",
-        config=dict(spec.config),
-        summary={},
-        rules={},
-        starting_step=starting,
-        runtime_offset=0.0,
-        resumed=False,
-        forked_from=None
-        if spec.branch_step is None
-        else {
-            "run_id": spec.fork_from or spec.resume_from,
-            "path": f"{spec.entity}/{spec.project}/{spec.fork_from or spec.resume_from}",
-            "step": spec.branch_step,
-            "kind": "fork" if spec.fork_from else "rewind",
-            "archived": spec.resume_from is not None,
-        },
-    )
+    return RunStart.without_store(spec, name=spec.name or f"offline-{spec.run_id}")
 
 
 def _replay_pending(settings: Settings, terminal: Terminal) -> None:
