@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "chromium"]
+import pytest
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "UI_INDEX", "chromium", "require_browser_and_app"]
 
 CHROMIUM = "/usr/bin/chromium"
+UI_INDEX = Path(__file__).resolve().parents[1] / "src" / "branchline" / "server" / "ui_dist" / "index.html"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -33,3 +37,11 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def require_browser_and_app() -> None:
+    """Skip without Debian's chromium (`.ci/run` installs it); fail when the web app is not built."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    if not UI_INDEX.exists():
+        pytest.fail("The web app is not built: run scripts/build-frontend.sh")

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import CHROMIUM, chromium
+from tests.browser import chromium, require_browser_and_app
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +35,6 @@ SHOTS = (
     if os.environ.get("BRANCHLINE_UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "branchline-screenshots"
 )
-UI_INDEX = REPO / "src" / "branchline" / "server" / "ui_dist" / "index.html"
 
 SEED = textwrap.dedent(
     """
@@ -145,10 +144,7 @@ def _status(url: str) -> int:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A store filled by the SDK and a `branchline ui` process serving it."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    if not UI_INDEX.exists():
-        pytest.fail("The web app is not built: run scripts/build-frontend.sh")
+    require_browser_and_app()
     root = tmp_path_factory.mktemp("ui-world")
     seeded = subprocess.run(
         [sys.executable, "-c", SEED, str(root)], cwd=root, env=_env(root), capture_output=True, text=True, timeout=240

@@ -23,13 +23,11 @@ import pytest
 
 from branchline.store import open_store
 from tests.backends import ServerProcess
-from tests.browser import CHROMIUM, chromium
+from tests.browser import chromium, require_browser_and_app
 from tests.store_factory import add_run
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-UI_INDEX = REPO / "src" / "branchline" / "server" / "ui_dist" / "index.html"
 LOG_TEXT = "epoch 0 loss=0.5\n"
 
 
@@ -47,10 +45,7 @@ def _png(width: int = 3, height: int = 2) -> bytes:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A store where alice (with a key) owns a private and a public project, served with auth on."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    if not UI_INDEX.exists():
-        pytest.fail("The web app is not built: run scripts/build-frontend.sh")
+    require_browser_and_app()
     root = tmp_path_factory.mktemp("login-world")
     url = f"sqlite:///{root / 'store.db'}"
     image = _png()
