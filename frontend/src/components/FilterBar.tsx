@@ -127,12 +127,17 @@ function ExpressionInput({ value, fields, onChange, onApply }: { value: string; 
     const next = `${value.slice(0, start)}${field} ${value.slice(caret)}`;
     onChange(next);
     const at = start + field.length + 1;
+    // Text and caret go in place now, not on a later frame: by then the user may have typed on,
+    // and moving the caret back would put their next keys before what they had just typed.
+    const el = box.current;
+    if (el) {
+      el.value = next;
+      el.focus();
+      el.setSelectionRange(at, at);
+    }
+    onChange(next);
     setCaret(at);
     setDismissed(true);
-    window.requestAnimationFrame(() => {
-      box.current?.focus();
-      box.current?.setSelectionRange(at, at);
-    });
   };
   return (
     <div class="expr">
