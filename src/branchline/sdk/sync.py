@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from branchline.runspec import RunSpec
-from branchline.sdk.journal import RowBlocks, read_journal
+from branchline.sdk.journal import JournalReader, RowBlocks
 from branchline.sdk.sink import Sink
 from branchline.vocab import RecordKind
 
@@ -63,27 +63,49 @@ def sync_journal(
     delete: bool = True,
     overrides: dict[str, Any] | None = None,
 ) -> SyncResult:
-    """Apply every good record of `journal` to `sink`; idempotent, so safe to run twice."""
-    result = read_journal(journal)
-    records = result.records
-    if not records or int(records[0][1]) != RecordKind.HEADER:
-        raise ValueError(f"{journal} has no run header; it cannot be synced.")
-    spec = RunSpec.from_json(dict(records[0][2]))
-    if overrides:
-        for name, value in overrides.items():
-            if value is not None:
-                setattr(spec, name, value)
-    start = sink.begin_run(spec)
-    body = RowBlocks().compact(records[1:])
-    for offset in range(0, len(body), BATCH):
-        sink.apply(spec.session_id, body[offset : offset + BATCH])
-    finished = any(int(r[1]) == RecordKind.EXIT for r in body)
+    """Apply every good record of `journal` to `sink`; idempotent, so safe to run twice.
+
+    The journal is streamed in batches (runs of float rows decoded in bulk), so a long run's
+    journal is never held in memory as one record per row.
+    """
+    reader = JournalReader(journal, blocks=True)
+    try:
+        first, _ = reader.read_available(limit=1)
+        if not first or int(first[0][1]) != RecordKind.HEADER:
+            raise ValueError(f"{journal} has no run header; it cannot be synced.")
+        spec = RunSpec.from_json(dict(first[0][2]))
+        if overrides:
+            for name, value in overrides.items():
+                if value is not None:
+                    setattr(spec, name, value)
+        start = sink.begin_run(spec)
+        blocks = RowBlocks()
+        count = 1
+        finished = False
+        saved: dict[str, str] = {}
+        while True:
+            records, torn_bytes = reader.read_available(limit=BATCH)
+            if not records:
+                break
+            body = blocks.compact(records)
+            sink.apply(spec.session_id, body)
+            for record in body:
+                kind = int(record[1])
+                if kind == RecordKind.ROW_BLOCK:
+                    count += len(record[3]) // 8  # one journal record per row
+                    continue
+                count += 1
+                if kind == RecordKind.EXIT:
+                    finished = True
+                elif kind == RecordKind.FILE:
+                    saved[str(record[2])] = str(record[4])
+    finally:
+        reader.close()
     if not finished:
         sink.mark_crashed(start.incarnation_id, spec.session_id)
     upload = getattr(sink, "upload_run_files", None)
     if upload is not None:  # a server: it has the file records now, send the contents too
         files_dir = journal.parent.parent.parent / "files" / spec.incarnation_id
-        saved = {str(r[2]): str(r[4]) for r in body if int(r[1]) == RecordKind.FILE}
         upload(start, [(name, files_dir / name, sha) for name, sha in saved.items()])
     store = getattr(sink, "store", None)
     if store is not None and (journal.parent / "artifacts").exists():
@@ -97,7 +119,7 @@ def sync_journal(
     return SyncResult(
         journal=journal,
         path=f"{start.entity}/{start.project}/{start.run_id}",
-        records=len(records),
-        torn_bytes=result.torn_bytes,
+        records=count,
+        torn_bytes=torn_bytes,
         finished=finished,
     )
