@@ -10,8 +10,10 @@ wandb.finish()
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from branchline._version import __version__
 from branchline.errors import (
     AuthenticationError,
     CommError,
@@ -21,15 +23,16 @@ from branchline.errors import (
     SchemaError,
     UsageError,
 )
-from branchline.sdk.init import init
-from branchline.sdk.run import Metric, Run
 from branchline.settings import Settings
 
 if TYPE_CHECKING:
+    # Resolved lazily by `__getattr__` below; imported here only for type checkers.
     from branchline.api import Api
     from branchline.artifacts import Artifact
     from branchline.sdk.alerts import AlertLevel
     from branchline.sdk.config import Config
+    from branchline.sdk.init import init
+    from branchline.sdk.run import Metric, Run
     from branchline.sdk.summary import Summary
 
 __all__ = [
@@ -60,8 +63,6 @@ __all__ = [
     "RunNotFoundError",
     "SchemaError",
 ]
-
-__version__ = "0.1.0"
 
 #: The current run (set by `init`, reset by `finish`).
 run: Run | None = None
@@ -112,18 +113,26 @@ def mark_preempting() -> None:
     _current("mark_preempting").mark_preempting()
 
 
+#: Names served lazily, with the module that defines each. Importing the package stays cheap, and
+#: lower layers (store, server) that import `branchline.<layer>` never load the SDK.
+_LAZY = {
+    "init": "branchline.sdk.init",
+    "Run": "branchline.sdk.run",
+    "Metric": "branchline.sdk.run",
+    "Api": "branchline.api",
+    "Artifact": "branchline.artifacts",
+    "AlertLevel": "branchline.sdk.alerts",
+}
+
+
 def __getattr__(name: str) -> Any:
-    # The read API pulls in the store; import it only when asked for.
-    if name == "Api":
-        from branchline.api import Api
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'branchline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
 
-        return Api
-    if name == "AlertLevel":
-        from branchline.sdk.alerts import AlertLevel
 
-        return AlertLevel
-    if name == "Artifact":
-        from branchline.artifacts import Artifact
-
-        return Artifact
-    raise AttributeError(f"module 'branchline' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

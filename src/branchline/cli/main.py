@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from branchline import __version__
+from branchline._version import __version__
 
 __all__ = ["cli", "main"]
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from branchline import __version__
+from branchline._version import __version__
 from branchline.server import auth, blobs_api, ingest, routes_data, routes_projects, routes_runs, store_api
 from branchline.server.errors import ApiJSONResponse, install_error_handlers
 from branchline.server.settings import ServerSettings

@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from branchline import __version__
-from branchline.server import queries
+from branchline._version import __version__
 from branchline.server.auth import can_read
 from branchline.server.deps import (
     EntityPath,
@@ -43,7 +42,7 @@ def list_projects(
     entity: Annotated[str | None, Query(max_length=128, description="Only this entity's projects.")] = None,
     search: Annotated[str | None, Query(max_length=256, description="Case-insensitive substring of the name.")] = None,
 ) -> dict[str, Any]:
-    rows = queries.project_rows(store, entity)
+    rows = store.project_activity(entity)
     if search:
         needle = search.lower()
         rows = [r for r in rows if needle in r["name"].lower() or needle in r["entity"].lower()]
@@ -61,13 +60,13 @@ def list_projects(
 )
 def get_project(entity: EntityPath, project: ProjectPath, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     authorize(principal, entity, project)
-    rows = [r for r in queries.project_rows(store, entity) if r["name"] == project]
+    rows = [r for r in store.project_activity(entity) if r["name"] == project]
     if not rows:
         raise ApiError(404, f"Project {entity}/{project} not found.", field="project")
     return {
         **rows[0],
-        "state_counts": queries.state_counts(store, entity, project),
-        "columns": queries.project_columns(store, entity, project),
+        "state_counts": store.state_counts(entity, project),
+        "columns": store.project_columns(entity, project),
         "public": store.project_is_public(entity, project),
     }
 
@@ -83,7 +82,7 @@ def patch_project(
 ) -> dict[str, Any]:
     """Flip the project's privacy: public projects are readable by anyone, private ones by members only."""
     authorize(principal, entity, project, write=True)
-    if not any(r["name"] == project for r in queries.project_rows(store, entity)):
+    if not any(r["name"] == project for r in store.project_activity(entity)):
         raise ApiError(404, f"Project {entity}/{project} not found.", field="project")
     store.set_project_public(entity, project, body.public)
     return get_project(entity, project, store, principal)
