@@ -16,61 +16,41 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from branchline import __version__
-from branchline.errors import CommError, RunNotFoundError, server_error
+from branchline.errors import RunNotFoundError
+from branchline.http_client import INTERACTIVE, HttpClient
 from branchline.store.reads import RunView
 
 __all__ = ["RemoteBackend"]
-
-_RETRIES = 3
 
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _json(response: httpx.Response) -> object:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 class RemoteBackend:
     """Runs, history and projects of a branchline server, for `Api`."""
 
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        headers = {"User-Agent": f"branchline-api/{__version__}", "Accept": "application/msgpack"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self.client = httpx.Client(
-            base_url=self.base_url + "/api/v1/store",
-            headers=headers,
-            timeout=httpx.Timeout(timeout or 60.0, connect=5.0),
+        self.http = HttpClient(
+            base_url,
+            api_key,
+            agent="branchline-api",
+            prefix="/api/v1/store",
+            accept="application/msgpack",
+            timeout=timeout or 60.0,
+            retry=INTERACTIVE,
+            not_found=RunNotFoundError,
         )
+        self.base_url = self.http.base_url
+        self.client = self.http.client
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        for attempt in range(_RETRIES):
-            try:
-                response = self.client.request(method, path, json=json, params=query)
-            except httpx.TransportError as exc:
-                if attempt == _RETRIES - 1:
-                    raise CommError(f"Could not reach {self.base_url}: {exc}") from None
-                continue
-            if response.status_code in (502, 503, 504) and attempt < _RETRIES - 1:
-                continue
-            break
-        if response.status_code >= 400:
-            raise self._error(response)
+        response = self.http.request(method, path, json=json, params=params)
         return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
 
     def _error(self, response: httpx.Response) -> Exception:
-        return server_error(
-            self.base_url, response.status_code, _json(response), response.reason_phrase, RunNotFoundError
-        )
+        return self.http.error(response)
 
     @staticmethod
     def _view(data: Any) -> RunView:
@@ -85,12 +65,7 @@ class RemoteBackend:
 
     def default_entity(self) -> str | None:
         """The API key owner's own entity (None on a server without auth)."""
-        try:
-            response = self.client.get(self.base_url + "/api/v1/viewer", headers={"Accept": "application/json"})
-        except httpx.TransportError as exc:
-            raise CommError(f"Could not reach {self.base_url}: {exc}") from None
-        if response.status_code >= 400:
-            raise self._error(response)
+        response = self.http.request("GET", self.base_url + "/api/v1/viewer", headers={"Accept": "application/json"})
         entity = response.json().get("default_entity")
         return entity if isinstance(entity, str) and entity else None
 
@@ -210,4 +185,4 @@ class RemoteBackend:
         return keys
 
     def close(self) -> None:
-        self.client.close()
+        self.http.close()

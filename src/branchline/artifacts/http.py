@@ -9,9 +9,7 @@ what is still missing. Downloads stream; `transfer.download_entries` verifies ev
 from __future__ import annotations
 
 import json
-import random
 import threading
-import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,19 +18,16 @@ from urllib.parse import quote
 import httpx
 import msgpack
 
-from branchline import __version__
 from branchline.artifacts.backend import CommitRequest
 from branchline.artifacts.blobs import verified_chunks
 from branchline.artifacts.errors import ArtifactIntegrityError, ArtifactNotFoundError
 from branchline.artifacts.hashing import FileStat
-from branchline.errors import CommError, server_error
+from branchline.http_client import TRANSFER, HttpClient, iter_response
 from branchline.store.artifacts import EntryRow, VersionRow
 
 __all__ = ["HttpArtifactBackend", "remote_artifact_backend", "upload_run_file"]
 
 _MSGPACK = "application/msgpack"
-_RETRY = frozenset({429, 500, 502, 503, 504})
-_ATTEMPTS = 5
 
 
 def _seg(value: str) -> str:
@@ -68,14 +63,17 @@ class HttpArtifactBackend:
         self.project = project
         self.workers = workers
         self._run_loader = run_loader
-        headers = {"User-Agent": f"branchline-sdk/{__version__}", "Accept": _MSGPACK}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self.client = httpx.Client(
-            base_url=self.base_url + "/api/v1/artifacts",
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=max(4, workers * 2), max_keepalive_connections=max(2, workers)),
+        self.http = HttpClient(
+            base_url,
+            api_key,
+            prefix="/api/v1/artifacts",
+            accept=_MSGPACK,
+            timeout=timeout,
+            connect_timeout=10.0,
+            max_connections=max(4, workers * 2),
+            retry=TRANSFER,
+            not_found=ArtifactNotFoundError,
+            codes={"digest_mismatch": lambda message: ArtifactIntegrityError(message, [])},
         )
         # Which project lists a blob, learnt from `entries()`: downloads go through that project.
         self._homes: dict[str, tuple[str, str]] = {}
@@ -88,35 +86,11 @@ class HttpArtifactBackend:
         # JSON with NaN/Infinity allowed: artifact metadata may hold them, and the server reads them back.
         content = None if body is None else json.dumps(body, allow_nan=True).encode()
         headers = {"Content-Type": "application/json"} if content is not None else None
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                response = self.client.request(method, path, content=content, headers=headers, params=params)
-            except httpx.TransportError as exc:
-                if attempt == _ATTEMPTS:
-                    raise CommError(f"Could not reach {self.base_url}: {exc}") from None
-                time.sleep(_backoff(attempt))
-                continue
-            if response.status_code in _RETRY and attempt < _ATTEMPTS:
-                time.sleep(_backoff(attempt))
-                continue
-            if response.status_code >= 400:
-                raise self._error(response)
-            return response
-        raise CommError(f"{method} {self.base_url}{path} failed")  # pragma: no cover - loop always returns
+        return self.http.request(method, path, content=content, headers=headers, params=params)
 
     def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         response = self._request(method, path, body=body, params=params)
         return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
-
-    def _error(self, response: httpx.Response) -> Exception:
-        try:
-            data: object = response.json()
-        except ValueError:
-            data = None
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict) and error.get("code") == "digest_mismatch":
-            return ArtifactIntegrityError(str(error.get("message")), [])
-        return server_error(self.base_url, response.status_code, data, response.reason_phrase, ArtifactNotFoundError)
 
     def _project(self, entity: str | None = None, project: str | None = None) -> str:
         return f"/{_seg(entity or self.entity)}/{_seg(project or self.project)}"
@@ -135,24 +109,16 @@ class HttpArtifactBackend:
     def upload_blob(self, digest: str, path: str, expected_stat: FileStat | None) -> None:
         """Stream the file to the server; the bytes are re-hashed on the way (a changed file fails)."""
         url = self._project() + f"/blobs/{digest}"
-        _put(self.client, url, lambda: verified_chunks(path, digest), self._error)
+        _put(self.http, url, lambda: verified_chunks(path, digest))
 
     def open_blob(self, digest: str) -> Iterator[bytes]:
         with self._homes_lock:
             entity, project = self._homes.get(digest, (self.entity, self.project))
-        request = self.client.build_request("GET", self._project(entity, project) + f"/blobs/{digest}")
-        try:
-            response = self.client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise CommError(f"Could not reach {self.base_url}: {exc}") from None
+        response = self.http.stream("GET", self._project(entity, project) + f"/blobs/{digest}", passthrough=(404,))
         if response.status_code == 404:
             response.close()
             raise FileNotFoundError(f"blob {digest} is missing on {self.base_url}")
-        if response.status_code >= 400:
-            response.read()
-            response.close()
-            raise self._error(response)
-        return _stream(response)
+        return iter_response(response)
 
     def blob_path(self, digest: str) -> Path | None:
         return None
@@ -227,7 +193,7 @@ class HttpArtifactBackend:
         return None if self._run_loader is None else self._run_loader(incarnation_id)
 
     def close(self) -> None:
-        self.client.close()
+        self.http.close()
 
 
 def _entry_dict(entry: EntryRow) -> dict[str, Any]:
@@ -239,52 +205,17 @@ def _entry_dict(entry: EntryRow) -> dict[str, Any]:
     return out
 
 
-def _stream(response: httpx.Response) -> Iterator[bytes]:
-    try:
-        yield from response.iter_bytes(1 << 20)
-    finally:
-        response.close()
-
-
-def _backoff(attempt: int) -> float:
-    return random.uniform(0.05, min(5.0, 0.25 * 2**attempt))
-
-
 def _put(
-    client: httpx.Client,
+    http: HttpClient,
     url: str,
     chunks: Callable[[], Iterator[bytes]],
-    error: Callable[[httpx.Response], Exception],
     params: dict[str, str] | None = None,
     stop: threading.Event | None = None,
     on_retry: Callable[[], None] | None = None,
 ) -> None:
-    """PUT a streamed body, retrying network errors and 5xx from the start (the server is idempotent).
-
-    `on_retry` is called before each retry; a set `stop` event ends the retries at once.
-    """
-    for attempt in range(1, _ATTEMPTS + 1):
-        failure: str
-        try:
-            response = client.put(
-                url, content=chunks(), params=params, headers={"Content-Type": "application/octet-stream"}
-            )
-        except httpx.TransportError as exc:
-            failure = str(exc) or type(exc).__name__
-        else:
-            if response.status_code not in _RETRY:
-                break
-            failure = f"HTTP {response.status_code}"
-        if attempt == _ATTEMPTS or (stop is not None and stop.is_set()):
-            raise CommError(f"Uploading to {url} failed: {failure}")
-        if on_retry is not None:
-            on_retry()
-        if stop is not None:
-            stop.wait(_backoff(attempt))
-        else:
-            time.sleep(_backoff(attempt))
-    if response.status_code >= 400:
-        raise error(response)
+    """PUT a streamed body, resent from the start on a retry (the server is idempotent)."""
+    headers = {"Content-Type": "application/octet-stream"}
+    http.request("PUT", url, content=chunks, params=params, headers=headers, stop=stop, on_retry=on_retry)
 
 
 def upload_run_file(
@@ -299,21 +230,12 @@ def upload_run_file(
 ) -> None:
     """Send a run file's content for (incarnation, path); the server stores it by sha256."""
     url = f"/files/{_seg(incarnation_id)}/{quote(rel, safe='/')}"
-    _put(
-        backend.client,
-        url,
-        lambda: verified_chunks(path, sha256),
-        backend._error,
-        params={"sha256": sha256},
-        stop=stop,
-        on_retry=on_retry,
-    )
+    _put(backend.http, url, lambda: verified_chunks(path, sha256), {"sha256": sha256}, stop, on_retry)
 
 
 def remote_artifact_backend(
     remote: Any, entity: str | None, project: str | None, run_loader: Callable[[str], Any] | None = None
 ) -> HttpArtifactBackend:
     """The artifact backend beside an `Api`'s `RemoteBackend` (same server, same API key)."""
-    header = str(remote.client.headers.get("Authorization") or "")
-    key = header[len("Bearer ") :] if header.startswith("Bearer ") else None
-    return HttpArtifactBackend(remote.base_url, key, entity or "", project or "", run_loader=run_loader)
+    http: HttpClient = remote.http
+    return HttpArtifactBackend(http.base_url, http.api_key, entity or "", project or "", run_loader=run_loader)
