@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from branchline._version import __version__
-from branchline.server import auth, blobs_api, ingest, routes_data, routes_projects, routes_runs, store_api
+from branchline.server import auth, background, blobs_api, ingest, routes_data, routes_projects, routes_runs, store_api
 from branchline.server.errors import ApiJSONResponse, install_error_handlers
 from branchline.server.settings import ServerSettings
 from branchline.server.ui import SinglePageApp
@@ -37,9 +37,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.state.store = store
         app.state.chart_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="branchline-charts")
         try:
-            # Runs silent past the crash timeout become `crashed` even if nobody reads them.
+            # Runs silent past the crash timeout become `crashed` even if nobody reads them; with
+            # several replicas, only the one holding the store's lease does it (server/background.py).
             interval = max(1.0, min(60.0, settings.crash_timeout / 4))
-            async with ingest.reap_periodically(lambda: app.state.store, interval):
+            async with background.background_work(lambda: app.state.store, interval, app.state.background):
                 yield
         finally:
             app.state.chart_pool.shutdown(wait=True, cancel_futures=True)
@@ -60,6 +61,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.chart_pool = None
+    app.state.background = background.BackgroundStatus()
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
@@ -72,6 +74,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(store_api.router)
     app.include_router(blobs_api.router)
+    app.include_router(background.router)
     app.include_router(routes_projects.router)
     app.include_router(routes_runs.router)
     routes_data.install_run_resources(app)

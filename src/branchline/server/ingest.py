@@ -8,13 +8,10 @@ malformed input is a 4xx that names the record and field, never a 500 from deep 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import logging
 import math
 import zlib
-from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 import msgpack
@@ -38,7 +35,6 @@ __all__ = [
     "RecordBatch",
     "RunSpecBody",
     "RunStartBody",
-    "reap_periodically",
     "router",
     "validate_records",
 ]
@@ -687,31 +683,3 @@ async def crashed(
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-@contextlib.asynccontextmanager
-async def reap_periodically(get_store: Callable[[], Store | None], interval: float) -> AsyncIterator[None]:
-    """While open, mark runs silent past the store's crash timeout as crashed every `interval` s.
-
-    Reads reap too (Store.get_run/list_runs), but a server nobody reads must still notice
-    dead runs, e.g. for alerts and for the next `resume_from`.
-    """
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            store = get_store()
-            if store is None:
-                continue
-            try:
-                await run_in_threadpool(store.reap_stale)
-            except Exception as exc:  # keep reaping after a transient database error
-                log.warning("marking stale runs crashed failed: %s", _first_line(exc))
-
-    task = asyncio.create_task(loop(), name="branchline-reaper")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
