@@ -20,6 +20,7 @@ from branchline.store import artifacts as arts
 from branchline.store import reads, writes
 from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
+from branchline.store.leases import Lease, open_lease
 from branchline.store.lineage import segments_for
 from branchline.store.overview import Overview, read_overviews
 from branchline.store.reads import RunView
@@ -154,6 +155,10 @@ class Store(AuthStoreMixin):
                 return 0
         with self._write() as conn:
             return writes.reap_stale(conn, time.time(), self.crash_timeout)
+
+    def lease(self, name: str) -> Lease:
+        """The lease on background job `name`, held by one process at a time (store/leases.py)."""
+        return open_lease(self.engine, name)
 
     # -- runs ---------------------------------------------------------------------------------
     def get_run(self, entity: str, project: str, run_id: str) -> RunView | None:
