@@ -29,4 +29,13 @@ if [ "${BRANCHLINE_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/nul
     echo "install: Debian's chromium is missing (needed by the browser tests): apt-get install chromium"
   fi
 fi
+# HAProxy: the load balancer in front of the server replicas in the replica test and bench.
+if [ "${BRANCHLINE_SKIP_HAPROXY:-0}" != "1" ] && ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; } \
+      || echo "install: haproxy could not be installed; the replica test will be skipped"
+  else
+    echo "install: Debian's haproxy is missing (needed by the replica test): apt-get install haproxy"
+  fi
+fi
 echo "install: done (.venv ready)"
