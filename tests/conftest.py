@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import branchline
+import branchline.sdk.lifecycle  # the package root loads the SDK lazily
 from branchline.store import Store, open_store
 from tests.backends import Backend, SharedServer
 from tests.store_factory import pg_available, pg_schema_url

@@ -10,7 +10,7 @@ from branchline.api.paths import PathError, parse_project_path, parse_run_path
 from branchline.api.projects import Project
 from branchline.api.runs import Run, Runs
 from branchline.errors import RunNotFoundError
-from branchline.sdk.lifecycle import wait_until_stored
+from branchline.inflight import wait_until_stored
 from branchline.settings import Settings
 
 __all__ = ["Api"]

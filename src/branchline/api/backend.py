@@ -108,7 +108,7 @@ def open_backend(settings: Settings) -> Backend:
             # As in wandb: without an entity, paths are read in the key owner's own entity.
             settings.entity = remote.default_entity()
         return remote
-    from branchline.sdk.lifecycle import wait_until_stored
+    from branchline.inflight import wait_until_stored
     from branchline.store.store import open_store
 
     url = settings.resolved_store_url

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from branchline import inflight
 from branchline.sdk.journal import JournalWriter
 from branchline.sdk.terminal import Terminal
 from branchline.vocab import RecordKind, RunState
@@ -309,6 +310,10 @@ def wait_until_stored(timeout: float = 30.0) -> bool:
     for writer in pending:
         writer.begun.wait(max(0.0, deadline - time.monotonic()))
     return bool(pending)
+
+
+# Readers in this process (the public Api) wait through the neutral module, never importing the SDK.
+inflight.register(wait_until_stored)
 
 
 def _release_lock(res: RunResources) -> None:
