@@ -17,7 +17,6 @@ from branchline.errors import UsageError
 __all__ = ["MetricDef", "SummaryState", "SUMMARY_OPS", "flatten", "set_path", "del_path", "parse_summary_ops"]
 
 SUMMARY_OPS = ("min", "max", "mean", "first", "last", "none")
-_AGGREGATES = ("min", "max", "mean", "first", "last")
 
 
 def parse_summary_ops(summary: str | None) -> tuple[str, ...]:

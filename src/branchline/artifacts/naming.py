@@ -72,9 +72,6 @@ class ArtifactPath:
     name: str
     spec: str  # "vN" or an alias; "latest" when omitted
 
-    def qualified(self, entity: str, project: str) -> str:
-        return f"{self.entity or entity}/{self.project or project}/{self.name}:{self.spec}"
-
 
 def parse_artifact_path(text: object) -> ArtifactPath:
     """Parse `name[:alias|:vN]`, `project/name[:…]` or `entity/project/name[:…]`."""
