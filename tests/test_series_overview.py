@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from branchline.server.series import chart_series
+from branchline.server import series
 from branchline.store import Store, open_store
 from branchline.store import history as hist
 from tests import store_factory
@@ -22,6 +22,12 @@ any_store_url = store_factory.any_store_url
 def store(any_store_url: str) -> Iterator[Store]:
     with open_store(any_store_url) as s:
         yield s
+
+
+def chart_series(store: Store, incarnation_id: str, key: str, **options: Any) -> dict[str, Any]:
+    """One run's chart series of one key, as the server sends it."""
+    (found,) = series.chart_series(store, [incarnation_id], [key], **options)
+    return found
 
 
 def _points(series: dict[str, Any]) -> list[tuple[float, float | None]]:

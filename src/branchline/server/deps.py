@@ -10,13 +10,11 @@ from concurrent.futures import Executor
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from sqlalchemy import select
 
 from branchline.server.auth import Principal, check_access, get_principal
 from branchline.server.errors import ApiError
 from branchline.server.settings import ServerSettings
 from branchline.store import RunView, Store
-from branchline.store.schema import incarnations, projects, runs
 
 __all__ = [
     "EntityPath",
@@ -34,7 +32,6 @@ __all__ = [
     "find_run",
     "get_settings",
     "get_store",
-    "incarnation_projects",
 ]
 
 
@@ -98,21 +95,3 @@ def find_incarnation(store: Store, entity: str, project: str, run_id: str, incar
     if view is None or view.pk != run.pk:
         raise ApiError(404, f"Run {run.path} has no incarnation {incarnation_id!r}.", field="incarnation_id")
     return view
-
-
-def incarnation_projects(store: Store, ids: list[str]) -> dict[str, tuple[str, str]]:
-    """(entity, project) of each known incarnation among `ids` (unknown and detached ones are absent)."""
-    found: dict[str, tuple[str, str]] = {}
-    unique = list(dict.fromkeys(ids))
-    with store.engine.connect() as conn:
-        for start in range(0, len(unique), 500):
-            part = unique[start : start + 500]
-            for inc_id, entity, project in conn.execute(
-                select(incarnations.c.id, projects.c.entity, projects.c.name)
-                .select_from(incarnations)
-                .join(runs, runs.c.pk == incarnations.c.run_pk)
-                .join(projects, projects.c.id == runs.c.project_id)
-                .where(incarnations.c.id.in_(part))
-            ):
-                found[str(inc_id)] = (str(entity), str(project))
-    return found

@@ -15,13 +15,11 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
-import numpy as np
-import numpy.typing as npt
 from fastapi import APIRouter, Depends, FastAPI, Query
 from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from branchline.server import blobs_api, queries
+from branchline.server import blobs_api
 from branchline.server.deps import (
     ChartPoolDep,
     EntityPath,
@@ -34,7 +32,6 @@ from branchline.server.deps import (
     authorize,
     find_incarnation,
     find_run,
-    incarnation_projects,
 )
 from branchline.server.errors import ApiError
 from branchline.server.models import (
@@ -50,7 +47,7 @@ from branchline.server.models import (
     SeriesRequest,
     SeriesResponse,
 )
-from branchline.server.series import chart_series, group_series, series_response, step_series
+from branchline.server.series import chart_series, group_series, series_response
 from branchline.store import RunView, Store
 
 __all__ = ["install_run_resources", "register_run_resources", "router"]
@@ -110,45 +107,21 @@ def _keys_of(store: Store, incarnation_ids: list[str], stream: int) -> dict[str,
 def _series(store: Store, incarnation_ids: list[str], body: SeriesRequest) -> dict[str, Any]:
     if body.min_step is not None and body.max_step is not None and body.min_step > body.max_step:
         raise ApiError(422, "min_step is greater than max_step.", code="invalid_request", field="min_step")
-    ids = list(dict.fromkeys(incarnation_ids))
-    if body.x == "_step":
-        # One read per key for every run; the response lists series run by run, keys in order.
-        by_key = {
-            key: step_series(
-                store,
-                ids,
-                key,
-                stream=body.stream,
-                buckets=body.buckets,
-                min_step=body.min_step,
-                max_step=body.max_step,
-            )
-            for key in dict.fromkeys(body.keys)
-        }
-        out = [by_key[key][index] for index in range(len(ids)) for key in by_key]
-        return {"x": body.x, "stream": body.stream, "buckets": body.buckets, "series": out}
-    out = []
-    for inc_id in ids:
-        x_cache: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[Any]]] = {}
-        for key in dict.fromkeys(body.keys):
-            out.append(
-                chart_series(
-                    store,
-                    inc_id,
-                    key,
-                    x=body.x,
-                    stream=body.stream,
-                    buckets=body.buckets,
-                    min_step=body.min_step,
-                    max_step=body.max_step,
-                    x_cache=x_cache,
-                )
-            )
+    out = chart_series(
+        store,
+        incarnation_ids,
+        body.keys,
+        x=body.x,
+        stream=body.stream,
+        buckets=body.buckets,
+        min_step=body.min_step,
+        max_step=body.max_step,
+    )
     return {"x": body.x, "stream": body.stream, "buckets": body.buckets, "series": out}
 
 
 def _check_incarnations(store: Store, principal: Any, ids: list[str]) -> None:
-    owners = incarnation_projects(store, ids)
+    owners = store.incarnation_owners(ids)
     for index, inc_id in enumerate(ids):
         owner = owners.get(inc_id)
         if owner is None:
@@ -329,7 +302,7 @@ def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable
     @app_router.get(prefix + "/artifacts", response_model=ArtifactList, tags=tags, responses=ERRORS)
     def list_artifacts(store: StoreDep, view: RunView = target) -> dict[str, Any]:
         """Artifact versions the run logged (outputs) and used (inputs)."""
-        return {"incarnation_id": view.incarnation_id, **queries.run_artifacts(store, view.incarnation_id)}
+        return {"incarnation_id": view.incarnation_id, **store.run_artifact_summaries(view.incarnation_id)}
 
 
 def install_run_resources(app: FastAPI) -> None:

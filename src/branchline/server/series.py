@@ -1,7 +1,8 @@
-"""Chart series: a metric against an x-axis, downsampled on the server keeping each bucket's min and max."""
+"""Chart series as JSON: runs' series reduced by the store (store/charts.py), and group bands."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -9,16 +10,9 @@ import numpy.typing as npt
 import orjson
 from fastapi import Response
 
-from branchline.store import Store
-from branchline.store import history as hist
-from branchline.store.history import minmax_indices
+from branchline.store.interface import ChartReader, SeriesReader
 
-__all__ = ["TIME_AXES", "chart_series", "finite_list", "group_series", "series_response", "step_series"]
-
-#: x-axes that grow with the step, so points need no re-sorting.
-TIME_AXES = frozenset({"_step", "_runtime", "_timestamp"})
-
-Arrays = tuple[npt.NDArray[np.int64], npt.NDArray[Any]]
+__all__ = ["chart_series", "finite_list", "group_series", "series_response"]
 
 
 def series_response(payload: dict[str, Any]) -> Response:
@@ -38,100 +32,40 @@ def finite_list(values: npt.NDArray[np.float64]) -> list[float | None]:
 
 
 def chart_series(
-    store: Store,
-    incarnation_id: str,
-    key: str,
+    store: ChartReader,
+    incarnation_ids: Sequence[str],
+    keys: Sequence[str],
     *,
     x: str = "_step",
     stream: int = 0,
     buckets: int = 1000,
     min_step: int | None = None,
     max_step: int | None = None,
-    x_cache: dict[str, Arrays] | None = None,
-) -> dict[str, Any]:
-    """One series: (x, y) points of `key`, at most 2*buckets+2 of them, spikes kept.
-
-    The x-axis is `_step` or another key of the same stream joined on the step (rows that lack
-    either value are left out). Downsampling runs in step order over the y values; points are
-    then sorted by x when the axis is not already ascending.
-    """
-    if x == "_step":
-        return step_series(
-            store, [incarnation_id], key, stream=stream, buckets=buckets, min_step=min_step, max_step=max_step
-        )[0]
-    steps, raw = store.read_series(incarnation_id, key, stream=stream, min_step=min_step, max_step=max_step)
-    y = raw.astype(np.float64)
-    if x_cache is not None and x in x_cache:
-        x_steps, x_raw = x_cache[x]
-    else:
-        x_steps, x_raw = store.read_series(incarnation_id, x, stream=stream, min_step=min_step, max_step=max_step)
-        if x_cache is not None:
-            x_cache[x] = (x_steps, x_raw)
-    _, at_y, at_x = np.intersect1d(steps, x_steps, return_indices=True)
-    steps, y, xs = steps[at_y], y[at_y], x_raw[at_x].astype(np.float64)
-    if x not in TIME_AXES:
-        keep = np.isfinite(xs)
-        steps, y, xs = steps[keep], y[keep], xs[keep]
-    count = len(y)
-    picked = minmax_indices(y, buckets)
-    xs, y = xs[picked], y[picked]
-    if len(xs) > 1 and bool(np.any(np.diff(xs) < 0)):
-        # A metric axis, or time that restarts (a fork's own runtime): charts need x ascending.
-        order = np.argsort(xs, kind="stable")
-        xs, y = xs[order], y[order]
-    return _series_body(incarnation_id, key, xs, y, count, len(picked) < count, steps)
-
-
-def step_series(
-    store: Store,
-    incarnation_ids: list[str],
-    key: str,
-    *,
-    stream: int = 0,
-    buckets: int = 1000,
-    min_step: int | None = None,
-    max_step: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Many runs' series of `key` against `_step`, in one read: long series are drawn from the
-    chunks' sketches, so every extreme is kept while only a few points per block are read."""
-    overviews = store.read_series_overviews(
-        incarnation_ids, key, points=buckets, stream=stream, min_step=min_step, max_step=max_step
+    """Every run's series of every key, run by run and keys in order, as JSON-ready points.
+
+    The store reduces them (`ChartReader.chart_series`): at most 2*buckets+2 points each, spikes
+    kept, x ascending; here they only become lists with NaN and ±Infinity as gaps.
+    """
+    reduced = store.chart_series(
+        incarnation_ids, keys, x=x, buckets=buckets, stream=stream, min_step=min_step, max_step=max_step
     )
-    out = []
-    for inc_id in dict.fromkeys(incarnation_ids):
-        view = overviews[inc_id]
-        picked = (
-            hist.bucket_extremes(view.steps, view.values, buckets)
-            if view.sketched
-            else minmax_indices(view.values, buckets)
-        )
-        xs = view.steps[picked].astype(np.float64)
-        out.append(_series_body(inc_id, key, xs, view.values[picked], view.count, len(picked) < view.count, view.steps))
-    return out
-
-
-def _series_body(
-    incarnation_id: str,
-    key: str,
-    xs: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    count: int,
-    sampled: bool,
-    steps: npt.NDArray[np.int64],
-) -> dict[str, Any]:
-    return {
-        "incarnation_id": incarnation_id,
-        "key": key,
-        "x": finite_list(xs),
-        "y": finite_list(y),
-        "count": count,
-        "sampled": sampled,
-        "last_step": int(steps[-1]) if len(steps) else -1,
-    }
+    return [
+        {
+            "incarnation_id": s.incarnation_id,
+            "key": s.key,
+            "x": finite_list(s.x),
+            "y": finite_list(s.y),
+            "count": s.count,
+            "sampled": s.sampled,
+            "last_step": s.last_step,
+        }
+        for s in reduced
+    ]
 
 
 def group_series(
-    store: Store,
+    store: SeriesReader,
     incarnation_ids: list[str],
     key: str,
     *,

@@ -7,34 +7,24 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from branchline.errors import RunNotFoundError, StoreError, UsageError
 from branchline.runspec import RunSpec, RunStart
 from branchline.store import artifacts as arts
-from branchline.store import reads, writes
+from branchline.store import catalog, charts, reads, writes
+from branchline.store import schema as tables
 from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
+from branchline.store.interface import ListQuery, Series, StepRange, StoreInterface
 from branchline.store.leases import Lease, open_lease
 from branchline.store.lineage import segments_for
 from branchline.store.overview import Overview, read_overviews
 from branchline.store.reads import RunView
-from branchline.store.schema import (
-    alerts,
-    console_lines,
-    history_chunks,
-    history_values,
-    incarnations,
-    projects,
-    run_files,
-    runs,
-    writer_sessions,
-)
+from branchline.store.schema import incarnations, projects, runs
 from branchline.vocab import RunState
 
 __all__ = ["Store", "open_store", "DEFAULT_CRASH_TIMEOUT"]
@@ -63,6 +53,7 @@ def open_store(
 class Store(AuthStoreMixin):
     """Runs, their incarnations and history. Safe to share between threads; one per process.
 
+    Implements every role of store/interface.py (`StoreInterface`); callers type against a role.
     Users, API keys, teams and project visibility come from `AuthStoreMixin` (store/auth.py).
     """
 
@@ -125,7 +116,7 @@ class Store(AuthStoreMixin):
     def applied_seq(self, session_id: str) -> int | None:
         with self._read() as conn:
             found = conn.execute(
-                select(writer_sessions.c.applied_seq).where(writer_sessions.c.id == session_id)
+                select(tables.writer_sessions.c.applied_seq).where(tables.writer_sessions.c.id == session_id)
             ).scalar()
         return None if found is None else int(found)
 
@@ -182,20 +173,14 @@ class Store(AuthStoreMixin):
             row = conn.execute(reads.run_select(current_only=False).where(incarnations.c.id == incarnation_id)).first()
             return None if row is None else reads.to_view(conn, row)
 
-    def list_runs(
-        self,
-        entity: str,
-        project: str,
-        *,
-        filters: dict[str, Any] | None = None,
-        order: str = "+created_at",
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[RunView]:
+    def list_runs(self, entity: str, project: str, **query: Unpack[ListQuery]) -> list[RunView]:
+        """Runs matching `filters`, ordered by `order` (default "+created_at"), paged by limit/offset."""
         self.reap_stale()
         stmt = reads.run_select().where(projects.c.entity == entity, projects.c.name == project)
+        filters, limit, offset = query.get("filters"), query.get("limit"), query.get("offset", 0)
         if filters:
             stmt = stmt.where(filters_module().compile_filter(filters, self.engine.dialect.name))
+        order = query.get("order", "+created_at")
         stmt = stmt.order_by(*filters_module().compile_order(order, self.engine.dialect.name))
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -302,52 +287,48 @@ class Store(AuthStoreMixin):
                 continue
             if conn.execute(select(incarnations.c.id).where(incarnations.c.parent_id == inc_id).limit(1)).first():
                 continue
-            for table in (history_chunks, history_values, console_lines, run_files, alerts, writer_sessions):
+            for table in (
+                tables.history_chunks,
+                tables.history_values,
+                tables.console_lines,
+                tables.run_files,
+                tables.alerts,
+                tables.writer_sessions,
+            ):
                 conn.execute(delete(table).where(table.c.incarnation_id == inc_id))
             conn.execute(delete(incarnations).where(incarnations.c.id == inc_id))
             if row.parent_id is not None:
                 pending.append(row.parent_id)
 
     # -- history ------------------------------------------------------------------------------
-    def read_series(
-        self,
-        incarnation_id: str,
-        key: str,
-        *,
-        stream: int = 0,
-        min_step: int | None = None,
-        max_step: int | None = None,
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    def read_series(self, incarnation_id: str, key: str, **bounds: Unpack[StepRange]) -> Series:
         with self._read() as conn:
-            return reads.read_series(conn, incarnation_id, key, stream=stream, min_step=min_step, max_step=max_step)
+            return reads.read_series(conn, incarnation_id, key, **bounds)
 
     def read_series_overviews(
-        self,
-        incarnation_ids: Sequence[str],
-        key: str,
-        *,
-        points: int,
-        stream: int = 0,
-        min_step: int | None = None,
-        max_step: int | None = None,
+        self, incarnation_ids: Sequence[str], key: str, *, points: int, **bounds: Unpack[StepRange]
     ) -> dict[str, Overview]:
         """Many runs' series of `key`, reduced to what a chart of `points` step buckets needs."""
         with self._read() as conn:
-            return read_overviews(
-                conn, list(incarnation_ids), key, points=points, stream=stream, min_step=min_step, max_step=max_step
-            )
+            return read_overviews(conn, list(incarnation_ids), key, points=points, **bounds)
 
-    def read_objects(
+    def chart_series(
         self,
-        incarnation_id: str,
-        key: str,
+        incarnation_ids: Sequence[str],
+        keys: Sequence[str],
         *,
-        stream: int = 0,
-        min_step: int | None = None,
-        max_step: int | None = None,
-    ) -> list[tuple[int, Any]]:
+        x: str = "_step",
+        buckets: int = 1000,
+        **bounds: Unpack[StepRange],
+    ) -> list[charts.ChartSeries]:
+        """Every run's series of every key against `x`, reduced to at most 2*buckets+2 points each,
+        run by run and keys in order (store/charts.py)."""
         with self._read() as conn:
-            return reads.read_objects(conn, incarnation_id, key, stream=stream, min_step=min_step, max_step=max_step)
+            return charts.chart_series(conn, incarnation_ids, keys, x=x, buckets=buckets, **bounds)
+
+    def read_objects(self, incarnation_id: str, key: str, **bounds: Unpack[StepRange]) -> list[tuple[int, Any]]:
+        with self._read() as conn:
+            return reads.read_objects(conn, incarnation_id, key, **bounds)
 
     def history_keys(self, incarnation_id: str, *, stream: int = 0) -> dict[str, dict[str, Any]]:
         with self._read() as conn:
@@ -368,6 +349,25 @@ class Store(AuthStoreMixin):
     def list_projects(self, entity: str | None = None) -> list[dict[str, Any]]:
         with self._read() as conn:
             return reads.project_rows(conn, entity)
+
+    def project_activity(self, entity: str | None = None) -> list[dict[str, Any]]:
+        """Projects with run counts, running runs and last activity, for the web app."""
+        with self._read() as conn:
+            return catalog.project_activity(conn, entity)
+
+    def state_counts(self, entity: str, project: str) -> dict[str, int]:
+        with self._read() as conn:
+            return catalog.state_counts(conn, entity, project)
+
+    def project_columns(self, entity: str, project: str, *, sample: int = 2000, cap: int = 300) -> dict[str, list[str]]:
+        """Config and summary keys of the project's latest `sample` runs, most common first."""
+        with self._read() as conn:
+            return catalog.project_columns(conn, entity, project, sample=sample, cap=cap)
+
+    def incarnation_owners(self, incarnation_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """`incarnation_owner` of many incarnations at once (unknown ones are absent)."""
+        with self._read() as conn:
+            return catalog.incarnation_owners(conn, list(incarnation_ids))
 
     def console_lines(self, incarnation_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:
@@ -397,7 +397,7 @@ class Store(AuthStoreMixin):
         """List a file with an incarnation (its content is stored elsewhere, e.g. a server's blobs)."""
         row = {"incarnation_id": incarnation_id, "path": path, "size": size, "sha256": sha256}
         with self._write() as conn:
-            writes.upsert(conn, run_files, [{**row, "updated_at": time.time()}])
+            writes.upsert(conn, tables.run_files, [{**row, "updated_at": time.time()}])
 
     def write_file(self, incarnation_id: str, path: str, data: bytes) -> None:
         """Store a run file's content and list it with the run (after the fact, like `upload_file`)."""
@@ -459,6 +459,16 @@ class Store(AuthStoreMixin):
         with self._read() as conn:
             return arts.run_versions(conn, incarnation_id, role)
 
+    def run_artifact_summaries(self, incarnation_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The versions an incarnation logged and used, with aliases, as the web app lists them."""
+        with self._read() as conn:
+            return catalog.run_artifact_summaries(conn, incarnation_id)
+
+    def blob_in_project(self, entity: str, project: str, digest: str) -> bool:
+        """Whether a version or a run file of `entity/project` names blob `digest`."""
+        with self._read() as conn:
+            return catalog.blob_in_project(conn, entity, project, digest)
+
     def artifact_users(self, version_id: str, role: str) -> list[str]:
         with self._read() as conn:
             return arts.version_users(conn, version_id, role)
@@ -466,3 +476,9 @@ class Store(AuthStoreMixin):
     def referenced_blobs(self, digests: Sequence[str]) -> set[str]:
         with self._read() as conn:
             return arts.referenced_blobs(conn, digests)
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_interface(store: Store) -> StoreInterface:
+        return store  # mypy checks here that `Store` has every method of every role, with matching types
