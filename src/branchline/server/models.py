@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 __all__ = [
     "Alert",
@@ -110,6 +110,10 @@ class ForkedFrom(BaseModel):
 
 
 class RunBrief(BaseModel):
+    """A run or incarnation in a list; built straight from the store's `RunView` (same field names)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     entity: str
     project: str
     run_id: str
@@ -122,11 +126,17 @@ class RunBrief(BaseModel):
     heartbeat_at: float
     finished_at: float | None
     runtime: float
-    duration: float
     last_step: int
     archived: bool
     ordinal: int
     forked_from: ForkedFrom | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def duration(self) -> float:
+        """Wall-clock seconds from start to finish, or to the last heartbeat while running."""
+        end = self.finished_at if self.finished_at is not None else self.heartbeat_at
+        return max(0.0, float(end) - float(self.started_at))
 
 
 class RunItem(RunBrief):

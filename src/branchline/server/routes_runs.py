@@ -75,7 +75,7 @@ def build_filters(filters: str | None, search: str | None, states: list[str] | N
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def _detail(store: Store, view: RunView, run: RunView | None = None) -> dict[str, Any]:
+def _detail(store: Store, view: RunView, run: RunView | None = None) -> RunDetail:
     """The Overview of `view` (the run itself, or one of its incarnations when `run` is given)."""
     owner = run or view
     forks = store.forks(owner)
@@ -105,7 +105,7 @@ def list_runs(
     ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> dict[str, Any]:
+) -> RunList:
     authorize(principal, entity, project)
     if not _ORDER.match(order):
         raise ApiError(
@@ -120,19 +120,13 @@ def list_runs(
         views = store.list_runs(entity, project, filters=combined, order=order, limit=limit, offset=offset)
     except UsageError as exc:
         raise ApiError(400, str(exc), field="order") from None
-    return {
-        "runs": [run_item(v) for v in views],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "order": order,
-    }
+    return RunList(runs=[run_item(v) for v in views], total=total, limit=limit, offset=offset, order=order)
 
 
 @router.get(RUN, response_model=RunDetail, summary="A run: every Overview field, archived incarnations and forks")
 def get_run(
     entity: EntityPath, project: ProjectPath, run_id: RunIdPath, store: StoreDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> RunDetail:
     authorize(principal, entity, project)
     return _detail(store, find_run(store, entity, project, run_id))
 
@@ -149,7 +143,7 @@ def get_incarnation(
     incarnation_id: IncarnationPath,
     store: StoreDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> RunDetail:
     authorize(principal, entity, project)
     run = find_run(store, entity, project, run_id)
     view = find_incarnation(store, entity, project, run_id, incarnation_id)
@@ -164,7 +158,7 @@ def patch_run(
     body: RunPatch,
     store: StoreDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> RunDetail:
     authorize(principal, entity, project, write=True)
     run = find_run(store, entity, project, run_id)
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -181,7 +175,7 @@ def patch_run(
 @router.post(RUN + "/stop", response_model=RunDetail, summary="Ask a running run to stop (it ends `killed`)")
 def stop_run(
     entity: EntityPath, project: ProjectPath, run_id: RunIdPath, store: StoreDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> RunDetail:
     authorize(principal, entity, project, write=True)
     run = find_run(store, entity, project, run_id)
     if run.state not in (RunState.RUNNING, RunState.PREEMPTING, RunState.PENDING):
@@ -198,7 +192,7 @@ def move_run(
     body: MoveRequest,
     store: StoreDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> RunDetail:
     authorize(principal, entity, project, write=True)
     target_entity = body.entity or entity
     try:
