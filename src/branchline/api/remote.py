@@ -8,7 +8,8 @@ series arrive as raw little-endian arrays, so a million points cost one request 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -19,6 +20,9 @@ import numpy.typing as npt
 from branchline.errors import RunNotFoundError
 from branchline.http_client import INTERACTIVE, HttpClient
 from branchline.store.reads import RunView
+
+if TYPE_CHECKING:
+    from branchline.artifacts.backend import ArtifactBackend
 
 __all__ = ["RemoteBackend"]
 
@@ -183,6 +187,13 @@ class RemoteBackend:
             "GET", f"/incarnations/{_seg(incarnation_id)}/keys", params={"stream": stream}
         )
         return keys
+
+    # -- artifacts: this backend says where its artifacts are (artifacts/public.py asks it) ------------
+    def artifact_backend(self, entity: str | None, run_loader: Callable[[str], Any] | None) -> ArtifactBackend:
+        """The server's artifact API, at the same address with the same key."""
+        from branchline.artifacts.http import remote_artifact_backend
+
+        return remote_artifact_backend(self, entity, None, run_loader)
 
     def close(self) -> None:
         self.http.close()
