@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from branchline.artifacts.blobs import BlobStore, open_blob_store, resolve_blob_url
 from branchline.artifacts.hashing import FileStat
@@ -23,6 +23,7 @@ __all__ = [
     "ArtifactBackend",
     "CommitRequest",
     "EmbeddedBackend",
+    "ServesArtifacts",
     "collect_garbage",
     "embedded_backend",
 ]
@@ -70,6 +71,16 @@ class ArtifactBackend(Protocol):
     def run_versions(self, incarnation_id: str, role: str) -> list[VersionRow]: ...
     def users(self, version_id: str, role: str) -> list[str]: ...
     def run(self, incarnation_id: str) -> Any: ...
+
+
+@runtime_checkable
+class ServesArtifacts(Protocol):
+    """An `Api` backend that reaches artifacts through its own service (a server's `RemoteBackend`).
+
+    A backend without this method is a store, read directly with blobs beside it (`embedded_backend`).
+    """
+
+    def artifact_backend(self, entity: str | None, run_loader: Callable[[str], Any] | None) -> ArtifactBackend: ...
 
 
 class EmbeddedBackend:

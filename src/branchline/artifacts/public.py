@@ -10,7 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from branchline.artifacts.artifact import Artifact
-from branchline.artifacts.backend import LOGGED, USED, collect_garbage, embedded_backend
+from branchline.artifacts.backend import (
+    LOGGED,
+    USED,
+    ArtifactBackend,
+    ServesArtifacts,
+    collect_garbage,
+    embedded_backend,
+)
 from branchline.artifacts.errors import ArtifactNotFoundError
 from branchline.artifacts.naming import parse_artifact_path, validate_name
 from branchline.errors import UsageError
@@ -28,20 +35,17 @@ __all__ = [
 RunWrapper = Callable[[Any], Any] | None
 
 
-def _backend(store: Any, blob_url: str | None, wrap_run: RunWrapper, entity: str | None = None) -> Any:
-    """The artifact backend for an `Api` backend: HTTP beside a server, else the store plus blobs."""
-    from branchline.api.remote import RemoteBackend
-
-    if isinstance(store, RemoteBackend):
-        from branchline.artifacts.http import remote_artifact_backend
+def _backend(store: Any, blob_url: str | None, wrap_run: RunWrapper, entity: str | None = None) -> ArtifactBackend:
+    """The artifact backend for an `Api` backend: the one it serves (a server's), else the store plus blobs."""
+    if isinstance(store, ServesArtifacts):
 
         def load(incarnation_id: str) -> Any:
-            view = store.get_incarnation(incarnation_id)
+            view = store.get_incarnation(incarnation_id)  # type: ignore[attr-defined]
             if view is None:
                 return None
             return wrap_run(view) if wrap_run is not None else view
 
-        return remote_artifact_backend(store, entity, None, load)
+        return store.artifact_backend(entity, load)
     return embedded_backend(store, blob_url, wrap_run)
 
 
