@@ -1,4 +1,4 @@
-"""`RemoteBackend`: the `Backend` interface (api/backend.py) over a server's `/api/v1/store`.
+"""`RemoteBackend`: the `ApiBackend` role (store/interface.py) over a server's `/api/v1/store`.
 
 `Api()` uses it when a server is configured (`branchline login`, BRANCHLINE_BASE_URL), so scripts
 read and manage runs the same way as on the embedded store. Answers are msgpack (server/store_api.py);
@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import quote
 
 import httpx
 import msgpack
 import numpy as np
-import numpy.typing as npt
 
 from branchline.errors import RunNotFoundError
 from branchline.http_client import INTERACTIVE, HttpClient
-from branchline.store.reads import RunView
+from branchline.store.interface import ListQuery, RunView, Series, StepRange
 
 if TYPE_CHECKING:
     from branchline.artifacts.backend import ArtifactBackend
@@ -73,61 +72,65 @@ class RemoteBackend:
         entity = response.json().get("default_entity")
         return entity if isinstance(entity, str) and entity else None
 
-    # -- runs ------------------------------------------------------------------------------------------
+    # -- runs: the `RunCatalog` role ---------------------------------------------------------------------
+    @staticmethod
+    def _inc(incarnation_id: str, tail: str = "") -> str:
+        return f"/incarnations/{_seg(incarnation_id)}{tail}"
+
+    def _views(self, method: str, path: str, json: Any = None) -> list[RunView]:
+        return [self._view(r) for r in self._call(method, path, json=json)]
+
+    def _rows(self, path: str, **params: Any) -> Any:
+        return self._call("GET", path, params=params)
+
     def get_run(self, entity: str, project: str, run_id: str) -> RunView | None:
         return self._maybe(f"/runs/{_seg(entity)}/{_seg(project)}/{_seg(run_id)}")
 
-    def get_incarnation(self, incarnation_id: str) -> RunView | None:
-        return self._maybe(f"/incarnations/{_seg(incarnation_id)}")
+    def require_run(self, entity: str, project: str, run_id: str) -> RunView:
+        view = self.get_run(entity, project, run_id)
+        if view is None:
+            raise RunNotFoundError(f"Run {entity}/{project}/{run_id} not found.")
+        return view
 
-    def list_runs(
-        self,
-        entity: str,
-        project: str,
-        *,
-        filters: dict[str, Any] | None = None,
-        order: str = "+created_at",
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[RunView]:
-        body = {"filters": filters, "order": order, "limit": limit, "offset": offset}
-        rows = self._call("POST", f"/runs/{_seg(entity)}/{_seg(project)}/query", json=body)
-        return [self._view(r) for r in rows]
+    def get_incarnation(self, incarnation_id: str) -> RunView | None:
+        return self._maybe(self._inc(incarnation_id))
+
+    def list_runs(self, entity: str, project: str, **query: Unpack[ListQuery]) -> list[RunView]:
+        return self._views("POST", f"/runs/{_seg(entity)}/{_seg(project)}/query", dict(query))
 
     def count_runs(self, entity: str, project: str, *, filters: dict[str, Any] | None = None) -> int:
         data = self._call("POST", f"/runs/{_seg(entity)}/{_seg(project)}/count", json={"filters": filters})
         return int(data["count"])
 
     def archived(self, run: RunView) -> list[RunView]:
-        return [self._view(r) for r in self._call("GET", f"/incarnations/{_seg(run.incarnation_id)}/archived")]
+        return self._views("GET", self._inc(run.incarnation_id, "/archived"))
 
     def forks(self, run: RunView) -> list[RunView]:
-        return [self._view(r) for r in self._call("GET", f"/incarnations/{_seg(run.incarnation_id)}/forks")]
+        return self._views("GET", self._inc(run.incarnation_id, "/forks"))
 
     def update_run(self, run: RunView, **fields: Any) -> None:
-        self._call("PATCH", f"/incarnations/{_seg(run.incarnation_id)}", json=fields)
+        self._call("PATCH", self._inc(run.incarnation_id), json=fields)
 
     def request_stop(self, run: RunView) -> None:
-        self._call("POST", f"/incarnations/{_seg(run.incarnation_id)}/stop")
+        self._call("POST", self._inc(run.incarnation_id, "/stop"))
 
     def move_run(self, run: RunView, project: str, entity: str | None = None) -> None:
-        self._call(
-            "POST", f"/incarnations/{_seg(run.incarnation_id)}/move", json={"project": project, "entity": entity}
-        )
+        self._call("POST", self._inc(run.incarnation_id, "/move"), json={"project": project, "entity": entity})
 
     def delete_run(self, run: RunView) -> None:
-        self._call("DELETE", f"/incarnations/{_seg(run.incarnation_id)}")
+        self._call("DELETE", self._inc(run.incarnation_id))
 
+    # -- projects, console, files: `ProjectReader`, `RunFiles` ---------------------------------------------
     def list_projects(self, entity: str | None = None) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self._call("GET", "/projects", params={"entity": entity})
+        rows: list[dict[str, Any]] = self._rows("/projects", entity=entity)
         return rows
 
     def console_lines(self, incarnation_id: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self._call("GET", f"/incarnations/{_seg(incarnation_id)}/console")
+        rows: list[dict[str, Any]] = self._rows(self._inc(incarnation_id, "/console"))
         return rows
 
     def files(self, incarnation_id: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self._call("GET", f"/incarnations/{_seg(incarnation_id)}/files")
+        rows: list[dict[str, Any]] = self._rows(self._inc(incarnation_id, "/files"))
         return rows
 
     def _file_url(self, incarnation_id: str, path: str) -> str:
@@ -147,45 +150,19 @@ class RemoteBackend:
         if response.status_code >= 400:
             raise self._error(response)
 
-    # -- history ---------------------------------------------------------------------------------------
-    def read_series(
-        self,
-        incarnation_id: str,
-        key: str,
-        *,
-        stream: int = 0,
-        min_step: int | None = None,
-        max_step: int | None = None,
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
-        data = self._call(
-            "GET",
-            f"/incarnations/{_seg(incarnation_id)}/series",
-            params={"key": key, "stream": stream, "min_step": min_step, "max_step": max_step},
-        )
+    # -- history: the `SeriesReader` role -----------------------------------------------------------------
+    def read_series(self, incarnation_id: str, key: str, **bounds: Unpack[StepRange]) -> Series:
+        data = self._rows(self._inc(incarnation_id, "/series"), key=key, **bounds)
         steps = np.frombuffer(data["steps"], dtype="<i8").astype(np.int64)
         values = np.frombuffer(data["values"], dtype=np.dtype(data["dtype"]))
         return steps, values.astype(values.dtype.newbyteorder("="))
 
-    def read_objects(
-        self,
-        incarnation_id: str,
-        key: str,
-        *,
-        stream: int = 0,
-        min_step: int | None = None,
-        max_step: int | None = None,
-    ) -> list[tuple[int, Any]]:
-        rows = self._call(
-            "GET",
-            f"/incarnations/{_seg(incarnation_id)}/objects",
-            params={"key": key, "stream": stream, "min_step": min_step, "max_step": max_step},
-        )
+    def read_objects(self, incarnation_id: str, key: str, **bounds: Unpack[StepRange]) -> list[tuple[int, Any]]:
+        rows = self._rows(self._inc(incarnation_id, "/objects"), key=key, **bounds)
         return [(int(step), value) for step, value in rows]
 
     def history_keys(self, incarnation_id: str, *, stream: int = 0) -> dict[str, dict[str, Any]]:
-        keys: dict[str, dict[str, Any]] = self._call(
-            "GET", f"/incarnations/{_seg(incarnation_id)}/keys", params={"stream": stream}
-        )
+        keys: dict[str, dict[str, Any]] = self._rows(self._inc(incarnation_id, "/keys"), stream=stream)
         return keys
 
     # -- artifacts: this backend says where its artifacts are (artifacts/public.py asks it) ------------

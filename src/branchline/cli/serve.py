@@ -28,12 +28,9 @@ _SETTINGS_ENV = "BRANCHLINE_SERVER_SETTINGS"
 
 def _shown_url(url: str) -> str:
     """A store URL fit for a log line: no password."""
-    from sqlalchemy.engine import make_url
+    from branchline.store.engine import shown_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    return shown_url(url)
 
 
 def app_from_env() -> FastAPI:

@@ -15,7 +15,7 @@ from branchline.errors import SchemaError, StoreError
 from branchline.store.schema import SCHEMA_REVISION, metadata
 from branchline.strict_json import strict_json
 
-__all__ = ["make_engine", "ensure_schema", "upgrade", "current_revision", "normalize_url"]
+__all__ = ["make_engine", "ensure_schema", "upgrade", "current_revision", "normalize_url", "shown_url", "sqlite_file"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -25,6 +25,22 @@ def normalize_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite store URL (None for other stores and in-memory ones)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def shown_url(url: str) -> str:
+    """A store URL fit for a log line: no password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
 
 
 def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

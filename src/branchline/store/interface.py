@@ -35,6 +35,7 @@ __all__ = [
     "ProjectStats",
     "RunCatalog",
     "RunView",
+    "Series",
     "RunFiles",
     "RunLog",
     "RunTelemetry",
