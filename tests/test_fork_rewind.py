@@ -202,20 +202,13 @@ def test_seed_scripts_run_unchanged(backend: Backend, tmp_path: Path) -> None:
     assert metric[200] == 200 and metric[301] == pytest.approx(250 + 2 * math.sin(250 / 3.0))
 
 
+# The argument rules (parsing, ids, mutual exclusion) are tested in process in test_run_rules.py;
+# these need the source to be looked up where it is stored.
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"fork_from": "src?_step=abc"}, branchline.UsageError, "is not a number"),
-        ({"fork_from": "src?loss=3"}, branchline.UsageError, "only `_step` is supported"),
-        ({"fork_from": "src?_step=1&_step=2"}, branchline.UsageError, "exactly one"),
-        ({"fork_from": "src?_step=-1"}, branchline.UsageError, "integer >= 0"),
-        ({"fork_from": "src"}, branchline.UsageError, "exactly one"),
         ({"fork_from": "missing?_step=1"}, branchline.RunNotFoundError, "no run 'missing'"),
-        ({"fork_from": "src?_step=1", "id": "src"}, branchline.UsageError, "is the run to fork from"),
-        ({"resume_from": "src?_step=1", "id": "other"}, branchline.UsageError, "different ids"),
         ({"resume_from": "missing?_step=1"}, branchline.RunNotFoundError, "no run 'missing'"),
-        ({"resume_from": "src?_step=1", "fork_from": "src?_step=1"}, branchline.UsageError, "mutually exclusive"),
-        ({"resume_from": "src?_step=1", "resume": "allow"}, branchline.UsageError, "mutually exclusive"),
     ],
 )
 def test_branch_errors(

@@ -1,25 +1,20 @@
-"""Vocabulary shared by the SDK, the store and the server: states, record kinds, ids, run moments."""
+"""Vocabulary shared by the SDK, the store and the server: states, record kinds, ids."""
 
 from __future__ import annotations
 
 import enum
-import math
 import secrets
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit
 
 from branchline.errors import UsageError
 
 __all__ = [
     "RunState",
     "RecordKind",
-    "RunMoment",
     "TERMINAL_STATES",
     "generate_run_id",
     "generate_incarnation_id",
     "validate_run_id",
     "validate_project_name",
-    "parse_run_moment",
     "random_run_name",
 ]
 
@@ -105,41 +100,6 @@ def validate_project_name(project: object) -> str:
             "it cannot contain any of / \\ # ? % :"
         )
     return project
-
-
-@dataclass(frozen=True)
-class RunMoment:
-    """A point in a run's history, as given to `fork_from=` or `resume_from=`."""
-
-    run_id: str
-    step: int
-    raw_value: float
-
-
-def parse_run_moment(text: object, argument: str) -> RunMoment:
-    """Parse `"<run_id>?_step=<N>"`. A float value is truncated to its integer step."""
-    if not isinstance(text, str):
-        raise UsageError(f"`{argument}` must be a string like 'abc123?_step=100'.")
-    parts = urlsplit("moment://" + text)
-    run_id = parts.netloc or ""
-    if parts.path or parts.fragment or not run_id:
-        raise UsageError(
-            f"Could not parse {argument}={text!r}: expected '<run_id>?_step=<N>', e.g. 'abc123?_step=100'."
-        )
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if len(query) != 1:
-        raise UsageError(f"Could not parse {argument}={text!r}: give exactly one query parameter, `_step`.")
-    metric, value_text = query[0]
-    if metric != "_step":
-        raise UsageError(f"{argument}={text!r} branches on {metric!r}; only `_step` is supported.")
-    try:
-        value = float(value_text)
-    except ValueError:
-        raise UsageError(f"{argument}={text!r}: the step {value_text!r} is not a number.") from None
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise UsageError(f"{argument}={text!r}: the step must be an integer >= 0.")
-    validate_run_id(run_id)
-    return RunMoment(run_id=run_id, step=int(value), raw_value=value)
 
 
 _ADJECTIVES = [

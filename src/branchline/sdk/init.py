@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from branchline.errors import UsageError
 from branchline.runspec import RunSpec, RunStart
 from branchline.sdk import globals as run_globals
+from branchline.sdk.branching import plan_branch
 from branchline.sdk.config import config_dict_from
 from branchline.sdk.fast_start import fast_start
 from branchline.sdk.journal import JournalWriter
@@ -22,21 +23,12 @@ from branchline.sdk.lifecycle import WRITER_KEY_ENV, RunResources, WriterProcess
 from branchline.sdk.run import Run, validate_tags
 from branchline.sdk.terminal import Terminal
 from branchline.settings import Settings
-from branchline.vocab import (
-    RecordKind,
-    generate_incarnation_id,
-    generate_run_id,
-    parse_run_moment,
-    validate_project_name,
-    validate_run_id,
-)
+from branchline.vocab import RecordKind, generate_incarnation_id, generate_run_id, validate_project_name
 
 if TYPE_CHECKING:
     from branchline.store import Store
 
 __all__ = ["init"]
-
-_RESUME_VALUES = {"allow", "must", "never", "auto"}
 
 
 def init(
@@ -156,34 +148,8 @@ def _filtered_config(config: Any, include: list[str] | None, exclude: list[str] 
 
 def _build_spec(settings: Settings, config: dict[str, Any]) -> tuple[RunSpec, str | None]:
     project = validate_project_name(settings.project) if settings.project else "uncategorized"
-    chosen = [n for n in ("resume", "resume_from", "fork_from") if getattr(settings, n)]
-    if len(chosen) > 1:
-        raise UsageError(
-            f"{' and '.join(chosen)} were both given; `fork_from`, `resume` and `resume_from` are mutually exclusive."
-        )
-    if settings.resume is not None and settings.resume not in _RESUME_VALUES:
-        raise UsageError(f"resume={settings.resume!r} is not valid; use 'allow', 'must', 'never' or 'auto' (or True).")
-    run_id = validate_run_id(settings.run_id) if settings.run_id is not None else None
-    moment_kind: str | None = None
-    branch_step: int | None = None
-    fork_source: str | None = None
-    rewind_source: str | None = None
-    if settings.fork_from:
-        moment = parse_run_moment(settings.fork_from, "fork_from")
-        if run_id == moment.run_id:
-            raise UsageError(
-                f"id={run_id!r} is the run to fork from; a fork is a new run, so give it another id (or none)."
-            )
-        moment_kind, branch_step, fork_source = "fork", moment.step, moment.run_id
-    elif settings.resume_from:
-        moment = parse_run_moment(settings.resume_from, "resume_from")
-        if run_id is not None and run_id != moment.run_id:
-            raise UsageError(
-                f"Both id={run_id!r} and resume_from={settings.resume_from!r} were given with different ids; "
-                "a rewind keeps the run's id, so drop id= or make them equal."
-            )
-        run_id = moment.run_id
-        moment_kind, branch_step, rewind_source = "rewind", moment.step, moment.run_id
+    branch = plan_branch(settings.run_id, settings.resume, settings.resume_from, settings.fork_from)
+    run_id = branch.run_id
     resume = settings.resume
     if resume == "auto":
         stored = _read_resume_file(settings)
@@ -207,15 +173,15 @@ def _build_spec(settings: Settings, config: dict[str, Any]) -> tuple[RunSpec, st
         job_type=settings.run_job_type,
         config=config,
         resume=resume,
-        fork_from=fork_source,
-        resume_from=rewind_source,
-        branch_step=branch_step,
+        fork_from=branch.fork_from,
+        resume_from=branch.resume_from,
+        branch_step=branch.step,
         host=socket.gethostname(),
         username=_username(),
         pid=os.getpid(),
         started_at=time.time(),
     )
-    return spec, moment_kind
+    return spec, branch.kind
 
 
 def _username() -> str:
@@ -416,6 +382,7 @@ def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal:
             "journal": str(run._res.journal.path),
             "session_id": spec.session_id,
             "incarnation_id": run.incarnation_id,
+            "run_path": run.path,
             "target": target,
             "poll_seconds": settings.x_writer_poll_seconds,
             "heartbeat_seconds": settings.heartbeat_seconds,
