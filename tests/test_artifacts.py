@@ -456,7 +456,7 @@ def test_local_blob_store_is_atomic_verifies_and_sweeps_dead_temp_files(tmp_path
     import socket
     import subprocess
 
-    from branchline.artifacts.blobs import LocalBlobStore, resolve_blob_url
+    from branchline.artifacts.blobstores import LocalBlobStore, resolve_blob_url
 
     store = LocalBlobStore(tmp_path / "b", fsync=True)
     src = tmp_path / "x.bin"

@@ -18,7 +18,7 @@ _CHILD = textwrap.dedent(
     """
     import json, sys, time
     import branchline
-    from branchline.artifacts.blobs import LocalBlobStore
+    from branchline.artifacts.blobstores import LocalBlobStore
 
     mode, log = sys.argv[1], sys.argv[2]
     original = LocalBlobStore.put_file

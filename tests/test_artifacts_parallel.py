@@ -10,7 +10,7 @@ import pytest
 
 import branchline
 from branchline.artifacts import ArtifactIntegrityError, public
-from branchline.artifacts.blobs import LocalBlobStore
+from branchline.artifacts.blobstores import LocalBlobStore
 from branchline.artifacts.hashing import digest_files, file_stat, parallel_map, real_paths, sha256_file
 from branchline.artifacts.manifest import MANIFEST_HEADER
 

@@ -14,7 +14,7 @@ import pytest
 
 import branchline
 from branchline.artifacts import ArtifactIntegrityError, public
-from branchline.artifacts.s3 import S3BlobStore
+from branchline.artifacts.blobstores.s3 import S3BlobStore
 
 from .conftest import QUIET, store_at
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from branchline.artifacts.blobs import LocalBlobStore
+from branchline.artifacts.blobstores import LocalBlobStore
 from branchline.server import ServerSettings, create_app
 from branchline.store import Store, open_store
 from branchline.store.artifacts import EntryRow

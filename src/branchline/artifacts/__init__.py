@@ -6,7 +6,7 @@ S3-compatible); `backend` the interface a server backend implements; `public` th
 
 from branchline.artifacts.artifact import Artifact
 from branchline.artifacts.backend import ArtifactBackend, EmbeddedBackend, embedded_backend
-from branchline.artifacts.blobs import BlobStore, LocalBlobStore, open_blob_store, resolve_blob_url
+from branchline.artifacts.blobstores import BlobStore, LocalBlobStore, open_blob_store, resolve_blob_url
 from branchline.artifacts.errors import (
     ArtifactError,
     ArtifactFinalizedError,

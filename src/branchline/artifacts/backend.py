@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from branchline.artifacts.blobs import BlobStore, open_blob_store, resolve_blob_url
+from branchline.artifacts.blobstores import BlobStore, open_blob_store, resolve_blob_url
 from branchline.artifacts.hashing import FileStat
 from branchline.store.artifacts import LOGGED, USED, EntryRow, VersionRow
 

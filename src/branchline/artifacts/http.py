@@ -19,7 +19,7 @@ import httpx
 import msgpack
 
 from branchline.artifacts.backend import CommitRequest
-from branchline.artifacts.blobs import verified_chunks
+from branchline.artifacts.blobstores import verified_chunks
 from branchline.artifacts.errors import ArtifactIntegrityError, ArtifactNotFoundError
 from branchline.artifacts.hashing import FileStat
 from branchline.http_client import TRANSFER, HttpClient, iter_response

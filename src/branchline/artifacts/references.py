@@ -79,9 +79,9 @@ def _file_entries(uri: str, name: str | None, checksum: bool, limit: int) -> lis
 
 
 def _s3_entries(uri: str, name: str | None, checksum: bool, limit: int) -> list[ArtifactManifestEntry]:
-    from branchline.artifacts.s3 import _obstore, s3_store, split_s3_url
+    from branchline.artifacts.blobstores.s3 import load_obstore, s3_store, split_s3_url
 
-    obs = _obstore()
+    obs = load_obstore()
     bucket, key = split_s3_url(uri)
     store = s3_store(bucket)
     if key and not key.endswith("/"):
@@ -154,9 +154,9 @@ def open_reference(entry: ArtifactManifestEntry) -> Iterator[bytes]:
                     yield chunk
 
         return chunks()
-    from branchline.artifacts.s3 import _obstore, s3_store, split_s3_url
+    from branchline.artifacts.blobstores.s3 import load_obstore, s3_store, split_s3_url
 
-    obs = _obstore()
+    obs = load_obstore()
     bucket, key = split_s3_url(entry.ref)
     try:
         result = obs.get(s3_store(bucket), key)
@@ -184,11 +184,11 @@ def check_reference(entry: ArtifactManifestEntry) -> str | None:
         if digest != entry.digest:
             return f"{entry.path}: the referenced file {path} changed (sha256 {digest}, expected {entry.digest})"
         return None
-    from branchline.artifacts.s3 import _obstore, s3_store, split_s3_url
+    from branchline.artifacts.blobstores.s3 import load_obstore, s3_store, split_s3_url
 
     bucket, key = split_s3_url(entry.ref)
     try:
-        meta = _obstore().head(s3_store(bucket), key)
+        meta = load_obstore().head(s3_store(bucket), key)
     except FileNotFoundError:
         return f"{entry.path}: {entry.ref} no longer exists"
     if _strip_etag(meta.get("e_tag")) != entry.digest or (entry.size is not None and meta["size"] != entry.size):

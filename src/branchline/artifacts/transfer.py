@@ -11,7 +11,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from branchline.artifacts.blobs import copy_fd
+from branchline.artifacts.blobstores import copy_fd
 from branchline.artifacts.errors import ArtifactIntegrityError
 from branchline.artifacts.hashing import FileStat, digest_files, hash_fd, parallel_map, shared_cache, stat_key
 from branchline.artifacts.manifest import ArtifactManifestEntry

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from branchline.artifacts.artifact import Artifact, PendingCommit
 from branchline.artifacts.backend import LOGGED, USED, ArtifactBackend, CommitRequest, EmbeddedBackend
-from branchline.artifacts.blobs import LocalBlobStore, open_blob_store, resolve_blob_url
+from branchline.artifacts.blobstores import LocalBlobStore, open_blob_store, resolve_blob_url
 from branchline.artifacts.errors import ArtifactNotFoundError
 from branchline.artifacts.hashing import FileStat
 from branchline.artifacts.naming import parse_artifact_path, validate_aliases

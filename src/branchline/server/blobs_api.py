@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from branchline.artifacts.backend import CommitRequest, EmbeddedBackend
-from branchline.artifacts.blobs import BlobStore
+from branchline.artifacts.blobstores import BlobStore
 from branchline.errors import UsageError
 from branchline.server import run_files_api
 from branchline.server.artifact_models import AliasesBody, CommitBody, DigestList, UseBody, VersionEdit

@@ -1,136 +1,24 @@
-"""Content-addressed blob storage: the interface, the local-directory store, and URL selection.
-
-A blob is named by the sha256 of its bytes and never changes, so versions and projects share it
-and a re-upload of something present is skipped. Every write is atomic: readers see the whole blob
-or nothing (temp file + rename here; one PUT or a completed multipart upload on S3).
-"""
+"""Blobs as read-only files in a local directory (`file://` URLs and plain paths)."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
 import secrets
 import socket
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
-from branchline.artifacts.errors import changed_after_add
-from branchline.artifacts.hashing import CHUNK, FileStat, stat_key, thread_buffer
-from branchline.errors import UsageError
+from branchline.artifacts.blobstores.base import BlobStore, copy_fd, copy_verified
+from branchline.artifacts.hashing import CHUNK, FileStat, stat_key
 
-__all__ = [
-    "FSYNC_ENV",
-    "STORAGE_ENV",
-    "BlobStore",
-    "LocalBlobStore",
-    "open_blob_store",
-    "resolve_blob_url",
-    "verified_chunks",
-]
+__all__ = ["FSYNC_ENV", "LocalBlobStore"]
 
-#: Overrides where blobs go: `file:///path` or `s3://bucket/prefix`.
-STORAGE_ENV = "BRANCHLINE_ARTIFACT_STORAGE"
 #: Set to 1 to fsync every local blob before it is renamed into place.
 FSYNC_ENV = "BRANCHLINE_ARTIFACT_FSYNC"
 
-
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-def copy_fd(src: int, out: int) -> bool:
-    """Copy `src` from offset 0 to its end into `out` inside the kernel; False if sendfile can't."""
-    offset = 0
-    try:
-        while sent := os.sendfile(out, src, offset, 1 << 30):
-            offset += sent
-    except OSError as exc:
-        if exc.errno in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP) and offset == 0:
-            return False  # e.g. a file system without sendfile support: the caller streams instead
-        raise
-    return True
-
-
-def copy_verified(src: int, out: int, digest: str, path: str) -> None:
-    """Copy `src` (from offset 0) into `out` through Python, hashing on the way; raises on a mismatch."""
-    os.lseek(src, 0, os.SEEK_SET)
-    os.lseek(out, 0, os.SEEK_SET)
-    os.ftruncate(out, 0)
-    buf = thread_buffer()
-    view = memoryview(buf)
-    h = hashlib.sha256()
-    while n := os.readv(src, [buf]):
-        h.update(view[:n])
-        written = 0
-        while written < n:
-            written += os.write(out, view[written:n])
-    if h.hexdigest() != digest:
-        raise changed_after_add(path, digest, h.hexdigest())
-
-
-def verified_chunks(path: str, digest: str) -> Iterator[bytes]:
-    """The file's bytes in chunks; raises before yielding the last chunk if they don't hash to `digest`.
-
-    Raising before the end means an upload fed by this iterator is abandoned, never completed
-    under the wrong name.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        chunk = fh.read(CHUNK)
-        while True:
-            following = fh.read(CHUNK) if chunk else b""
-            h.update(chunk)
-            if not following:
-                if h.hexdigest() != digest:
-                    raise changed_after_add(path, digest, h.hexdigest())
-                if chunk:
-                    yield chunk
-                return
-            yield chunk
-            chunk = following
-
-
-class BlobStore(ABC):
-    """Where blob bytes live. Implementations: `LocalBlobStore`, `S3BlobStore`."""
-
-    url: str
-    #: How many uploads or downloads to run at once against this store.
-    workers: int = 4
-
-    @abstractmethod
-    def missing(self, digests: Collection[str]) -> set[str]:
-        """The subset of `digests` this store does not hold."""
-
-    @abstractmethod
-    def put_file(self, digest: str, path: str, *, expected_stat: FileStat | None = None) -> None:
-        """Store the file at `path` as blob `digest`, atomically.
-
-        When the file's stat differs from `expected_stat` (it may have changed since it was
-        hashed) the bytes are re-hashed on the way and a mismatch raises ArtifactIntegrityError.
-        """
-
-    @abstractmethod
-    def open(self, digest: str) -> Iterator[bytes]:
-        """Stream a blob's bytes; FileNotFoundError if it is absent."""
-
-    @abstractmethod
-    def delete(self, digest: str) -> None:
-        """Remove a blob if present."""
-
-    @abstractmethod
-    def digests(self) -> Iterator[tuple[str, float]]:
-        """Every stored blob as (digest, last-modified unix time)."""
-
-    def local_path(self, digest: str) -> Path | None:
-        """A readable path for the blob when it is on this machine's disk."""
-        return None
-
-    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
-        """Release connections, if any."""
 
 
 def _is_digest(text: str) -> bool:
@@ -268,41 +156,3 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-_opened: dict[str, BlobStore] = {}
-
-
-def open_blob_store(url: str) -> BlobStore:
-    """The blob store at `url`: `file:///path`, a plain path, or `s3://bucket/prefix`."""
-    found = _opened.get(url)
-    if found is not None:
-        return found
-    parsed = urlparse(url)
-    store: BlobStore
-    if parsed.scheme == "s3":
-        from branchline.artifacts.s3 import S3BlobStore
-
-        store = S3BlobStore(url)
-    elif parsed.scheme == "file":
-        store = LocalBlobStore(unquote(parsed.path))
-    elif parsed.scheme == "" and url:
-        store = LocalBlobStore(url)
-    else:
-        raise UsageError(f"Unsupported artifact storage {url!r}: use file:///path or s3://bucket/prefix.")
-    _opened[url] = store
-    return store
-
-
-def resolve_blob_url(store_url: str, explicit: str | None = None) -> str:
-    """Where blobs go: `explicit`, else $BRANCHLINE_ARTIFACT_STORAGE, else `blobs/` beside a SQLite store."""
-    chosen = explicit or os.environ.get(STORAGE_ENV)
-    if chosen:
-        return chosen
-    if store_url.startswith("sqlite:///") and not store_url.endswith(":memory:"):
-        database = Path(store_url[len("sqlite:///") :].split("?", 1)[0])
-        return (database.resolve().parent / "blobs").as_uri()
-    raise UsageError(
-        f"The store {store_url} keeps no files itself: set {STORAGE_ENV} to file:///path or "
-        "s3://bucket/prefix to say where artifact blobs go."
-    )

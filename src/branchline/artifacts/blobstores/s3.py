@@ -15,14 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from branchline.artifacts.blobs import BlobStore, verified_chunks
+from branchline.artifacts.blobstores.base import BlobStore, verified_chunks
 from branchline.artifacts.hashing import CHUNK, FileStat
 from branchline.errors import UsageError
 
 if TYPE_CHECKING:
     from obstore.store import S3Store
 
-__all__ = ["ENDPOINT_ENV", "S3BlobStore", "s3_store", "split_s3_url"]
+__all__ = ["ENDPOINT_ENV", "S3BlobStore", "load_obstore", "s3_store", "split_s3_url"]
 
 ENDPOINT_ENV = "BRANCHLINE_S3_ENDPOINT_URL"
 _STREAM_CHUNK = 1 << 20
@@ -30,7 +30,7 @@ _STREAM_CHUNK = 1 << 20
 _LIST_THRESHOLD = 2000
 
 
-def _obstore() -> Any:
+def load_obstore() -> Any:
     try:
         import obstore
     except ImportError:  # pragma: no cover - depends on the environment
@@ -60,7 +60,7 @@ def s3_store(bucket: str, prefix: str = "") -> S3Store:
         found = _stores.get(key)
         if found is not None:
             return found
-        _obstore()  # a clear message when the optional dependency is missing
+        load_obstore()  # a clear message when the optional dependency is missing
         from obstore.store import S3Store
 
         config: dict[str, Any] = {}
@@ -85,7 +85,7 @@ class S3BlobStore(BlobStore):
         bucket, prefix = split_s3_url(self.url)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self._obs = _obstore()
+        self._obs = load_obstore()
         self._store = s3_store(bucket, self.prefix)
 
     @staticmethod
