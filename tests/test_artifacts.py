@@ -355,7 +355,7 @@ def test_file_changed_after_add_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "w.txt"
     target.write_text("before")
     art = branchline.Artifact("m", "model")
-    art.add_file(target)
+    art.add_file(target, policy="immutable")  # the opt-out of the copy taken at add time
     target.write_text("after, and longer")
     run = start(tmp_path)
     with pytest.raises(ArtifactIntegrityError, match="changed after it was added"):

@@ -128,7 +128,7 @@ def test_a_failed_commit_raises_on_wait_and_is_reported_at_finish(
     weights.write_bytes(b"epoch 1")
     run = start(tmp_path)
     art = branchline.Artifact("m", "model")
-    art.add_file(weights)
+    art.add_file(weights, policy="immutable")  # no copy: a later change fails the version
     run.log_artifact(art)
     weights.write_bytes(b"epoch 2, changed while queued")  # after the call-site check passed
     ignored = run.log_artifact(text_artifact("m", "x"), aliases=["best"])
@@ -154,7 +154,7 @@ def test_a_file_changed_before_log_is_refused_at_the_call(tmp_path: Path) -> Non
     weights = tmp_path / "w.bin"
     weights.write_bytes(b"epoch 1")
     art = branchline.Artifact("m", "model")
-    art.add_file(weights)
+    art.add_file(weights, policy="immutable")  # no copy: a later change is refused at the call
     weights.write_bytes(b"epoch 2")
     run = start(tmp_path)
     with pytest.raises(ArtifactIntegrityError, match="changed after it was added"):

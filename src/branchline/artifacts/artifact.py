@@ -14,23 +14,16 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from branchline.artifacts.backend import USED, ArtifactBackend, CommitRequest
-from branchline.artifacts.errors import (
-    ArtifactFinalizedError,
-    ArtifactIntegrityError,
-    ArtifactNotLoggedError,
-    changed_after_add,
-)
-from branchline.artifacts.hashing import digest_files, file_stat, sha256_file
+from branchline.artifacts.errors import ArtifactFinalizedError, ArtifactIntegrityError, ArtifactNotLoggedError
 from branchline.artifacts.manifest import ArtifactManifest, ArtifactManifestEntry
 from branchline.artifacts.naming import validate_aliases, validate_name, validate_type
 from branchline.artifacts.references import reference_entries
+from branchline.artifacts.staging import BlobQuery, Capture, check_policy
 from branchline.artifacts.transfer import download_entries, upload_missing, verify_directory, verify_stored
 from branchline.errors import UsageError
 from branchline.store.artifacts import EntryRow, VersionRow
 
 __all__ = ["Artifact", "PendingCommit", "default_download_root"]
-
-_POLICIES = ("mutable", "immutable")
 
 
 def default_download_root() -> Path:
@@ -90,25 +83,6 @@ class PendingCommit:
             raise self.error
 
 
-def _check_unchanged(entries: list[ArtifactManifestEntry]) -> None:
-    """Refuse, before anything is queued, files whose content changed since they were hashed.
-
-    Only a file whose stat changed is read again. The upload checks once more (a file can still
-    change after this), so this is about reporting the common mistake at the call site.
-    """
-    for entry in entries:
-        if entry.ref is not None or entry.local_path is None or entry.local_stat is None:
-            continue
-        try:
-            if file_stat(entry.local_path) == entry.local_stat:
-                continue
-            actual: str | None = sha256_file(entry.local_path)
-        except FileNotFoundError:
-            actual = None
-        if actual != entry.digest:
-            raise changed_after_add(entry.local_path, entry.digest, actual)
-
-
 class Artifact:
     """Versioned, deduplicated files with lineage (wandb's `Artifact`).
 
@@ -141,6 +115,7 @@ class Artifact:
         self._deleted = False
         self._tmpdir: str | None = None
         self._pending: PendingCommit | None = None
+        self._capture: Capture | None = None  # copies of files added with policy="mutable"
 
     # -- construction from the store --------------------------------------------------------------
     @classmethod
@@ -291,14 +266,25 @@ class Artifact:
     def _put(self, entry: ArtifactManifestEntry, overwrite: bool) -> ArtifactManifestEntry:
         existing = self._manifest.entries.get(entry.path)
         if existing is not None and existing.digest != entry.digest and not overwrite:
+            self._captured().release(entry.local_path)
             raise ValueError(
                 f"The artifact already has a file at {entry.path!r} with different contents; "
                 "pass overwrite=True (merge=True for add_dir) to replace it."
             )
         if existing is not None and existing.digest == entry.digest and existing.ref == entry.ref:
+            self._captured().release(entry.local_path)  # the existing copy has the same bytes
             return existing
+        if existing is not None:
+            self._captured().release(existing.local_path)
         self._manifest.entries[entry.path] = entry
         return entry
+
+    def _captured(self) -> Capture:
+        """This draft's staged copies; deleted with the draft unless its version is committed first."""
+        if self._capture is None:
+            self._capture = Capture()
+            weakref.finalize(self, self._capture.cleanup)
+        return self._capture
 
     def add_file(
         self,
@@ -309,21 +295,22 @@ class Artifact:
         policy: str = "mutable",
         overwrite: bool = False,
     ) -> ArtifactManifestEntry:
-        """Add one file, at `name` (default: its file name). Its sha256 is taken now."""
+        """Add one file, at `name` (default: its file name). Its sha256 is taken now.
+
+        `policy="mutable"` (the default) copies the file now, so the version keeps these bytes
+        whatever happens to the file later; `"immutable"` skips the copy and fails the version,
+        naming the file, if it changes before the upload.
+        """
         self._check_editable()
-        if policy not in _POLICIES:
-            raise ValueError(f"policy={policy!r} is not valid; use 'mutable' or 'immutable'.")
+        check_policy(policy)
         path = os.fspath(local_path)
         if not os.path.isfile(path):
             raise ValueError(f"Path is not a file: {path!r}")
-        ((digest, stat),) = digest_files([path], use_cache=not skip_cache)
-        entry = ArtifactManifestEntry(
-            path=_clean_path(name or os.path.basename(path)),
-            digest=digest,
-            size=stat[2],
-            local_path=os.path.abspath(path),
-            local_stat=stat,
+        entry_path = _clean_path(name or os.path.basename(path))
+        ((digest, source, stat),) = self._captured().add(
+            [os.path.abspath(path)], policy=policy, use_cache=not skip_cache
         )
+        entry = ArtifactManifestEntry(path=entry_path, digest=digest, size=stat[2], local_path=source, local_stat=stat)
         return self._put(entry, overwrite)
 
     def add_dir(
@@ -334,10 +321,12 @@ class Artifact:
         policy: str = "mutable",
         merge: bool = False,
     ) -> None:
-        """Add every file under a directory, under the prefix `name` (default: at the top)."""
+        """Add every file under a directory, under the prefix `name` (default: at the top).
+
+        `policy` as in `add_file`: "mutable" copies every file now, "immutable" reads them at upload.
+        """
         self._check_editable()
-        if policy not in _POLICIES:
-            raise ValueError(f"policy={policy!r} is not valid; use 'mutable' or 'immutable'.")
+        check_policy(policy)
         root = os.fspath(local_path)
         if not os.path.isdir(root):
             raise ValueError(f"Path is not a directory: {root!r}")
@@ -350,10 +339,10 @@ class Artifact:
                 if os.path.isfile(full):
                     rel = os.path.relpath(full, root).replace(os.sep, "/")
                     found.append((f"{prefix}/{rel}" if prefix else rel, os.path.abspath(full)))
-        digests = digest_files([full for _, full in found], use_cache=not skip_cache)
-        for (path, full), (digest, stat) in zip(found, digests, strict=True):
+        added = self._captured().add([full for _, full in found], policy=policy, use_cache=not skip_cache)
+        for (path, _), (digest, source, stat) in zip(found, added, strict=True):
             self._put(
-                ArtifactManifestEntry(path=path, digest=digest, size=stat[2], local_path=full, local_stat=stat),
+                ArtifactManifestEntry(path=path, digest=digest, size=stat[2], local_path=source, local_stat=stat),
                 merge,
             )
 
@@ -372,7 +361,8 @@ class Artifact:
         file_mode = mode.replace("x", "w")
         with open(target, file_mode, encoding=encoding if "b" not in mode else None) as fh:
             yield fh
-        self.add_file(target, name=path, overwrite=True)
+        # Our own temporary file, which nobody else writes: no copy needed.
+        self.add_file(target, name=path, overwrite=True, policy="immutable")
 
     def add_reference(
         self, uri: str, name: str | None = None, checksum: bool = True, max_objects: int | None = None
@@ -437,9 +427,7 @@ class Artifact:
             entries = list(self.manifest)
             upload = False
         else:
-            entries = list(self._manifest)
-            _check_unchanged(entries)
-            self._final = True  # from here on the files are what gets stored
+            entries = self._freeze(backend)
             upload = True
         request = CommitRequest(
             entity=entity,
@@ -462,9 +450,22 @@ class Artifact:
             uploaded = upload_missing(backend, entries) if upload else 0
             committed, _created = backend.commit(request)
             self._bind(committed, backend)
+            self._release_staging()  # kept after a failure, so logging the draft again can work
             return uploaded
 
         return job
+
+    def _freeze(self, backend: BlobQuery) -> list[ArtifactManifestEntry]:
+        """Refuse files read in place that changed since they were added, capture what still needs
+        it, and close the draft: from here on its entries are what gets stored."""
+        entries = list(self._manifest)
+        self._captured().freeze(entries, backend)
+        self._final = True
+        return entries
+
+    def _release_staging(self) -> None:
+        if self._capture is not None:
+            self._capture.cleanup()
 
     def _commit(
         self,

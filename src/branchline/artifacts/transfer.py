@@ -16,6 +16,7 @@ from branchline.artifacts.errors import ArtifactIntegrityError
 from branchline.artifacts.hashing import FileStat, digest_files, hash_fd, parallel_map, shared_cache, stat_key
 from branchline.artifacts.manifest import ArtifactManifestEntry
 from branchline.artifacts.references import check_reference, expected_sha256, open_reference
+from branchline.artifacts.staging import refuse_changed, remember_stored
 from branchline.errors import UsageError
 
 if TYPE_CHECKING:
@@ -55,9 +56,11 @@ def upload_missing(backend: BlobSink, entries: Sequence[ArtifactManifestEntry]) 
     def send(digest: str) -> None:
         entry = sources[digest]
         assert entry.local_path is not None
+        refuse_changed(entry)  # before any request: a server sees no upload abandoned half way
         backend.upload_blob(digest, entry.local_path, entry.local_stat)
 
     _parallel(send, missing, backend.workers)
+    remember_stored(sources)  # re-adding this content in this process need not copy it again
     return len(missing)
 
 

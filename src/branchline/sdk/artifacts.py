@@ -359,9 +359,10 @@ def _stage_offline(run: Run, art: Artifact, aliases: list[str]) -> None:
         return
     stage = Path(run._res.run_dir) / "artifacts"
     blobs = LocalBlobStore(stage / "blobs")
-    art._final = True
-    entries = art.files()
-    upload_missing(_StagingSink(blobs), entries)
+    sink = _StagingSink(blobs)
+    entries = art._freeze(sink)
+    upload_missing(sink, entries)
+    art._release_staging()  # the run directory now holds the bytes
     record = {
         "name": art.source_name,
         "type": art.type,
