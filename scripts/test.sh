@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check src tests bench examples
 .venv/bin/ruff format --check src tests bench examples
 .venv/bin/mypy
+(cd frontend && npm test --silent)
 exec .venv/bin/pytest -q -n 2 --dist loadfile -p no:cacheprovider "$@"

@@ -1,146 +1,32 @@
 // Typed client for the server's /api/v1 (the only thing the web app talks to).
+import type { components } from "./generated/openapi";
 import { enc } from "./router";
 
-export interface Project {
-  entity: string;
-  name: string;
-  created_at: number;
-  run_count: number;
-  running_count: number;
-  last_activity: number | null;
-}
+// The response shapes come from the server's OpenAPI schema: scripts/build-frontend.sh dumps it and
+// generates ./generated/openapi.ts (not committed), so a field changed on the server changes here.
+type Schemas = components["schemas"];
 
-export interface ProjectDetail extends Project {
-  state_counts: Record<string, number>;
-  columns: { config: string[]; summary: string[] };
-  public: boolean;
-}
-
-export interface ForkedFrom {
-  run_id: string | null;
-  path: string | null;
-  step: number | null;
-  kind: "fork" | "rewind" | null;
-  incarnation_id: string;
-  archived: boolean;
-  deleted: boolean;
-}
-
-export interface RunBrief {
-  entity: string;
-  project: string;
-  run_id: string;
-  path: string;
-  incarnation_id: string;
-  name: string;
-  state: string;
-  created_at: number;
-  started_at: number;
-  heartbeat_at: number;
-  finished_at: number | null;
-  runtime: number;
-  duration: number;
-  last_step: number;
-  archived: boolean;
-  ordinal: number;
-  forked_from: ForkedFrom | null;
-}
-
-export interface RunItem extends RunBrief {
-  notes: string;
-  tags: string[];
-  group: string;
-  job_type: string;
-  host: string;
-  username: string;
-  updated_at: number;
-  exit_code: number | null;
-  stop_requested: boolean;
-  starting_step: number;
-  config: Record<string, unknown>;
-  summary: Record<string, unknown>;
-}
-
-export interface RunDetail extends RunItem {
-  metadata: Record<string, unknown>;
-  archived_incarnations: RunBrief[];
-  forks: RunBrief[];
-  current_incarnation_id: string;
-}
-
-export interface RunList {
-  runs: RunItem[];
-  total: number;
-  limit: number;
-  offset: number;
-  order: string;
-}
-
-export interface KeyInfo {
-  numeric: boolean;
-  count: number;
-  last_step: number;
-  runs: number;
-}
-
-export interface Series {
-  incarnation_id: string;
-  key: string;
-  x: (number | null)[];
-  y: (number | null)[];
-  count: number;
-  sampled: boolean;
-  last_step: number;
-}
-
-export interface GroupSeries {
-  group: string;
-  key: string;
-  x: (number | null)[];
-  mean: (number | null)[];
-  min: (number | null)[];
-  max: (number | null)[];
-  runs: number;
-  count: number;
-  sampled: boolean;
-}
-
-export interface ConsoleLine {
-  line_no: number;
-  stream: string;
-  ts: number;
-  text: string;
-}
-
-export interface RunFile {
-  path: string;
-  size: number;
-  sha256: string;
-  updated_at: number;
-  available: boolean;
-}
-
-export interface Alert {
-  title: string;
-  text: string;
-  level: string;
-  ts: number;
-}
-
-export interface ArtifactRef {
-  id: string;
-  entity: string;
-  project: string;
-  name: string;
-  type: string;
-  version: string;
-  aliases: string[];
-  digest: string;
-  size: number;
-  file_count: number;
-  description: string | null;
-  created_at: number;
-}
+export type Project = Schemas["Project"];
+export type ProjectDetail = Schemas["ProjectDetail"];
+export type ForkedFrom = Schemas["ForkedFrom"];
+export type RunBrief = Schemas["RunBrief"];
+export type RunItem = Schemas["RunItem"];
+export type RunDetail = Schemas["RunDetail"];
+export type RunList = Schemas["RunList"];
+export type KeyInfo = Schemas["KeyInfo"];
+export type Series = Schemas["Series"];
+export type GroupSeries = Schemas["GroupSeries"];
+export type ConsoleLine = Schemas["ConsoleLine"];
+export type RunFile = Schemas["RunFile"];
+export type Alert = Schemas["Alert"];
+export type ArtifactRef = Schemas["ArtifactRef"];
+export type Viewer = Schemas["Viewer"];
+type Ok = Schemas["Ok"];
+type RunPatch = Schemas["RunPatch"];
+type SeriesRequest = Schemas["SeriesRequest"];
+type GroupSeriesRequest = Schemas["GroupSeriesRequest"];
+/** 0: history, 1: system metrics. */
+export type Stream = SeriesRequest["stream"];
 
 export class ApiError extends Error {
   constructor(
@@ -151,14 +37,6 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
-}
-
-export interface Viewer {
-  username: string | null;
-  entities: string[];
-  default_entity: string | null;
-  auth_required: boolean;
-  admin: boolean;
 }
 
 /** The header the server requires on state-changing requests authenticated by the session cookie (CSRF guard). */
@@ -228,9 +106,9 @@ export interface RunQuery {
 export const api = {
   viewer: () => request<Viewer>("GET", "/api/v1/viewer", undefined, { quiet401: true }),
   login: (apiKey: string) => request<Viewer>("POST", "/api/v1/session", { api_key: apiKey }, { quiet401: true }),
-  logout: () => request<{ ok: boolean }>("DELETE", "/api/v1/session", undefined, { quiet401: true }),
+  logout: () => request<Ok>("DELETE", "/api/v1/session", undefined, { quiet401: true }),
   projects: (search?: string) =>
-    request<{ projects: Project[] }>("GET", `/api/v1/projects${search ? `?search=${enc(search)}` : ""}`),
+    request<Schemas["ProjectList"]>("GET", `/api/v1/projects${search ? `?search=${enc(search)}` : ""}`),
   project: (entity: string, project: string) =>
     request<ProjectDetail>("GET", `/api/v1/projects/${enc(entity)}/${enc(project)}`),
   setPublic: (entity: string, project: string, isPublic: boolean) =>
@@ -247,27 +125,21 @@ export const api = {
   },
   run: (entity: string, project: string, runId: string, incarnation?: string | null) =>
     request<RunDetail>("GET", runBase(entity, project, runId, incarnation)),
-  patch: (entity: string, project: string, runId: string, fields: Partial<Pick<RunItem, "name" | "notes" | "tags" | "group" | "job_type">>) =>
+  patch: (entity: string, project: string, runId: string, fields: RunPatch) =>
     request<RunDetail>("PATCH", runBase(entity, project, runId), fields),
   stop: (entity: string, project: string, runId: string) => request<RunDetail>("POST", `${runBase(entity, project, runId)}/stop`),
   move: (entity: string, project: string, runId: string, target: string) =>
     request<RunDetail>("POST", `${runBase(entity, project, runId)}/move`, { project: target }),
-  remove: (entity: string, project: string, runId: string) => request<{ ok: boolean }>("DELETE", runBase(entity, project, runId)),
+  remove: (entity: string, project: string, runId: string) => request<Ok>("DELETE", runBase(entity, project, runId)),
   keys: (incarnations: string[], stream: number) =>
-    request<{ stream: number; keys: Record<string, KeyInfo> }>("POST", "/api/v1/series/keys", { incarnations, stream }),
-  series: (
-    body: { incarnations: string[]; keys: string[]; x: string; stream: number; buckets: number; min_step?: number; max_step?: number },
-    signal?: AbortSignal,
-  ) => request<{ series: Series[] }>("POST", "/api/v1/series", body, signal),
-  groupSeries: (
-    body: { groups: { name: string; incarnations: string[] }[]; keys: string[]; stream: number; buckets: number },
-    signal?: AbortSignal,
-  ) => request<{ series: GroupSeries[] }>("POST", "/api/v1/series/groups", body, signal),
+    request<Schemas["KeysResponse"]>("POST", "/api/v1/series/keys", { incarnations, stream }),
+  series: (body: SeriesRequest, signal?: AbortSignal) => request<Schemas["SeriesResponse"]>("POST", "/api/v1/series", body, signal),
+  groupSeries: (body: GroupSeriesRequest, signal?: AbortSignal) => request<Schemas["GroupSeriesResponse"]>("POST", "/api/v1/series/groups", body, signal),
   logs: (base: string, since: number) =>
-    request<{ lines: ConsoleLine[]; next_line: number }>("GET", `${base}/logs?since=${since}`),
-  files: (base: string) => request<{ files: RunFile[] }>("GET", `${base}/files`),
-  alerts: (base: string) => request<{ alerts: Alert[] }>("GET", `${base}/alerts`),
-  artifacts: (base: string) => request<{ logged: ArtifactRef[]; used: ArtifactRef[] }>("GET", `${base}/artifacts`),
+    request<Schemas["ConsoleLog"]>("GET", `${base}/logs?since=${since}`),
+  files: (base: string) => request<Schemas["FileList"]>("GET", `${base}/files`),
+  alerts: (base: string) => request<Schemas["AlertList"]>("GET", `${base}/alerts`),
+  artifacts: (base: string) => request<Schemas["ArtifactList"]>("GET", `${base}/artifacts`),
 };
 
 export function errorText(error: unknown): string {

@@ -2,25 +2,8 @@
 // MongoDB-style JSON for nesting. The result lives in the URL (`f`) and runs on the server.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ExpressionError, parseExpression, printExpression, wordAt } from "../lib/filterExpr";
+import { type Operator, OPERATORS, fieldKind, operator, operatorOf } from "../lib/filterFields";
 import { setQuery } from "../router";
-
-export const OPERATORS = ["=", "≠", "<", "≤", ">", "≥", "IN", "NOT IN", "matches"] as const;
-type Operator = (typeof OPERATORS)[number];
-
-const MONGO: Record<Operator, string> = {
-  "=": "$eq",
-  "≠": "$ne",
-  "<": "$lt",
-  "≤": "$lte",
-  ">": "$gt",
-  "≥": "$gte",
-  IN: "$in",
-  "NOT IN": "$nin",
-  matches: "$regex",
-};
-
-export const TEXT_FIELDS = new Set(["state", "display_name", "name", "tags", "group", "jobType", "host", "username", "notes", "createdAt", "heartbeatAt"]);
-export const BASE_FIELDS = ["display_name", "state", "tags", "group", "jobType", "name", "host", "username", "notes", "createdAt", "heartbeatAt", "duration"];
 
 interface Condition {
   field: string;
@@ -32,7 +15,8 @@ function parseValue(field: string, text: string): unknown {
   const trimmed = text.trim();
   if (trimmed === "null") return null;
   if (/^".*"$/.test(trimmed)) return trimmed.slice(1, -1);
-  if (TEXT_FIELDS.has(field)) return trimmed;
+  // Dates are sent as typed: the server reads ISO dates and epoch seconds alike.
+  if (fieldKind(field) === "text" || fieldKind(field) === "date") return trimmed;
   if (trimmed === "true") return true;
   if (trimmed === "false") return false;
   if (trimmed !== "" && Number.isFinite(Number(trimmed))) return Number(trimmed);
@@ -49,13 +33,13 @@ export function toMongo(conditions: Condition[], any: boolean): Record<string, u
   const clauses = conditions
     .filter((c) => c.field.trim())
     .map((c) => {
-      const op = MONGO[c.op];
-      const value =
-        c.op === "IN" || c.op === "NOT IN"
-          ? c.value.split(",").map((part) => parseValue(c.field, part)).filter((v) => v !== "")
-          : c.op === "matches"
-            ? c.value
-            : parseValue(c.field, c.value);
+      const spec = operator(c.op);
+      const op = spec.mongo;
+      const value = spec.list
+        ? c.value.split(",").map((part) => parseValue(c.field, part)).filter((v) => v !== "")
+        : c.op === "matches"
+          ? c.value
+          : parseValue(c.field, c.value);
       return { [c.field.trim()]: { [op]: value } };
     });
   if (!clauses.length) return null;
@@ -81,9 +65,9 @@ function fromMongo(doc: unknown): { conditions: Condition[]; any: boolean } | nu
     if (spec && typeof spec === "object" && !Array.isArray(spec)) {
       const ops = Object.entries(spec as Record<string, unknown>);
       if (ops.length !== 1) return null;
-      const op = (Object.keys(MONGO) as Operator[]).find((o) => MONGO[o] === ops[0][0]);
+      const op = operatorOf(ops[0][0]);
       if (!op) return null;
-      conditions.push({ field, op, value: showValue(ops[0][1]) });
+      conditions.push({ field, op: op.label, value: showValue(ops[0][1]) });
     } else conditions.push({ field, op: "=", value: showValue(spec) });
   }
   return { conditions, any };

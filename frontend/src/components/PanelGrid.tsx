@@ -1,6 +1,6 @@
 // The panel grid: one chart per numeric metric, in sections by key prefix, drawn when scrolled to.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { type GroupSeries, type KeyInfo, type Series, api, errorText } from "../api";
+import { type GroupSeries, type KeyInfo, type Series, type Stream, api, errorText } from "../api";
 import { loadSeries } from "../lib/seriesCache";
 import { Chart, type ChartLine, type XKind } from "./Chart";
 
@@ -82,7 +82,7 @@ function Panel({
   metric: string;
   runs: VisualRun[];
   groups: VisualGroup[] | null;
-  stream: number;
+  stream: Stream;
   settings: ChartSettings;
   syncKey: string;
 }) {
@@ -296,7 +296,7 @@ export function PanelGrid({
   keys: Record<string, KeyInfo>;
   runs: VisualRun[];
   groups?: VisualGroup[] | null;
-  stream: number;
+  stream: Stream;
   settings: ChartSettings;
   sectionOf: (key: string) => string;
   closed: Set<string>;

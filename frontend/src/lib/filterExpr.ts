@@ -1,6 +1,8 @@
 // Filter expressions typed as text — `config.lr > 0.001 and (state = finished or tags IN (a, "b c"))` —
 // compiled to the MongoDB-style filter JSON the server evaluates, and printed back from it.
 
+import { fieldKind, operatorOf, typedOperator } from "./filterFields";
+
 export type Mongo = Record<string, unknown>;
 
 type Token =
@@ -18,25 +20,6 @@ export class ExpressionError extends Error {
   }
 }
 
-const OPS: Record<string, string> = {
-  "=": "$eq",
-  "==": "$eq",
-  "≠": "$ne",
-  "!=": "$ne",
-  "<": "$lt",
-  "≤": "$lte",
-  "<=": "$lte",
-  ">": "$gt",
-  "≥": "$gte",
-  ">=": "$gte",
-  IN: "$in",
-  "NOT IN": "$nin",
-};
-
-const PRINTED: Record<string, string> = { $eq: "=", $ne: "≠", $lt: "<", $lte: "≤", $gt: ">", $gte: "≥", $in: "IN", $nin: "NOT IN" };
-
-/** Fields whose values are text even when they look like numbers. */
-const TEXT_FIELDS = new Set(["state", "display_name", "name", "tags", "group", "jobType", "host", "username", "notes"]);
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
 export function tokenize(source: string): Token[] {
@@ -81,7 +64,7 @@ function literal(token: Token, field: string): unknown {
   if (token.kind !== "word") throw new ExpressionError(`Expected a value, found '${token.text}'`, token.at);
   const text = token.text;
   if (text.toLowerCase() === "null") return null;
-  if (TEXT_FIELDS.has(field) || ISO_DATE.test(text)) return text;
+  if (fieldKind(field) === "text" || ISO_DATE.test(text)) return text;
   if (text === "true") return true;
   if (text === "false") return false;
   if (Number.isFinite(Number(text))) return Number(text);
@@ -149,8 +132,10 @@ export function parseExpression(source: string): Mongo | null {
     } else {
       throw new ExpressionError(`Expected an operator (= ≠ < ≤ > ≥ IN NOT IN) after ${field}`, opToken.at);
     }
-    const mongo = OPS[op];
-    if (mongo === "$in" || mongo === "$nin") {
+    const spec = typedOperator(op);
+    if (!spec) throw new ExpressionError(`Unknown operator '${op}'`, opToken.at);
+    const mongo = spec.mongo;
+    if (spec.list) {
       opToken = peek();
       if (!opToken || opToken.kind !== "punct" || (opToken.text !== "(" && opToken.text !== "[")) {
         throw new ExpressionError(`Expected '(' with a list after ${op}`, opToken?.at ?? end);
@@ -213,9 +198,10 @@ export function printExpression(doc: unknown, nested = false): string | null {
     const field = /^[\w.\-:/]+$/.test(key) ? key : JSON.stringify(key);
     if (spec && typeof spec === "object" && !Array.isArray(spec)) {
       for (const [op, value] of Object.entries(spec as Mongo)) {
-        const shown = PRINTED[op];
-        if (!shown) return null;
-        if (op === "$in" || op === "$nin") {
+        const known = operatorOf(op);
+        if (!known || !known.typed.length) return null;
+        const shown = known.label;
+        if (known.list) {
           if (!Array.isArray(value)) return null;
           parts.push(`${field} ${shown} (${value.map(printValue).join(", ")})`);
         } else parts.push(`${field} ${shown} ${printValue(value)}`);

@@ -1,5 +1,5 @@
 // Chart series cached per (incarnation, key, axis); a run is fetched again only when it changed.
-import { api, type Series } from "../api";
+import { api, type Series, type Stream } from "../api";
 
 export interface SeriesTarget {
   incarnation: string;
@@ -24,7 +24,7 @@ export async function loadSeries(
   targets: SeriesTarget[],
   key: string,
   x: string,
-  stream: number,
+  stream: Stream,
   buckets: number,
   signal?: AbortSignal,
 ): Promise<Map<string, Series>> {
