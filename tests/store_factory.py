@@ -32,8 +32,10 @@ from branchline.vocab import RecordKind
 
 __all__ = [
     "PG_URL",
+    "BACKENDS",
     "add_run",
     "any_store_url",
+    "fresh_url",
     "pg_available",
     "pg_schema_url",
     "set_created_at",
@@ -212,16 +214,28 @@ def write_series(
         upsert(conn, history_chunks, rows)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+#: The store backends a contract runs on; PostgreSQL tests carry the `postgres` marker.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def fresh_url(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty store URL on `backend`: a SQLite file in `directory`, or a PostgreSQL schema
+    dropped afterwards. Skips the test, saying why, when PostgreSQL does not answer."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'store.db'}"
+        return
+    if not pg_available():
+        pytest.skip(f"PostgreSQL is not reachable at {PG_URL} (start it to run the PostgreSQL half of this test)")
+    with pg_schema_url() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
 def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store URL: a SQLite file, or a PostgreSQL schema dropped after the test.
 
     Use it in a test module with `any_store_url = store_factory.any_store_url`.
     """
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store' / 'store.db'}"
-        return
-    if not pg_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    with pg_schema_url() as url:
+    with fresh_url(request.param, tmp_path / "store") as url:
         yield url

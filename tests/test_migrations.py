@@ -12,6 +12,7 @@ from branchline.errors import SchemaError
 from branchline.store import open_store
 from branchline.store.engine import current_revision, make_engine, upgrade
 from branchline.store.schema import SCHEMA_REVISION
+from tests.store_factory import BACKENDS, fresh_url
 
 
 def _shape(url: str) -> dict[str, Any]:
@@ -35,8 +36,13 @@ def _shape(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
-def test_store_at_0001_is_refused_until_upgraded(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+@pytest.mark.parametrize("store_backend", BACKENDS)
+def test_store_at_0001_is_refused_until_upgraded(store_backend: str, tmp_path: Path) -> None:
+    with fresh_url(store_backend, tmp_path) as url:
+        _refused_until_upgraded(url)
+
+
+def _refused_until_upgraded(url: str) -> None:
     assert upgrade(url, "0001_initial") == "0001_initial"
     with pytest.raises(SchemaError, match="branchline db upgrade") as caught:
         open_store(url)
@@ -61,12 +67,15 @@ def test_store_at_0001_is_refused_until_upgraded(tmp_path: Path) -> None:
             engine.dispose()
 
 
-def test_migrations_build_the_same_schema_as_create_all(tmp_path: Path) -> None:
-    migrated = f"sqlite:///{tmp_path / 'migrated.db'}"
-    created = f"sqlite:///{tmp_path / 'created.db'}"
-    upgrade(migrated)
-    open_store(created).close()
-    a, b = _shape(migrated), _shape(created)
+@pytest.mark.parametrize("store_backend", BACKENDS)
+def test_migrations_build_the_same_schema_as_create_all(store_backend: str, tmp_path: Path) -> None:
+    with (
+        fresh_url(store_backend, tmp_path / "migrated") as migrated,
+        fresh_url(store_backend, tmp_path / "created") as created,
+    ):
+        upgrade(migrated)
+        open_store(created).close()
+        a, b = _shape(migrated), _shape(created)
     assert set(a) == set(b)
     assert {
         "artifact_collections",
