@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from branchline.sdk.journal import read_journal
+from branchline.sdk.journal_read import read_journal
 from tests.conftest import run_python, store_at
 
 LOGGER = """

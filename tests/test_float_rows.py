@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import branchline
-from branchline.sdk.journal import JournalReader, RowBlocks, read_journal
+from branchline.sdk.journal_read import JournalReader, RowBlocks, read_journal
 from branchline.vocab import RecordKind
 from tests.conftest import rows, store_at
 
@@ -155,14 +155,15 @@ def _journal_with_mixed_rows(tmp_path: Path, quiet: dict[str, Any]) -> Path:
     return journal
 
 
-def _tail_all(journal: Path, limit: int) -> tuple[list[list[Any]], int]:
-    reader = JournalReader(journal, blocks=True)
+def _tail_all(journal: Path, limit: int, *, final: bool = False) -> tuple[list[list[Any]], int]:
+    reader = JournalReader(journal, blocks=True, final=final)
     out: list[list[Any]] = []
-    while True:
+    empty = 0
+    while empty < 2:  # a live reader looks at damage twice before it reads past it
         records, _ = reader.read_available(limit=limit)
-        if not records:
-            return out, reader.offset
+        empty = 0 if records else empty + 1
         out.extend(records)
+    return out, reader.offset
 
 
 def _rows_of(records: list[list[Any]]) -> list[tuple[Any, ...]]:
@@ -199,22 +200,31 @@ def test_the_writers_bulk_decoding_matches_the_record_path(tmp_path: Path, quiet
     assert sum(int(r[1]) == RecordKind.ROW_BLOCK for r in got) >= (8 if limit > 7 else 1)
 
 
-def test_bulk_decoding_stops_at_a_corrupt_or_torn_row(tmp_path: Path, quiet: dict[str, Any]) -> None:
+def test_bulk_decoding_reads_past_a_corrupt_row_and_stops_at_a_torn_one(tmp_path: Path, quiet: dict[str, Any]) -> None:
     journal = _journal_with_mixed_rows(tmp_path, quiet)
     data = bytearray(journal.read_bytes())
     good = read_journal(journal)
-    # Corrupt one value byte of a float row in the middle of a run: reading stops just before it.
+    # Corrupt one value byte of a float row in the middle of a run: that row alone is lost, the
+    # bulk decoding stops just before it and resumes just after it.
     rows_seen = [r for r in good.records if int(r[1]) == RecordKind.FLOAT_ROW]
     victim = rows_seen[len(rows_seen) // 2]
     needle = victim[6]  # the row's value bytes
     at = bytes(data).index(needle)
     data[at] ^= 0xFF
     journal.write_bytes(bytes(data))
-    expected = RowBlocks().compact(read_journal(journal).records)
-    assert _rows_of(expected)[-1][0] == victim[0] - 1
-    got, offset = _tail_all(journal, 20_000)
-    assert _rows_of(got) == _rows_of(expected)
-    assert offset == read_journal(journal).end_offset
+    damaged = read_journal(journal)
+    expected = RowBlocks().compact(damaged.records)
+    seqs = [row[0] for row in _rows_of(expected)]
+    all_seqs = [row[0] for row in _rows_of(RowBlocks().compact(good.records))]
+    assert seqs == [seq for seq in all_seqs if seq != victim[0]]
+    (skip,) = damaged.skipped
+    assert (skip.first_lost, skip.last_lost) == (victim[0], victim[0])
+    assert skip.offset < at < skip.offset + skip.size
+    assert damaged.torn_bytes == 0
+    for final in (False, True):
+        got, offset = _tail_all(journal, 20_000, final=final)
+        assert _rows_of(got) == _rows_of(expected)
+        assert offset == damaged.end_offset == len(data)
     # A torn last frame: the rows before it are read, the partial one is left for later.
     journal.write_bytes(bytes(data[: at - 40]))
     got, _ = _tail_all(journal, 20_000)

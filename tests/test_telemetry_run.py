@@ -30,7 +30,7 @@ import branchline
 from branchline.sdk import files as files_module
 from branchline.sdk.alerts import AlertLevel
 from branchline.sdk.files import run_file_path, run_files
-from branchline.sdk.journal import read_journal
+from branchline.sdk.journal_read import read_journal
 from branchline.sdk.system_monitor import SystemMonitor, nvidia_gpu_sample
 from branchline.store import open_store
 from branchline.vocab import RecordKind

@@ -32,7 +32,7 @@ def sync(
     <dir>/branchline/runs that no live process is writing is stored.
     """
     from branchline.sdk.sink import make_sink
-    from branchline.sdk.sync import journal_in_use, pending_journals, sync_journal
+    from branchline.sdk.sync import describe_failure, journal_in_use, pending_journals, sync_journal
 
     settings = settings_for(root_dir, store_url)
     journals: list[Path] = []
@@ -60,7 +60,11 @@ def sync(
         click.echo(f"Syncing to {settings.base_url}", err=True)
     else:
         target = {"store_url": settings.resolved_store_url, "crash_timeout": settings.x_crash_timeout}
-    sink = make_sink(target)
+    try:
+        sink = make_sink(target)
+    except Exception as exc:
+        click.echo(f"Could not open the store: {describe_failure(exc)}. The journals are kept.", err=True)
+        raise SystemExit(1) from None
     failures = 0
     try:
         for journal in journals:
@@ -68,7 +72,8 @@ def sync(
                 result = sync_journal(journal, sink, overrides={"project": project, "entity": entity})
             except Exception as exc:
                 failures += 1
-                click.echo(f"Could not sync {journal}: {exc}", err=True)
+                # Said plainly (a database error carries its statement and parameters); the journal is kept.
+                click.echo(f"Could not sync {journal}: {describe_failure(exc)}. The journal is kept.", err=True)
                 continue
             if result.warning:
                 click.echo(f"Warning: {result.warning}", err=True)

@@ -1,8 +1,13 @@
 """The run journal: append-only framed records, one kernel write per record.
 
 File layout: an 8-byte magic header, then frames of `<length:u32><crc32:u32><body>`, where the
-body is a msgpack list `[sequence, kind, *fields]`. A torn or corrupt tail (a killed process, a
-full disk) is detected by length and checksum; reading stops at the last good frame.
+body is a msgpack list `[sequence, kind, *fields]`. A torn tail (a killed process) is detected by
+length and checksum; a damaged frame in the middle is read past (sdk/journal_read.py).
+
+A write the kernel refuses (a full disk, a file size limit) is never acknowledged as written: the
+torn part is cut back so the file stays well-formed, and the record is held in memory (up to
+`HOLD_LIMIT` bytes; past it, records are dropped and counted) and written, in order, once the disk
+takes it again. `log()` never raises for this; the journal says once what happened.
 """
 
 from __future__ import annotations
@@ -11,12 +16,12 @@ import contextlib
 import errno
 import os
 import struct
+import sys
 import threading
+import time
 import weakref
 import zlib
-from array import array
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,29 +33,42 @@ from branchline.vocab import RecordKind
 __all__ = [
     "MAGIC",
     "FRAME",
+    "HOLD_LIMIT",
+    "HOLD_WAIT",
     "JournalWriter",
-    "JournalReader",
-    "read_journal",
-    "ReadResult",
+    "ROW_HEAD",
+    "ROW_MARK",
+    "row_struct",
 ]
 
 MAGIC = b"BLJRNL01"
 FRAME = struct.Struct("<II")
 MAX_RECORD = 64 * 1024 * 1024
-_ROW_MARK_BYTE = b"\xc1"
-_FLOAT_ROW = int(RecordKind.FLOAT_ROW)
-_READ_CHUNK = 8 * 1024 * 1024
+#: Records the disk refuses are held in memory up to this many bytes, then dropped (and counted).
+HOLD_LIMIT = 64 * 1024 * 1024
+#: How long closing the journal waits for the disk to take held records back, by default.
+HOLD_WAIT = 30.0
+#: Held records are retried at most this often while logging goes on.
+_RETRY_SECONDS = 0.2
+_MiB = 1024 * 1024
+
+
+def _say(message: str) -> None:
+    print(f"branchline: {message}", file=sys.stderr, flush=True)
 
 
 class JournalWriter:
-    """Appends records; `write` returns once the kernel has the bytes.
+    """Appends records; `write` returns once the kernel has the bytes, or holds them (see module doc).
 
-    Thread safety: `lock` (re-entrant) guards the sequence number, the shared packer and the
-    write, so records from background threads (console, system metrics, files) and from the
-    training thread land whole and in sequence order. Every writer takes it: `write` does, and
-    `Run.log`'s fast path, which bypasses `write`, takes it around its own pack-and-write.
+    Thread safety: `lock` (re-entrant) guards the sequence number, the shared packer, the write
+    and the held records, so records from background threads (console, system metrics, files) and
+    from the training thread land whole and in sequence order. Every writer takes it: `write` does,
+    and `Run.log`'s fast path, which bypasses `write`, takes it around its own pack-and-write.
     Re-entrant so that a signal handler in the training thread that writes a record (e.g. one
     calling `finish`) cannot deadlock against the code it interrupted.
+
+    Appenders write to `wfd`: the journal's descriptor, or -1 while records are held, so that a
+    later record can never overtake a held one; a failed append goes to `hold`.
     """
 
     def __init__(self, path: Path, *, start_seq: int = 0, discard: bool = False) -> None:
@@ -63,8 +81,17 @@ class JournalWriter:
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             if os.fstat(self.fd).st_size == 0:
                 os.write(self.fd, MAGIC)
+        self.wfd = self.fd
         self.seq = start_seq
         self.packer = msgpack.Packer(default=encode_default)
+        self.hold_limit = HOLD_LIMIT
+        self.held: deque[tuple[int, bytes]] = deque()  # (sequence, frame), oldest first
+        self.held_bytes = 0
+        self.held_total = 0  # records that went through `held` since the last recovery
+        self.dropped = 0  # records lost because `held` was full, or still held at close
+        self.dropped_steps = 0  # how many of them were history rows (logged steps)
+        self._retry_at = 0.0
+        self._error: str | None = None
         _LIVE_WRITERS.add(self)
 
     def write(self, kind: int, *fields: Any) -> int:
@@ -75,21 +102,141 @@ class JournalWriter:
                 raise OSError(errno.EBADF, f"{self.path}: the journal is closed")
             seq = self.seq + 1
             body = self.packer.pack([seq, kind, *fields])
-            os.write(self.fd, FRAME.pack(len(body), zlib.crc32(body)) + body)
+            frame = FRAME.pack(len(body), zlib.crc32(body)) + body
+            try:
+                written = os.write(self.wfd, frame)
+                if written != len(frame):
+                    self.hold(seq, frame, written)
+            except OSError as exc:
+                self.hold(seq, frame, exc)
             self.seq = seq
             return seq
+
+    def hold(self, seq: int, frame: bytes, outcome: int | OSError) -> None:
+        """Keep a record the kernel did not take whole (`outcome`: bytes written, or the error).
+
+        Called under `lock`. Raises only OSError(EBADF) once the journal is closed.
+        """
+        with self.lock:
+            if self.fd < 0:
+                raise OSError(errno.EBADF, f"{self.path}: the journal is closed")
+            if isinstance(outcome, int) and outcome > 0:
+                self._cut(outcome)
+            if self.wfd >= 0:  # the first refusal since the journal was last writable
+                self.wfd = -1
+                self.held_total = 0
+                reason = outcome.strerror if isinstance(outcome, OSError) else None
+                self._error = reason or "the disk took only part of a record"
+                self._retry_at = time.monotonic() + _RETRY_SECONDS
+                _say(
+                    f"WARNING cannot write the run's journal in {self.path.parent} ({self._error}). "
+                    f"Logged steps are held in memory (up to {self.hold_limit // _MiB} MiB) and written "
+                    "as soon as the disk takes them again: free space there. Training goes on; log() "
+                    "does not raise."
+                )
+            if self.held_bytes + len(frame) > self.hold_limit:
+                if not self.dropped:
+                    _say(
+                        f"WARNING the memory held for the journal in {self.path.parent} is full "
+                        f"({self.hold_limit // _MiB} MiB): steps logged from now on are dropped until "
+                        "the disk takes records again; the count is reported."
+                    )
+                self._lose(frame)
+            else:
+                self.held.append((seq, frame))
+                self.held_bytes += len(frame)
+                self.held_total += 1
+            if time.monotonic() >= self._retry_at:
+                self.retry()
+
+    def _lose(self, frame: bytes) -> None:
+        self.dropped += 1
+        body = frame[FRAME.size :]
+        if body[:1] == bytes([ROW_MARK]):
+            self.dropped_steps += 1
+            return
+        with contextlib.suppress(Exception):
+            if msgpack.unpackb(body, strict_map_key=False)[1] == RecordKind.HISTORY:
+                self.dropped_steps += 1
+
+    def _cut(self, torn: int) -> None:
+        """Remove the `torn` bytes a short write left at the end, so every later frame is readable."""
+        with contextlib.suppress(OSError):
+            # If this fails too, readers skip the torn frame as damage (they resynchronise).
+            os.ftruncate(self.fd, os.fstat(self.fd).st_size - torn)
+
+    def retry(self) -> bool:
+        """Write held records, oldest first, until the disk refuses one; whether none are left."""
+        with self.lock:
+            self._retry_at = time.monotonic() + _RETRY_SECONDS
+            held = self.held
+            while held:
+                _, frame = held[0]
+                try:
+                    written = os.write(self.fd, frame)
+                except OSError:
+                    return False
+                if written != len(frame):
+                    self._cut(written)
+                    return False
+                held.popleft()
+                self.held_bytes -= len(frame)
+            if self.wfd < 0 and self.fd >= 0:
+                self.wfd = self.fd
+                self._recovered()
+            return True
+
+    def _recovered(self) -> None:
+        where = self.path.parent
+        if self.dropped:
+            _say(
+                f"WARNING the journal in {where} is writable again: {self.held_total} records held in "
+                f"memory were written; {self.dropped_steps} logged steps ({self.dropped} records) that came "
+                "while that memory was full were dropped and are lost."
+            )
+        else:
+            _say(
+                f"the journal in {where} is writable again: the {self.held_total} records held in memory "
+                "were written; none were lost."
+            )
+
+    @property
+    def written_seq(self) -> int:
+        """The sequence number of the last record the kernel has, if none is held: `seq`."""
+        with self.lock:
+            return self.held[0][0] - 1 if self.held else self.seq
 
     def sync(self) -> None:
         os.fsync(self.fd)
 
-    def close(self) -> None:
+    def close(self, hold_wait: float = HOLD_WAIT) -> None:
+        """Close the journal; records still held are retried for up to `hold_wait` seconds first."""
+        deadline = time.monotonic() + hold_wait
+        while self.held and self.fd >= 0 and not self.retry() and time.monotonic() < deadline:
+            time.sleep(_RETRY_SECONDS)
         # Under the lock: a late background write must never reach a reused descriptor number.
         with self.lock:
-            if self.fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.fsync(self.fd)
-                os.close(self.fd)
-                self.fd = -1
+            if self.fd < 0:
+                return
+            if self.held:
+                last = self.written_seq
+                lost = len(self.held)
+                for _, frame in self.held:
+                    self._lose(frame)
+                self.held.clear()
+                self.held_bytes = 0
+                # Readers stop at what the kernel has: the run ends at the last written record.
+                self.seq = last
+                _say(
+                    f"WARNING the journal in {self.path.parent} could not take the last {lost} records before "
+                    f"the run ended ({self._error}): {self.dropped_steps} logged steps ({self.dropped} records) "
+                    "in all are lost. Everything written before them is kept and stored."
+                )
+            with contextlib.suppress(OSError):
+                os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            self.wfd = -1
 
 
 # A fork while a background thread held a journal lock would leave the child's copy held
@@ -106,65 +253,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
-@dataclass
-class ReadResult:
-    records: list[list[Any]]
-    end_offset: int  # offset just past the last good frame
-    torn_bytes: int  # bytes after it that did not form a good frame
-
-
-class JournalReader:
-    """Reads frames incrementally from an offset; used by the writer to tail a live journal."""
-
-    def __init__(self, path: Path, *, blocks: bool = False) -> None:
-        """With `blocks`, runs of float rows come out as ROW_BLOCK records, decoded in bulk."""
-        self.path = path
-        self.offset = 0
-        self._handle: Any = None
-        self._unparsed = b""
-        self._layouts: dict[int, list[str]] | None = {} if blocks else None
-
-    def _open(self) -> bool:
-        if self._handle is None:
-            try:
-                self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open while tailing
-            except FileNotFoundError:
-                return False
-            magic = self._handle.read(len(MAGIC))
-            if magic != MAGIC:
-                if len(magic) < len(MAGIC):
-                    self._handle.close()
-                    self._handle = None
-                    return False
-                raise ValueError(f"{self.path} is not a branchline journal.")
-            self.offset = len(MAGIC)
-        return True
-
-    def read_available(self, limit: int = 50_000) -> tuple[list[list[Any]], int]:
-        """New complete records since the last call, and the count of bytes past them.
-
-        Bytes read but not parsed yet (past `limit`, or a frame still being written) are kept,
-        so a long backlog is read once, not once per batch.
-        """
-        if not self._open():
-            return [], 0
-        handle = self._handle
-        if len(self._unparsed) < _READ_CHUNK:
-            handle.seek(self.offset + len(self._unparsed))
-            more = handle.read(_READ_CHUNK)
-            if more:
-                self._unparsed = self._unparsed + more if self._unparsed else more
-        records, used = _parse(self._unparsed, limit, self._layouts)
-        self.offset += used
-        self._unparsed = self._unparsed[used:]
-        return records, len(self._unparsed)
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-
 # A float row is a binary frame body: ROW_MARK (never the first byte of a msgpack value), layout
 # id, sequence, step, timestamp, runtime, and the row's values as little-endian doubles in the
 # order of the layout's keys (a ROW_SCHEMA record written before the first such row).
@@ -175,170 +263,3 @@ ROW_HEAD = struct.Struct("<BHQqdd")
 def row_struct(width: int) -> struct.Struct:
     """The frame body layout of a float row with `width` values."""
     return struct.Struct(f"<BHQqdd{width}d")
-
-
-def _parse(data: bytes, limit: int, layouts: dict[int, list[str]] | None = None) -> tuple[list[list[Any]], int]:
-    """Good records from the start of `data` (at most `limit`) and the bytes they used.
-
-    Given `layouts` (filled from the ROW_SCHEMA records read), runs of float rows of a known layout
-    are returned as ROW_BLOCK records instead of one record per row.
-    """
-    records: list[list[Any]] = []
-    taken = 0
-    pos = 0
-    size = len(data)
-    unpack = msgpack.unpackb
-    while pos + 8 <= size and taken < limit:
-        length, crc = FRAME.unpack_from(data, pos)
-        end = pos + 8 + length
-        if length > MAX_RECORD or end > size:
-            break
-        if layouts is not None and data[pos + 8] == ROW_MARK and length >= ROW_HEAD.size:
-            keys = layouts.get(_LAYOUT.unpack_from(data, pos + 9)[0])
-            if keys is not None and length == ROW_HEAD.size + 8 * len(keys):
-                block, rows, pos = _float_block(data, pos, length, keys, limit - taken)
-                if block is None:
-                    break  # the first row's checksum is wrong: a torn or corrupt tail
-                records.append(block)
-                taken += rows
-                continue
-        body = data[pos + 8 : end]
-        if zlib.crc32(body) != crc:
-            break
-        if body[:1] == _ROW_MARK_BYTE:
-            if length < ROW_HEAD.size or (length - ROW_HEAD.size) % 8:
-                break
-            _, layout, seq, step, ts, runtime = ROW_HEAD.unpack_from(body)
-            records.append([seq, _FLOAT_ROW, step, ts, runtime, layout, body[ROW_HEAD.size :]])
-            pos = end
-            continue
-        try:
-            record = unpack(body, strict_map_key=False)
-        except Exception:
-            break
-        if layouts is not None and type(record) is list and len(record) > 3 and record[1] == RecordKind.ROW_SCHEMA:
-            layouts[int(record[2])] = [str(k) for k in record[3]]
-        records.append(record)
-        taken += 1
-        pos = end
-    return records, pos
-
-
-_LAYOUT = struct.Struct("<H")
-
-
-def _float_block(
-    data: bytes, pos: int, length: int, keys: list[str], max_rows: int
-) -> tuple[list[Any] | None, int, int]:
-    """The float rows from `pos` that share its frame length and layout, as one ROW_BLOCK record.
-
-    Decoded as one numpy array (the writer process has numpy loaded; the training process never
-    calls this). Returns the record (None when even the first checksum fails), its row count and
-    the offset after it.
-    """
-    import numpy as np
-
-    fields: list[Any] = [
-        ("length", "<u4"),
-        ("crc", "<u4"),
-        ("mark", "u1"),
-        ("layout", "<u2"),
-        ("seq", "<i8"),
-        ("step", "<i8"),
-        ("ts", "<f8"),
-        ("runtime", "<f8"),
-    ]
-    if keys:
-        fields.append(("values", "<f8", (len(keys),)))
-    stride = 8 + length
-    count = min((len(data) - pos) // stride, max_rows)
-    frames = np.frombuffer(data, dtype=np.dtype(fields), count=count, offset=pos)
-    layout = frames["layout"][0]
-    same = (frames["length"] == length) & (frames["mark"] == ROW_MARK) & (frames["layout"] == layout)
-    if not same.all():
-        count = int(np.argmin(same))
-    view = memoryview(data)
-    start = pos + 8
-    for index, crc in enumerate(frames["crc"][:count].tolist()):
-        if zlib.crc32(view[start : start + length]) != crc:
-            count = index
-            break
-        start += stride
-    if count == 0:
-        return None, 0, pos
-    frames = frames[:count]
-    values = frames["values"].tobytes() if keys else b""
-    block = [
-        int(frames["seq"][-1]),
-        int(RecordKind.ROW_BLOCK),
-        list(keys),
-        frames["seq"].tobytes(),
-        frames["step"].tobytes(),
-        frames["ts"].tobytes(),
-        frames["runtime"].tobytes(),
-        values,
-    ]
-    return block, count, pos + count * stride
-
-
-def read_journal(path: Path) -> ReadResult:
-    """Every good record of a journal, and how many bytes of torn or corrupt tail follow them."""
-    data = Path(path).read_bytes()
-    if not data.startswith(MAGIC):
-        if len(data) < len(MAGIC) and MAGIC.startswith(data):
-            return ReadResult([], len(data), 0)
-        raise ValueError(f"{path} is not a branchline journal (bad header).")
-    records, used = _parse(data[len(MAGIC) :], limit=2**62)
-    end = len(MAGIC) + used
-    return ReadResult(records, end, len(data) - end)
-
-
-def iter_journals(root: Path) -> Iterator[Path]:
-    yield from sorted(root.glob("runs/*/journal.blj"))
-
-
-class RowBlocks:
-    """Turns runs of float rows into ROW_BLOCK records: columns the store applies in one pass.
-
-    It remembers the layouts (ROW_SCHEMA records) it has seen, so feed it a journal's records in
-    order, from the start.
-    """
-
-    def __init__(self) -> None:
-        self.layouts: dict[int, list[str]] = {}
-
-    def compact(self, records: list[list[Any]]) -> list[list[Any]]:
-        out: list[list[Any]] = []
-        run: list[list[Any]] = []
-        for record in records:
-            kind = int(record[1])
-            if kind == _FLOAT_ROW:
-                if run and run[0][5] != record[5]:
-                    out.append(self._block(run))
-                    run = []
-                run.append(record)
-                continue
-            if run:
-                out.append(self._block(run))
-                run = []
-            if kind == RecordKind.ROW_SCHEMA:
-                self.layouts[int(record[2])] = [str(k) for k in record[3]]
-            out.append(record)
-        if run:
-            out.append(self._block(run))
-        return out
-
-    def _block(self, rows: list[list[Any]]) -> list[Any]:
-        keys = self.layouts.get(int(rows[0][5]))
-        if keys is None:
-            raise ValueError(f"float row {rows[0][0]} uses layout {rows[0][5]}, which no ROW_SCHEMA record defined")
-        return [
-            rows[-1][0],
-            int(RecordKind.ROW_BLOCK),
-            keys,
-            array("q", [r[0] for r in rows]).tobytes(),
-            array("q", [r[2] for r in rows]).tobytes(),
-            array("d", [r[3] for r in rows]).tobytes(),
-            array("d", [r[4] for r in rows]).tobytes(),
-            b"".join(r[6] for r in rows),
-        ]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from branchline.runspec import RunSpec
-from branchline.sdk.journal import JournalReader, RowBlocks
+from branchline.sdk.journal_read import JournalReader, RowBlocks, Skip
 from branchline.sdk.sink import Sink
 from branchline.vocab import RecordKind
 
-__all__ = ["SyncResult", "sync_journal", "pending_journals", "journal_in_use"]
+__all__ = ["SyncResult", "describe_failure", "sync_journal", "pending_journals", "journal_in_use"]
 
 BATCH = 20_000
 
@@ -25,15 +26,40 @@ class SyncResult:
     records: int
     torn_bytes: int
     finished: bool  # an exit record was found; otherwise the run was marked crashed
+    last_seq: int = 0  # the highest sequence number the sink has stored
+    skipped: list[Skip] = field(default_factory=list)  # damage in the middle, read past
+    kept_as: Path | None = None  # where a damaged journal was kept, once synced
 
     @property
     def warning(self) -> str | None:
-        if not self.torn_bytes:
+        if not self.torn_bytes and not self.skipped:
             return None
-        return (
-            f"{self.journal}: kept {self.records} records; dropped {self.torn_bytes} bytes of torn or "
-            "corrupt tail (the process stopped mid-write)."
-        )
+        parts = [f"{self.journal}: kept {self.records} records"]
+        parts.extend(skip.describe() for skip in self.skipped)
+        if self.torn_bytes:
+            parts.append(
+                f"dropped {self.torn_bytes} bytes of torn or corrupt tail (the process stopped mid-write, or "
+                "the disk was full)"
+            )
+        text = "; ".join(parts) + "."
+        if self.kept_as is not None:
+            text += f" The damaged journal is kept as {self.kept_as}."
+        return text
+
+
+def describe_failure(exc: BaseException) -> str:
+    """An error while storing, said plainly: never a database statement or its parameters."""
+    # SQLAlchemy wraps the driver's error with the statement and its parameters; say the driver's.
+    cause = getattr(exc, "orig", None)
+    base = cause if isinstance(cause, BaseException) else exc
+    text = str(base).strip().splitlines()[0] if str(base).strip() else type(base).__name__
+    full = isinstance(base, OSError) and base.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    lowered = text.lower()
+    if full or "disk is full" in lowered or "no space left" in lowered or type(base).__name__ == "DiskFull":
+        return f"the disk holding the store is full ({text}); free space there and run `branchline sync` again"
+    if "disk i/o error" in lowered:  # what SQLite says when a write fails (a full disk, a size limit)
+        return f"the store's disk refused a write ({text}); if it is full, free space there and sync again"
+    return text if base is exc else f"{type(base).__name__}: {text}"
 
 
 def journal_in_use(path: Path) -> bool:
@@ -66,9 +92,10 @@ def sync_journal(
     """Apply every good record of `journal` to `sink`; idempotent, so safe to run twice.
 
     The journal is streamed in batches (runs of float rows decoded in bulk), so a long run's
-    journal is never held in memory as one record per row.
+    journal is never held in memory as one record per row. Damage in the middle is read past and
+    reported; a damaged journal is kept (renamed `*.damaged`) rather than deleted.
     """
-    reader = JournalReader(journal, blocks=True)
+    reader = JournalReader(journal, blocks=True, final=True)
     try:
         first, _ = reader.read_available(limit=1)
         if not first or int(first[0][1]) != RecordKind.HEADER:
@@ -82,13 +109,14 @@ def sync_journal(
         blocks = RowBlocks()
         count = 1
         finished = False
+        last_seq = int(first[0][0])  # the header: begin_run stored it
         saved: dict[str, str] = {}
         while True:
             records, torn_bytes = reader.read_available(limit=BATCH)
             if not records:
                 break
             body = blocks.compact(records)
-            sink.apply(spec.session_id, body)
+            last_seq = max(last_seq, int(sink.apply(spec.session_id, body)))
             for record in body:
                 kind = int(record[1])
                 if kind == RecordKind.ROW_BLOCK:
@@ -114,7 +142,12 @@ def sync_journal(
         sync_offline_artifacts(
             journal.parent, store, entity=start.entity, project=start.project, incarnation_id=start.incarnation_id
         )
-    if delete:
+    kept_as = None
+    if delete and reader.skipped:
+        # Every intact record is stored and the damage is reported; keep the bytes for a look.
+        kept_as = journal.with_name(journal.name + ".damaged")
+        os.replace(journal, kept_as)
+    elif delete:
         journal.unlink(missing_ok=True)
     return SyncResult(
         journal=journal,
@@ -122,4 +155,7 @@ def sync_journal(
         records=count,
         torn_bytes=torn_bytes,
         finished=finished,
+        last_seq=last_seq,
+        skipped=list(reader.skipped),
+        kept_as=kept_as,
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from branchline.runspec import RunSpec
-from branchline.sdk.journal import JournalReader, RowBlocks
+from branchline.sdk.journal_read import JournalReader, RowBlocks
 from branchline.sdk.sink import Sink, make_sink
 from branchline.vocab import RecordKind
 
@@ -65,6 +65,8 @@ class WriterLoop:
         """Read and apply what is new; returns whether anything was applied."""
         if len(self.pending) < 20_000:
             records, _ = self.reader.read_available(limit=20_000 - len(self.pending))
+            if len(self.reader.skipped) > self.reader.reported:
+                self._report_damage()
             self.pending.extend(self.blocks.compact(records))
         if not self.pending:
             return False
@@ -94,6 +96,15 @@ class WriterLoop:
                     "message": f"{type(exc).__name__}: {exc}. Records stay in the journal and are retried.",
                 }
             )
+
+    def _report_damage(self) -> None:
+        """Say where the journal was damaged; the records after the damage are stored all the same."""
+        reader = self.reader
+        for skip in reader.skipped[reader.reported :]:
+            message = f"the journal {reader.path} is damaged: {skip.describe()}; the records after it are stored."
+            print(f"branchline writer: {message}", file=sys.stderr, flush=True)
+            self.send({"event": "error", "message": message})
+        reader.reported = len(reader.skipped)
 
     def heartbeat(self) -> None:
         try:
@@ -130,6 +141,7 @@ class WriterLoop:
             except queue.Empty:
                 continue
             if command is None:  # the parent is gone: keep what it wrote, then say it crashed
+                self.reader.final = True  # nothing writes the journal any more
                 self.drain(deadline=None)
                 if not self.saw_exit:
                     try:
@@ -139,6 +151,7 @@ class WriterLoop:
                 return
             if command.get("cmd") == "finish":
                 final = int(command.get("final_seq", 0))
+                self.reader.final = True  # the training process has closed the journal
                 timeout = float(command.get("timeout") or 0)
                 deadline = time.monotonic() + timeout if timeout > 0 else None
                 failures = 0
@@ -152,6 +165,8 @@ class WriterLoop:
                         if failures >= 5:
                             break
                         time.sleep(self.backoff)
+                    elif self.reader.exhausted:
+                        break  # all the journal holds is applied: damage took the rest
                     else:
                         time.sleep(0.01)
                 done: dict[str, Any] = {
