@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from branchline import inflight
-from branchline.sdk.journal import JournalWriter
+from branchline.sdk.journal import HOLD_WAIT, JournalWriter
 from branchline.sdk.terminal import Terminal
 from branchline.vocab import RecordKind, RunState
 
@@ -227,9 +227,10 @@ def finish_run(run: Run, exit_code: int, state: RunState) -> None:
             res.terminal.warn(f"stopping {type(part).__name__} failed: {exc}")
     run._flush()
     res.journal.write(RecordKind.EXIT, exit_code, state.value, run._runtime())
-    final_seq = res.journal.seq
-    res.journal.close()
     settings = run._settings
+    # Records a full disk refused are retried for a bounded time; the journal says what was lost.
+    res.journal.close(hold_wait=settings.finish_timeout or HOLD_WAIT)
+    final_seq = res.journal.seq  # the last record the kernel has
     pending = 0
     if res.writer is not None:
         timeout = settings.finish_timeout
@@ -241,17 +242,19 @@ def finish_run(run: Run, exit_code: int, state: RunState) -> None:
         if applied < final_seq and not settings.base_url:
             # The writer could not finish (it died or timed out): apply here, idempotently.
             from branchline.sdk.sink import LocalSink
-            from branchline.sdk.sync import sync_journal
+            from branchline.sdk.sync import describe_failure, sync_journal
 
             try:
                 sink = LocalSink(settings.resolved_store_url, settings.x_crash_timeout)
                 try:
-                    sync_journal(res.journal.path, sink, delete=False)
+                    synced = sync_journal(res.journal.path, sink, delete=False)
                 finally:
                     sink.close()
-                applied = final_seq
+                applied = max(applied, synced.last_seq)  # what is stored, never what was hoped for
+                if synced.warning:
+                    res.terminal.warn(synced.warning)
             except Exception as exc:
-                res.terminal.warn(f"could not store the run's last records: {exc}")
+                res.terminal.warn(f"could not store the run's last records: {describe_failure(exc)}")
         pending = max(0, final_seq - applied)
     _release_lock(res)
     if res.writer is not None and pending == 0:
@@ -261,6 +264,8 @@ def finish_run(run: Run, exit_code: int, state: RunState) -> None:
         lines.append(f"Run {run.id} was logged offline. Store it with: branchline sync {res.run_dir}")
     elif pending:
         lines.append(f"{pending} records are not stored yet; `branchline sync {res.run_dir}` will store them.")
+        if res.terminal.quiet:  # the footer is not shown, but this must be
+            res.terminal.warn(lines[-1])
     elif settings.mode == "online" and res.url:
         lines.append(f"View run {run.name} at {res.url}")
     elif settings.mode == "online":

@@ -219,7 +219,13 @@ class Run:
                 try:
                     seq = journal.seq + 1
                     body = pack_row(seq, s, now, now - self._t_base, *data.values())
-                    _write(self._fd, _frame(len(body), _crc(body)) + body)
+                    frame = _frame(len(body), _crc(body)) + body
+                    try:  # a disk that refuses it: the journal holds the record (log() never raises)
+                        written = _write(journal.wfd, frame)
+                        if written != len(frame):
+                            journal.hold(seq, frame, written)
+                    except OSError as exc:
+                        journal.hold(seq, frame, exc)
                     journal.seq = seq
                 except struct.error:
                     pack_row = None  # not a number this time: the msgpack path stores it as it is
@@ -240,7 +246,13 @@ class Run:
                 try:
                     seq = journal.seq + 1
                     body = self._packer.pack([seq, _HISTORY, s, now, now - self._t_base, data])
-                    _write(self._fd, _frame(len(body), _crc(body)) + body)
+                    frame = _frame(len(body), _crc(body)) + body
+                    try:  # a disk that refuses it: the journal holds the record (log() never raises)
+                        written = _write(journal.wfd, frame)
+                        if written != len(frame):
+                            journal.hold(seq, frame, written)
+                    except OSError as exc:
+                        journal.hold(seq, frame, exc)
                     journal.seq = seq
                 finally:
                     lock.release()
