@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,18 +16,21 @@ from branchline.artifacts.backend import USED, ArtifactBackend, CommitRequest
 from branchline.artifacts.errors import ArtifactFinalizedError, ArtifactIntegrityError, ArtifactNotLoggedError
 from branchline.artifacts.manifest import ArtifactManifest, ArtifactManifestEntry
 from branchline.artifacts.naming import validate_aliases, validate_name, validate_type
+from branchline.artifacts.pending import PendingCommit
 from branchline.artifacts.references import reference_entries
 from branchline.artifacts.staging import BlobQuery, Capture, check_policy
-from branchline.artifacts.transfer import download_entries, upload_missing, verify_directory, verify_stored
+from branchline.artifacts.transfer import (
+    VersionFetcher,
+    default_download_root,
+    download_entries,
+    upload_missing,
+    verify_directory,
+    verify_stored,
+)
 from branchline.errors import UsageError
 from branchline.store.artifacts import EntryRow, VersionRow
 
 __all__ = ["Artifact", "PendingCommit", "default_download_root"]
-
-
-def default_download_root() -> Path:
-    """$BRANCHLINE_ARTIFACT_DIR (or $WANDB_ARTIFACT_DIR), else ./artifacts."""
-    return Path(os.environ.get("BRANCHLINE_ARTIFACT_DIR") or os.environ.get("WANDB_ARTIFACT_DIR") or "artifacts")
 
 
 def _clean_path(name: str) -> str:
@@ -51,36 +53,6 @@ def _check_metadata(metadata: Any) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise UsageError(f"Artifact metadata must be JSON-serializable: {exc}") from None
     return out
-
-
-class PendingCommit:
-    """An artifact commit handed to a background thread; `wait()` blocks until it is done."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.error: BaseException | None = None
-        self.reported = False  # the error reached the user through wait()
-        self._done = threading.Event()
-
-    def run(self, job: Callable[[], object]) -> None:
-        try:
-            job()
-        except BaseException as exc:  # kept for wait(); the thread itself must not die loudly
-            self.error = exc
-        finally:
-            self._done.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait without raising; True once the commit has finished (either way)."""
-        return self._done.wait(timeout)
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until committed; raise the commit's error, or TimeoutError."""
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"Artifact {self.name!r} is still being logged after {timeout} s.")
-        if self.error is not None:
-            self.reported = True
-            raise self.error
 
 
 class Artifact:
@@ -132,8 +104,9 @@ class Artifact:
         self._aliases = list(row.aliases)
         self._description = row.description
         self._metadata = dict(row.metadata)
+        fetcher = VersionFetcher(backend, f"{row.name}:{row.version}")
         for entry in self._manifest.entries.values():
-            entry._artifact = self
+            entry.fetcher = fetcher
 
     def _settle(self) -> None:
         """Wait for a background commit of this artifact, if one is running (as wandb does)."""
@@ -489,10 +462,11 @@ class Artifact:
         if self._entries_loaded:
             return
         row, backend = self._logged("manifest")
+        fetcher = VersionFetcher(backend, f"{row.name}:{row.version}")
         self._manifest = ArtifactManifest(
             {
                 e.path: ArtifactManifestEntry(
-                    path=e.path, digest=e.digest, size=e.size, ref=e.ref, extra=e.extra, _artifact=self
+                    path=e.path, digest=e.digest, size=e.size, ref=e.ref, extra=e.extra, fetcher=fetcher
                 )
                 for e in backend.entries(row.id)
             }
@@ -511,11 +485,6 @@ class Artifact:
     def _default_root(self) -> Path:
         row = self._logged("download")[0]
         return default_download_root() / f"{row.name}:{row.version}"
-
-    def _download_entries(self, entries: list[ArtifactManifestEntry], root: str | None) -> list[str]:
-        backend = self._logged("download")[1]
-        target = Path(root) if root is not None else self._default_root()
-        return download_entries(backend, entries, target)
 
     def download(
         self, root: str | os.PathLike[str] | None = None, skip_cache: bool | None = None, path_prefix: str | None = None

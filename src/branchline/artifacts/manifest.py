@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from branchline.artifacts.hashing import FileStat
 
-if TYPE_CHECKING:
-    from branchline.artifacts.artifact import Artifact
-
-__all__ = ["MANIFEST_HEADER", "ArtifactManifest", "ArtifactManifestEntry"]
+__all__ = ["MANIFEST_HEADER", "ArtifactManifest", "ArtifactManifestEntry", "EntryFetcher"]
 
 MANIFEST_HEADER = "branchline-artifact-manifest-v1\n"
+
+
+class EntryFetcher(Protocol):
+    """Downloads entries of one logged version (its backend and default directory; transfer.VersionFetcher)."""
+
+    def fetch(self, entries: list[ArtifactManifestEntry], root: str | None) -> list[str]: ...
 
 
 @dataclass
@@ -34,7 +37,8 @@ class ArtifactManifestEntry:
     # Drafts only: where the content is read from at upload, and its stat when it was hashed.
     local_path: str | None = field(default=None, repr=False, compare=False)
     local_stat: FileStat | None = field(default=None, repr=False, compare=False)
-    _artifact: Artifact | None = field(default=None, repr=False, compare=False)
+    # Entries of a logged version: where `download()` reads them from.
+    fetcher: EntryFetcher | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_reference(self) -> bool:
@@ -42,9 +46,9 @@ class ArtifactManifestEntry:
 
     def download(self, root: str | None = None) -> str:
         """Download just this entry (verified) under `root`; returns the file's path."""
-        if self._artifact is None:
+        if self.fetcher is None:
             raise ValueError(f"Entry {self.path!r} does not belong to a logged artifact.")
-        return self._artifact._download_entries([self], root)[0]
+        return self.fetcher.fetch([self], root)[0]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "digest": self.digest, "size": self.size}

@@ -7,6 +7,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -24,7 +25,15 @@ if TYPE_CHECKING:
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
-__all__ = ["BlobSink", "download_entries", "upload_missing", "verify_directory", "verify_stored"]
+__all__ = [
+    "BlobSink",
+    "VersionFetcher",
+    "default_download_root",
+    "download_entries",
+    "upload_missing",
+    "verify_directory",
+    "verify_stored",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -103,6 +112,23 @@ def _is_file(path: str) -> bool:
         return S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+def default_download_root() -> Path:
+    """$BRANCHLINE_ARTIFACT_DIR (or $WANDB_ARTIFACT_DIR), else ./artifacts."""
+    return Path(os.environ.get("BRANCHLINE_ARTIFACT_DIR") or os.environ.get("WANDB_ARTIFACT_DIR") or "artifacts")
+
+
+@dataclass(frozen=True)
+class VersionFetcher:
+    """Downloads a logged version's entries from its backend, by default into `<root>/<name>:<version>`."""
+
+    backend: ArtifactBackend
+    directory: str  # "<name>:<version>"
+
+    def fetch(self, entries: list[ArtifactManifestEntry], root: str | None) -> list[str]:
+        target = Path(root) if root is not None else default_download_root() / self.directory
+        return download_entries(self.backend, entries, target)
 
 
 def download_entries(
