@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import branchline
 
@@ -58,3 +60,29 @@ def test_import_does_not_pull_in_heavy_dependencies() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_the_sdk_loads_on_first_use_and_init_binds_the_module_globals(tmp_path: Path) -> None:
+    # The package root imports the SDK lazily; `wandb.init/log/finish/run/config/summary` behave as before.
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import branchline as wandb
+        assert not [m for m in sys.modules if m.startswith("branchline.sdk")], "the SDK was loaded by the import"
+        assert wandb.run is None and wandb.config is None and wandb.summary is None
+        run = wandb.init(project="p", dir={str(tmp_path)!r}, mode="offline",
+                         settings={{"quiet": True, "x_disable_stats": True, "console": "off"}})
+        assert isinstance(run, wandb.Run) and wandb.init.__module__ == "branchline.sdk.init"
+        assert wandb.run is run and wandb.config is run.config and wandb.summary is run.summary
+        wandb.log({{"loss": 1.0}})
+        wandb.finish()
+        assert wandb.run is None and wandb.config is None and wandb.summary is None
+        namespace = {{}}
+        exec("from branchline import *", namespace)
+        assert set(wandb.__all__) <= set(namespace) and set(wandb.__all__) <= set(dir(wandb))
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
