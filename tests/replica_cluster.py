@@ -37,6 +37,7 @@ __all__ = [
     "S3_CREDENTIALS",
     "Cluster",
     "LoadBalancer",
+    "Replica",
     "fresh_database",
     "haproxy_binary",
     "haproxy_config",
@@ -284,6 +285,30 @@ class Cluster:
         return out
 
 
+class Replica(ServerProcess):
+    """A `branchline server` replica: `ServerProcess`, with more time to start, since three start at
+    once beside PostgreSQL, moto and whatever else shares the machine's cores."""
+
+    def start(self, timeout: float = 120) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
+        env["BRANCHLINE_CONFIG_DIR"] = str(self.workdir / ".server-config")
+        env.update(self.extra_env)
+        command = [sys.executable, "-m", "branchline", "server", "--store", self.store_url, "--port", str(self.port)]
+        command += ["--crash-timeout", str(self.crash_timeout), *self.extra_args]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(self.base_url + "/api/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("the replica did not start:\n" + self.log.read_text())
+
+
 def _bucket(endpoint: str, name: str) -> None:
     import boto3
 
@@ -318,7 +343,7 @@ def replica_cluster(
         for i in range(1, replicas + 1):
             home = workdir / f"replica{i}"
             home.mkdir(exist_ok=True)
-            proc = ServerProcess(
+            proc = Replica(
                 store_url,
                 home,
                 crash_timeout=crash_timeout,
@@ -328,7 +353,7 @@ def replica_cluster(
             stack.callback(proc.stop)
             servers[f"r{i}"] = proc
         with ThreadPoolExecutor(len(servers)) as starting:  # in parallel: each takes seconds to import
-            list(starting.map(ServerProcess.start, servers.values()))
+            list(starting.map(lambda replica: replica.start(), servers.values()))
         lb = LoadBalancer(workdir, [(name, proc.port) for name, proc in servers.items()])
         stack.callback(lb.stop)
         lb.start()
