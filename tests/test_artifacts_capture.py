@@ -249,3 +249,23 @@ def test_a_killed_process_leaves_staging_that_the_next_one_removes(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr.decode()
     assert staged_files() == []
     assert [p.name for p in staging_root().iterdir()] == []
+
+
+def test_offline_loop_stages_each_epoch_and_keeps_no_copies(tmp_path: Path) -> None:
+    from branchline.sdk.artifacts import sync_offline_artifacts
+
+    from .conftest import store_at
+
+    model = tmp_path / "model.pt"
+    run = branchline.init(project="p", dir=str(tmp_path), mode="offline", settings=dict(QUIET))
+    for epoch in range(EPOCHS):
+        model.write_bytes(epoch_bytes(epoch))
+        art = branchline.Artifact("model", "model")
+        art.add_file(model)
+        run.log_artifact(art)
+        assert staged_files() == []  # the run directory holds the bytes now
+    run_dir, entity, incarnation = run._res.run_dir, run.entity, run.incarnation_id
+    run.finish()
+    with store_at(tmp_path) as store:
+        rows = sync_offline_artifacts(run_dir, store, entity=entity, project="p", incarnation_id=incarnation)
+        assert [r.version for r in rows] == [f"v{i}" for i in range(EPOCHS)]
