@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -197,12 +198,8 @@ class HttpArtifactBackend:
 
 
 def _entry_dict(entry: EntryRow) -> dict[str, Any]:
-    out: dict[str, Any] = {"path": entry.path, "digest": entry.digest, "size": entry.size}
-    if entry.ref is not None:
-        out["ref"] = entry.ref
-    if entry.extra:
-        out["extra"] = entry.extra
-    return out
+    """The entry as a commit lists it: its row's fields, the optional ones only when set."""
+    return {k: v for k, v in asdict(entry).items() if k in ("path", "digest", "size") or v not in (None, {})}
 
 
 def _put(

@@ -200,14 +200,19 @@ class KeysRequest(_Strict):
     stream: Literal[0, 1] = 0
 
 
-class SeriesRequest(_Strict):
+class _ChartWindow(_Strict):
+    """What every chart request shares: the stream and the step range to read."""
+
+    stream: Literal[0, 1] = Field(0, description="0: history, 1: system metrics.")
+    min_step: int | None = Field(None, ge=0)
+    max_step: int | None = Field(None, ge=0)
+
+
+class SeriesRequest(_ChartWindow):
     incarnations: Annotated[list[IncarnationId], Field(min_length=1, max_length=500)]
     keys: Annotated[list[Key], Field(min_length=1, max_length=200)]
     x: Key = Field("_step", description="`_step`, `_runtime`, `_timestamp` or any logged numeric key.")
-    stream: Literal[0, 1] = Field(0, description="0: history, 1: system metrics.")
     buckets: int = Field(1000, ge=1, le=20_000, description="Min/max buckets; at most 2*buckets+2 points.")
-    min_step: int | None = Field(None, ge=0)
-    max_step: int | None = Field(None, ge=0)
 
 
 class Series(BaseModel):
@@ -232,13 +237,10 @@ class SeriesGroup(_Strict):
     incarnations: Annotated[list[IncarnationId], Field(min_length=1, max_length=1000)]
 
 
-class GroupSeriesRequest(_Strict):
+class GroupSeriesRequest(_ChartWindow):
     groups: Annotated[list[SeriesGroup], Field(min_length=1, max_length=100)]
     keys: Annotated[list[Key], Field(min_length=1, max_length=50)]
-    stream: Literal[0, 1] = Field(0, description="0: history, 1: system metrics.")
     buckets: int = Field(1000, ge=1, le=20_000, description="At most this many points per group.")
-    min_step: int | None = Field(None, ge=0)
-    max_step: int | None = Field(None, ge=0)
 
 
 class GroupSeries(BaseModel):

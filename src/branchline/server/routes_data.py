@@ -48,6 +48,7 @@ from branchline.server.models import (
     SeriesResponse,
 )
 from branchline.server.series import chart_series, group_series, series_response
+from branchline.server.settings import ServerSettings
 from branchline.store import RunView, Store
 
 __all__ = ["install_run_resources", "register_run_resources", "router"]
@@ -202,8 +203,14 @@ def _file_location(files_dir: Path | None, incarnation_id: str, rel: str) -> Pat
 
 def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable[..., RunView]) -> None:
     """Add the run-scoped resources under `prefix`, resolving the incarnation with `resolve`."""
-    tags: list[str | Enum] = ["runs"]
     target = Depends(resolve)
+    _register_history(app_router, prefix, target)
+    _register_files(app_router, prefix, target)
+
+
+def _register_history(app_router: APIRouter, prefix: str, target: Any) -> None:
+    """History keys, chart series and console output of one run."""
+    tags: list[str | Enum] = ["runs"]
 
     @app_router.get(prefix + "/keys", response_model=KeysResponse, tags=tags, responses=ERRORS)
     def history_keys(store: StoreDep, stream: StreamQuery = 0, view: RunView = target) -> dict[str, Any]:
@@ -245,6 +252,11 @@ def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable
         next_line = lines[-1]["line_no"] + 1 if lines else since
         return {"incarnation_id": view.incarnation_id, "lines": lines, "next_line": next_line}
 
+
+def _register_files(app_router: APIRouter, prefix: str, target: Any) -> None:
+    """Files, alerts and artifacts of one run."""
+    tags: list[str | Enum] = ["runs"]
+
     @app_router.get(prefix + "/files", response_model=FileList, tags=tags, responses=ERRORS)
     def list_files(store: StoreDep, settings: SettingsDep, view: RunView = target) -> dict[str, Any]:
         """Files stored with the run."""
@@ -270,29 +282,7 @@ def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable
         view: RunView = target,
     ) -> Response:
         """A stored file's content (an attachment unless `inline` and it is text or an image)."""
-        rel = _safe_relpath(path)
-        digests = {str(row["path"]): str(row["sha256"]) for row in store.files(view.incarnation_id)}
-        if rel not in digests:
-            raise ApiError(404, f"Run {view.path} has no file {rel!r}.", field="path")
-        location = _file_location(settings.resolved_files_dir(), view.incarnation_id, rel)
-        guessed = mimetypes.guess_type(rel)[0] or "application/octet-stream"
-        name = PurePosixPath(rel).name
-        headers = {"X-Content-Type-Options": "nosniff"}
-        if location is None:  # uploaded by a remote run: in blob storage by its sha256
-            found = blobs_api.stored_file(settings, digests[rel])
-            if found is None:
-                raise ApiError(404, f"The content of {rel!r} is not available on this server.", field="path")
-            if not isinstance(found, Path):
-                disposition = {"Content-Disposition": f'attachment; filename="{name}"'} if not inline else {}
-                return StreamingResponse(
-                    iterate_in_threadpool(found), media_type=guessed, headers={**headers, **disposition}
-                )
-            location = found
-        if inline and PurePosixPath(rel).suffix.lower() in TEXT_SUFFIXES:
-            return FileResponse(location, media_type="text/plain; charset=utf-8", headers=headers)
-        if inline and guessed in IMAGE_TYPES:
-            return FileResponse(location, media_type=guessed, headers=headers)
-        return FileResponse(location, media_type=guessed, filename=name, headers=headers)
+        return _file_response(store, settings, view, path, inline)
 
     @app_router.get(prefix + "/alerts", response_model=AlertList, tags=tags, responses=ERRORS)
     def list_alerts(store: StoreDep, view: RunView = target) -> dict[str, Any]:
@@ -303,6 +293,33 @@ def register_run_resources(app_router: APIRouter, prefix: str, resolve: Callable
     def list_artifacts(store: StoreDep, view: RunView = target) -> dict[str, Any]:
         """Artifact versions the run logged (outputs) and used (inputs)."""
         return {"incarnation_id": view.incarnation_id, **store.run_artifact_summaries(view.incarnation_id)}
+
+
+def _file_response(store: Store, settings: ServerSettings, view: RunView, path: str, inline: bool) -> Response:
+    """A run file's content: from the run files directory, else from blob storage by its sha256."""
+    rel = _safe_relpath(path)
+    digests = {str(row["path"]): str(row["sha256"]) for row in store.files(view.incarnation_id)}
+    if rel not in digests:
+        raise ApiError(404, f"Run {view.path} has no file {rel!r}.", field="path")
+    location = _file_location(settings.resolved_files_dir(), view.incarnation_id, rel)
+    guessed = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+    name = PurePosixPath(rel).name
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if location is None:  # uploaded by a remote run: in blob storage by its sha256
+        found = blobs_api.stored_file(settings, digests[rel])
+        if found is None:
+            raise ApiError(404, f"The content of {rel!r} is not available on this server.", field="path")
+        if not isinstance(found, Path):
+            disposition = {"Content-Disposition": f'attachment; filename="{name}"'} if not inline else {}
+            return StreamingResponse(
+                iterate_in_threadpool(found), media_type=guessed, headers={**headers, **disposition}
+            )
+        location = found
+    if inline and PurePosixPath(rel).suffix.lower() in TEXT_SUFFIXES:
+        return FileResponse(location, media_type="text/plain; charset=utf-8", headers=headers)
+    if inline and guessed in IMAGE_TYPES:
+        return FileResponse(location, media_type=guessed, headers=headers)
+    return FileResponse(location, media_type=guessed, filename=name, headers=headers)
 
 
 def install_run_resources(app: FastAPI) -> None:
