@@ -27,7 +27,7 @@ import pytest
 
 from branchline.runspec import RunSpec
 from branchline.store import open_store
-from tests.replica_cluster import USER, Cluster, fresh_database, replica_cluster, why_no_cluster
+from tests.replica_cluster import USER, Cluster, fresh_database, haproxy_binary, replica_cluster, why_no_cluster
 
 RUNS = 20
 STEPS = 500
@@ -85,6 +85,20 @@ def test_postgres_lease_moves_when_its_holder_goes() -> None:
         assert not first.acquire()  # it notices it lost the lease instead of believing it still holds it
         second.release()
         first.release()
+
+
+def test_the_documented_haproxy_configuration_is_valid(tmp_path: Path) -> None:
+    """docs/self-hosting.md's HAProxy configuration passes `haproxy -c` (the test's own is checked
+    each time a cluster starts)."""
+    binary = haproxy_binary()
+    if binary is None:
+        pytest.skip("HAProxy is not installed (scripts/install.sh installs Debian's haproxy when run as root)")
+    doc = (Path(__file__).parents[1] / "docs" / "self-hosting.md").read_text()
+    config = doc.split("```haproxy\n", 1)[1].split("```", 1)[0]
+    assert "option httpchk GET /api/v1/health" in config and "option redispatch" in config
+    (tmp_path / "haproxy.cfg").write_text(config)
+    check = subprocess.run([binary, "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 # -- the deployment ----------------------------------------------------------------------------------
