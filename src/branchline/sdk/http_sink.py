@@ -18,6 +18,7 @@ import msgpack
 
 from branchline.errors import CommError
 from branchline.http_client import NO_RETRY, RETRY_STATUSES, WRITER, HttpClient, RetryPolicy
+from branchline.records import RecordError, Rejected
 from branchline.runspec import RunSpec, RunStart
 from branchline.sdk.values import encode_default
 
@@ -43,7 +44,10 @@ class HttpSink:
         batch_bytes: int = 8 * 1024 * 1024,
         compress: bool = True,
     ) -> None:
-        self.http = HttpClient(base_url, api_key, timeout=timeout, retry=WRITER.within(retry_seconds))
+        # A 422 `invalid_record` names a record the server cannot take: the writer sets it aside.
+        refused = {"invalid_record": _refused_record}
+        self.http = HttpClient(base_url, api_key, timeout=timeout, retry=WRITER.within(retry_seconds), codes=refused)
+        self.rejected: list[Rejected] = []
         self.base_url = self.http.base_url
         self.api_key = api_key
         self.retry_seconds = retry_seconds
@@ -115,8 +119,14 @@ class HttpSink:
             if len(records) <= 1:
                 raise CommError(f"{self.base_url} refused a single record as too large.")
             return self._send_halves(session_id, records)
-        return int(response.json()["applied_seq"])
+        answer = response.json()
+        self.rejected.extend(Rejected.from_json(r) for r in answer.get("rejected") or ())
+        return int(answer["applied_seq"])
 
     def _send_halves(self, session_id: str, records: Sequence[Sequence[Any]]) -> int:
         half = len(records) // 2
         return max(self._send(session_id, records[:half]), self._send(session_id, records[half:]))
+
+
+def _refused_record(message: str) -> Exception:
+    return RecordError("records", message)

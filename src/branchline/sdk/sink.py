@@ -6,12 +6,16 @@ import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from branchline.records import Rejected
 from branchline.runspec import RunSpec, RunStart
 
 __all__ = ["Sink", "LocalSink", "make_sink"]
 
 
 class Sink(Protocol):
+    #: Records the sink set aside as unstorable since the caller last emptied the list.
+    rejected: list[Rejected]
+
     def begin_run(self, spec: RunSpec) -> RunStart: ...
     def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int: ...
     def heartbeat(self, incarnation_id: str) -> bool: ...
@@ -26,12 +30,13 @@ class LocalSink:
         from branchline.store import open_store
 
         self.store = open_store(store_url, crash_timeout=crash_timeout)
+        self.rejected: list[Rejected] = []
 
     def begin_run(self, spec: RunSpec) -> RunStart:
         return self.store.begin_run(spec)
 
     def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int:
-        return self.store.apply(session_id, records)
+        return self.store.apply(session_id, records, rejected=self.rejected)
 
     def heartbeat(self, incarnation_id: str) -> bool:
         return self.store.heartbeat(incarnation_id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from branchline.records import RecordError, isolate, set_aside
 from branchline.runspec import RunSpec
 from branchline.sdk.journal_read import JournalReader, RowBlocks, Skip
 from branchline.sdk.sink import Sink
@@ -29,9 +30,12 @@ class SyncResult:
     last_seq: int = 0  # the highest sequence number the sink has stored
     skipped: list[Skip] = field(default_factory=list)  # damage in the middle, read past
     kept_as: Path | None = None  # where a damaged journal was kept, once synced
+    rejected: list[str] = field(default_factory=list)  # records that could not be stored, said plainly
 
     @property
     def warning(self) -> str | None:
+        if self.rejected and not self.torn_bytes and not self.skipped:
+            return "; ".join(self.rejected) + "."
         if not self.torn_bytes and not self.skipped:
             return None
         parts = [f"{self.journal}: kept {self.records} records"]
@@ -41,7 +45,7 @@ class SyncResult:
                 f"dropped {self.torn_bytes} bytes of torn or corrupt tail (the process stopped mid-write, or "
                 "the disk was full)"
             )
-        text = "; ".join(parts) + "."
+        text = "; ".join(parts + self.rejected) + "."
         if self.kept_as is not None:
             text += f" The damaged journal is kept as {self.kept_as}."
         return text
@@ -111,12 +115,21 @@ def sync_journal(
         finished = False
         last_seq = int(first[0][0])  # the header: begin_run stored it
         saved: dict[str, str] = {}
+        rejected: list[str] = []  # records the store could not hold: set aside, said once
         while True:
             records, torn_bytes = reader.read_available(limit=BATCH)
             if not records:
                 break
             body = blocks.compact(records)
-            last_seq = max(last_seq, int(sink.apply(spec.session_id, body)))
+            applied = isolate(
+                lambda part: sink.apply(spec.session_id, part),
+                body,
+                bad=lambda exc: isinstance(exc, RecordError),
+                rejected=set_aside(sink.rejected),
+            )
+            last_seq = max(last_seq, int(applied))
+            rejected.extend(r.message(f"{spec.entity}/{spec.project}/{spec.run_id}") for r in sink.rejected)
+            sink.rejected.clear()
             for record in body:
                 kind = int(record[1])
                 if kind == RecordKind.ROW_BLOCK:
@@ -158,4 +171,5 @@ def sync_journal(
         last_seq=last_seq,
         skipped=list(reader.skipped),
         kept_as=kept_as,
+        rejected=rejected,
     )

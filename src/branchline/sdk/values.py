@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +35,13 @@ def _array_value(array: Any) -> Any:
 
 def encode_default(value: Any) -> Any:
     """msgpack's hook for types it cannot pack itself; raises TypeError for the rest."""
+    if type(value) is int:
+        # Past msgpack's 64 bits: stored as the float a chart would plot (wandb's JSON history
+        # holds such a number as a float too).
+        try:
+            return float(value)
+        except OverflowError:
+            raise TypeError(f"An integer of {value.bit_length()} bits is too large to log, even as a float.") from None
     module = type(value).__module__
     if module == "numpy" or module.startswith("numpy."):
         if hasattr(value, "shape") and value.shape != ():
@@ -84,7 +90,3 @@ def normalize(value: Any) -> Any:
     if isinstance(value, (bool, int, float, str)):
         return type(value).__mro__[1](value) if type(value) not in (bool, int, float, str) else value
     return normalize(encode_default(value))
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from branchline.records import RecordError, isolate, set_aside
 from branchline.runspec import RunSpec
 from branchline.sdk.journal_read import JournalReader, RowBlocks
 from branchline.sdk.sink import Sink, make_sink
@@ -45,6 +46,7 @@ class WriterLoop:
         send: Callable[[dict[str, Any]], None],
         poll_seconds: float = 0.1,
         heartbeat_seconds: float = 30.0,
+        run_path: str = "",
     ) -> None:
         self.reader = JournalReader(journal, blocks=True)
         self.blocks = RowBlocks()
@@ -52,6 +54,7 @@ class WriterLoop:
         self.session_id = session_id
         self.incarnation_id = incarnation_id
         self.send = send
+        self.run_path = run_path  # entity/project/run_id, to name the run in reports
         self.poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.pending: list[list[Any]] = []
@@ -71,12 +74,14 @@ class WriterLoop:
         if not self.pending:
             return False
         try:
-            self.applied = self.sink.apply(self.session_id, self.pending)
+            self.applied = isolate(self._apply, self.pending, bad=_refused, rejected=set_aside(self.sink.rejected))
         except Exception as exc:
+            self._report_rejected()
             self._report(exc)
             self.backoff = min(5.0, max(0.2, self.backoff * 2)) * (0.5 + random.random())
             return False
         self.backoff = 0.0
+        self._report_rejected()
         if any(int(r[1]) == RecordKind.EXIT for r in self.pending):
             self.saw_exit = True
         self.pending = []
@@ -105,6 +110,18 @@ class WriterLoop:
             print(f"branchline writer: {message}", file=sys.stderr, flush=True)
             self.send({"event": "error", "message": message})
         reader.reported = len(reader.skipped)
+
+    def _apply(self, records: list[list[Any]]) -> int:
+        return self.sink.apply(self.session_id, records)
+
+    def _report_rejected(self) -> None:
+        """Say once, for each record that could not be stored, which run, step and key it was."""
+        run = self.run_path or self.incarnation_id
+        for rejected in self.sink.rejected:
+            message = rejected.message(run)
+            print(f"branchline writer: {message}", file=sys.stderr, flush=True)
+            self.send({"event": "error", "message": message})
+        self.sink.rejected.clear()
 
     def heartbeat(self) -> None:
         try:
@@ -203,6 +220,11 @@ class WriterLoop:
         return history
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether the sink refused a batch for its records' sake (not for a network or disk fault)."""
+    return isinstance(exc, RecordError)
+
+
 def _read_commands(commands: queue.Queue[dict[str, Any] | None]) -> None:
     for line in sys.stdin:
         line = line.strip()
@@ -295,6 +317,7 @@ def main(argv: list[str]) -> int:
         send=send,
         poll_seconds=float(args.get("poll_seconds", 0.1)),
         heartbeat_seconds=float(args.get("heartbeat_seconds", 30.0)),
+        run_path=str(args.get("run_path") or ""),
     )
     try:
         loop.serve(commands)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +14,9 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from branchline.errors import RunNotFoundError, StoreError, UsageError
+from branchline.records import Rejected, isolate, rejection
 from branchline.runspec import RunSpec, RunStart
+from branchline.store import apply as apply_mod
 from branchline.store import artifacts as arts
 from branchline.store import catalog, charts, reads, writes
 from branchline.store import schema as tables
@@ -109,9 +112,30 @@ class Store(AuthStoreMixin):
         with self._write() as conn:
             return writes.begin_run(conn, spec, now=time.time(), crash_timeout=self.crash_timeout)
 
-    def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int:
-        with self._write() as conn:
-            return writes.apply_records(conn, session_id, records, now=time.time())
+    def apply(
+        self, session_id: str, records: Sequence[Sequence[Any]], *, rejected: list[Rejected] | None = None
+    ) -> int:
+        """Apply a batch of records; returns the session's highest applied sequence.
+
+        A record that cannot be stored (a value no column or JSON field holds) is set aside: the
+        rest of the batch is stored, the session moves past it, and it is added to `rejected`
+        (logged when no list is given). Database errors propagate; the batch is retried later.
+        """
+
+        def apply_part(part: list[Any]) -> int:
+            with self._write() as conn:
+                return apply_mod.apply_records(conn, session_id, part, now=time.time())
+
+        def reject(record: Any, exc: BaseException) -> int:
+            found = rejection(record, exc)
+            if rejected is None:
+                logging.getLogger("branchline.store").warning("%s", found.message(session_id))
+            else:
+                rejected.append(found)
+            with self._write() as conn:
+                return apply_mod.skip_records(conn, session_id, found.sequence)
+
+        return isolate(apply_part, list(records), bad=apply_mod.record_at_fault, rejected=reject)
 
     def applied_seq(self, session_id: str) -> int | None:
         with self._read() as conn:

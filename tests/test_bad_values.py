@@ -1,0 +1,119 @@
+"""One bad value never poisons a run: `log()` refuses what no store can hold, and a record the store
+still cannot hold is set aside (reported once, naming the run, step and key) while the rest is stored,
+by the writer, by `branchline sync` and by the server alike.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import branchline
+from branchline.sdk.lifecycle import registry
+from branchline.vocab import RecordKind
+from tests.backends import Backend, history
+from tests.conftest import QUIET, store_at
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels):
+        node["x"] = {}
+        node = node["x"]
+    return root
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (b"\xff\x00", "bytes"),
+        (_deep(1000), "nested more than"),
+        ({1: 2.0}, "non-string key"),
+        ([b"a"], "bytes"),
+    ],
+    ids=["bytes", "1000-deep", "int-key", "bytes-in-list"],
+)
+def test_log_refuses_a_value_no_store_holds_and_keeps_the_rest(
+    backend: Backend, quiet: dict[str, Any], value: Any, words: str
+) -> None:
+    run = branchline.init(project="bad", settings=quiet)
+    for i in range(3):
+        run.log({"a": float(i)})
+    with pytest.raises(TypeError, match=words):
+        run.log({"by": value})
+    for i in range(3, 7):
+        run.log({"a": float(i)})
+    run.finish()
+    stored = backend.run(run.entity, "bad", run.id)
+    assert history(stored, "a") == {i: float(i) for i in range(7)}
+    assert stored.state == "finished"
+
+
+def test_a_bad_value_under_a_key_seen_before_is_refused_too(quiet: dict[str, Any]) -> None:
+    run = branchline.init(project="bad", settings=quiet)
+    run.log({"s": "text"})  # `s` is a scalar key now: its rows take the fast path
+    with pytest.raises(TypeError, match="bytes"):
+        run.log({"s": b"\xff"})
+    run.finish()
+
+
+def test_an_int_past_64_bits_is_stored_as_a_float(backend: Backend, quiet: dict[str, Any]) -> None:
+    run = branchline.init(project="big", settings=quiet)
+    run.log({"big": 2**70})
+    run.log({"big": 2**70, "n": 1.0})
+    run.finish()
+    stored = backend.run(run.entity, "big", run.id)
+    assert history(stored, "big") == {0: float(2**70), 1: float(2**70)}
+
+
+def _bad_record_mid_run(run: branchline.Run) -> int:
+    """A record `log()` would refuse, written as an older SDK could have: the step it sits at."""
+    for i in range(3):
+        run.log({"a": float(i), "s": "x"})
+    step = run.step
+    run._journal.write(RecordKind.HISTORY, step, time.time(), 0.5, {"by": b"\xff\x00"})
+    for i in range(3, 7):
+        run.log({"a": float(i), "s": "x"}, step=step + i - 2)
+    return step
+
+
+def test_the_writer_stores_every_row_around_a_record_it_cannot_store(
+    backend: Backend, quiet: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = registry.writer_errors
+    run = branchline.init(project="iso", settings=quiet)
+    step = _bad_record_mid_run(run)
+    run.finish()
+    err = capsys.readouterr().err
+    # Reported once, naming the run, the step and the key.
+    assert err.count("could not be stored") == 1, err
+    assert run.path in err and f"step {step}" in err and "'by'" in err
+    registry.writer_errors = before  # the one report above is what this test expects
+    stored = backend.run(run.entity, "iso", run.id)
+    assert history(stored, "a") == {0: 0.0, 1: 1.0, 2: 2.0, **{step + i - 2: float(i) for i in range(3, 7)}}
+    assert stored.state == "finished"
+
+
+def test_sync_stores_every_row_around_a_record_it_cannot_store(tmp_path: Path) -> None:
+    settings = {**QUIET}
+    run = branchline.init(project="off", id="o1", mode="offline", settings=settings)
+    step = _bad_record_mid_run(run)
+    run.finish()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
+    synced = subprocess.run(
+        [sys.executable, "-m", "branchline", "sync"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert synced.returncode == 0, synced.stderr
+    assert "could not be stored" in synced.stderr and f"step {step}" in synced.stderr, synced.stderr
+    with store_at(tmp_path) as store:
+        view = store.require_run(run.entity, "off", "o1")
+        assert view.state == "finished" and view.last_step == step + 4
+        steps, _values = store.read_series(view.incarnation_id, "a")
+        assert steps.tolist() == [0, 1, 2, *range(step + 1, step + 5)]
