@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from branchline.errors import UsageError
+from branchline.records import check_loggable
 from branchline.sdk.config import Config
 from branchline.sdk.journal import FRAME, ROW_MARK, row_struct
 from branchline.sdk.summary import Summary
@@ -38,6 +39,7 @@ _frame = FRAME.pack
 _crc = zlib.crc32
 _ROW_MARK = ROW_MARK
 _SCALARS = (int, float, str, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 class Metric:
@@ -237,7 +239,8 @@ class Run:
                     # fold them in when the summary is used (_fold_rows), not on every call.
                     self._unfolded[keys] = body
                     return
-            if data.keys() <= self._fast_keys:
+            # Scalars only: anything else takes the slow path, which refuses what cannot be stored.
+            if data.keys() <= self._fast_keys and _SCALAR_TYPES.issuperset(map(type, data.values())):
                 if self._unfolded:
                     self._fold_rows()
                 now = _now()
@@ -314,6 +317,7 @@ class Run:
                 return
         values = {k: v for k, v in data.items() if k != "_step"}
         # Fail in the caller, before anything is written, for values that cannot be stored.
+        check_loggable(values)
         self._packer.pack(values)
         if step is not None and step > self._step:
             if self._pending is not None:
