@@ -44,21 +44,3 @@ class StoreError(Error):
 
 class SchemaError(StoreError):
     """The store's schema is older or newer than this version of branchline understands."""
-
-
-def server_error(base_url: str, status: int, body: object, reason: str, not_found: type[Error]) -> Error:
-    """The error for a server's HTTP error answer (its JSON shape is `{"error": {"code", "message"}}`).
-
-    `not_found` is the caller's error for 404 (a run, an artifact...).
-    """
-    error = body.get("error") if isinstance(body, dict) else None
-    message = str((error or {}).get("message") or reason) if isinstance(error, dict) or error is None else reason
-    if status == 401:
-        return AuthenticationError(f"{base_url} did not accept the API key: {message}")
-    if status == 403:
-        return AuthenticationError(f"{base_url} refused the request: {message}")
-    if status == 404:
-        return not_found(message)
-    if status in (400, 409, 413, 422):
-        return UsageError(message)
-    return CommError(f"{base_url} answered HTTP {status}: {message}")
