@@ -101,6 +101,53 @@ def test_the_documented_haproxy_configuration_is_valid(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+@pytest.mark.postgres
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: two replicas (or two threads of one) applying overlapping batches of one writer session "
+    "at once can regress applied_seq and overwrite the history tail; the fix is to lock the session row "
+    "(SELECT … FOR UPDATE) at the start of Store.apply",
+)
+def test_concurrent_overlapping_batches_of_one_session_store_every_step_once() -> None:
+    """A client that times out and retries while its first request is still being applied elsewhere
+    sends an overlapping batch of the same session: both replicas apply at once."""
+    reason = why_no_cluster()
+    if reason is not None and "PostgreSQL" in reason:
+        pytest.skip(reason)
+    from branchline.vocab import RecordKind
+
+    with fresh_database("bl_overlap") as url, open_store(url) as first, open_store(url) as second:
+        for trial in range(8):
+            spec = RunSpec(
+                entity="e",
+                project="p",
+                run_id=f"r{trial}",
+                incarnation_id=f"overlapinc{trial:06d}",
+                session_id=f"overlapses{trial:06d}",
+                host="elsewhere",
+                started_at=time.time(),
+            )
+            first.begin_run(spec)
+            records = [[i + 1, int(RecordKind.HISTORY), i, time.time(), 1.0, {"x": float(i)}] for i in range(3000)]
+            barrier = threading.Barrier(2)
+
+            def apply(
+                store: Any, count: int, session: str = spec.session_id, rows: Any = records, start: Any = barrier
+            ) -> None:
+                start.wait()
+                store.apply(session, rows[:count])
+
+            threads = [threading.Thread(target=apply, args=args) for args in ((first, 2000), (second, 3000))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            first.apply(spec.session_id, records)  # the client sends whatever is still unacknowledged
+            view = first.require_run("e", "p", spec.run_id)
+            steps, _ = first.read_series(view.incarnation_id, "x")
+            assert np.array_equal(steps, np.arange(3000)), f"trial {trial}: {3000 - len(np.unique(steps))} steps lost"
+
+
 # -- the deployment ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
