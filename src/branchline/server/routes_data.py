@@ -51,7 +51,7 @@ from branchline.server.series import chart_series, group_series, series_response
 from branchline.server.settings import ServerSettings
 from branchline.store import RunView, Store
 
-__all__ = ["install_run_resources", "register_run_resources", "router"]
+__all__ = ["any_incarnation", "current_run", "install_run_resources", "register_run_resources", "router"]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody},
@@ -71,14 +71,14 @@ TEXT_SUFFIXES = frozenset(
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
-def _current(
+def current_run(
     entity: EntityPath, project: ProjectPath, run_id: RunIdPath, store: StoreDep, principal: PrincipalDep
 ) -> RunView:
     authorize(principal, entity, project)
     return find_run(store, entity, project, run_id)
 
 
-def _incarnation(
+def any_incarnation(
     entity: EntityPath,
     project: ProjectPath,
     run_id: RunIdPath,
@@ -325,7 +325,7 @@ def _file_response(store: Store, settings: ServerSettings, view: RunView, path: 
 def install_run_resources(app: FastAPI) -> None:
     """Mount the run-scoped resources for the current incarnation and for any incarnation."""
     scoped = APIRouter()
-    register_run_resources(scoped, RUN, _current)
-    register_run_resources(scoped, INCARNATION, _incarnation)
+    register_run_resources(scoped, RUN, current_run)
+    register_run_resources(scoped, INCARNATION, any_incarnation)
     app.include_router(scoped)
     app.include_router(router)

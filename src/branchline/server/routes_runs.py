@@ -6,22 +6,21 @@ import json
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from branchline.errors import UsageError
 from branchline.server.deps import (
     EntityPath,
-    IncarnationPath,
     PrincipalDep,
     ProjectPath,
     RunIdPath,
     StoreDep,
     authorize,
-    find_incarnation,
     find_run,
 )
 from branchline.server.errors import ApiError
 from branchline.server.models import ErrorBody, MoveRequest, Ok, RunDetail, RunList, RunPatch
+from branchline.server.routes_data import any_incarnation, current_run
 from branchline.server.serialize import run_detail, run_item
 from branchline.store import RunView, Store
 from branchline.vocab import RunState, validate_project_name
@@ -124,11 +123,8 @@ def list_runs(
 
 
 @router.get(RUN, response_model=RunDetail, summary="A run: every Overview field, archived incarnations and forks")
-def get_run(
-    entity: EntityPath, project: ProjectPath, run_id: RunIdPath, store: StoreDep, principal: PrincipalDep
-) -> RunDetail:
-    authorize(principal, entity, project)
-    return _detail(store, find_run(store, entity, project, run_id))
+def get_run(store: StoreDep, run: Annotated[RunView, Depends(current_run)]) -> RunDetail:
+    return _detail(store, run)
 
 
 @router.get(
@@ -137,16 +133,10 @@ def get_run(
     summary="One incarnation of a run (an archived one is read-only)",
 )
 def get_incarnation(
-    entity: EntityPath,
-    project: ProjectPath,
-    run_id: RunIdPath,
-    incarnation_id: IncarnationPath,
     store: StoreDep,
-    principal: PrincipalDep,
+    run: Annotated[RunView, Depends(current_run)],
+    view: Annotated[RunView, Depends(any_incarnation)],
 ) -> RunDetail:
-    authorize(principal, entity, project)
-    run = find_run(store, entity, project, run_id)
-    view = find_incarnation(store, entity, project, run_id, incarnation_id)
     return _detail(store, view, run)
 
 
