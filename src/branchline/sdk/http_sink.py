@@ -18,7 +18,8 @@ import msgpack
 
 from branchline.errors import CommError
 from branchline.http_client import NO_RETRY, RETRY_STATUSES, WRITER, HttpClient, RetryPolicy
-from branchline.records import RecordError, Rejected
+from branchline.records import RecordError
+from branchline.rejects import Rejected
 from branchline.runspec import RunSpec, RunStart
 from branchline.sdk.values import encode_default
 

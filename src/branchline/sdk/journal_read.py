@@ -17,6 +17,7 @@ from typing import Any
 
 import msgpack
 
+from branchline.records import SPECS
 from branchline.sdk.journal import FRAME, MAGIC, MAX_RECORD, ROW_HEAD, ROW_MARK
 from branchline.vocab import RecordKind
 
@@ -24,6 +25,7 @@ __all__ = ["JournalReader", "ReadResult", "RowBlocks", "Skip", "read_journal"]
 
 _ROW_MARK_BYTE = bytes([ROW_MARK])
 _FLOAT_ROW = int(RecordKind.FLOAT_ROW)
+_ROW_BLOCK = SPECS[RecordKind.ROW_BLOCK]  # float rows as columns, built as records.py declares them
 _READ_CHUNK = 8 * 1024 * 1024
 _LAYOUT = struct.Struct("<H")
 #: The smallest frame: a header and a msgpack `[seq, kind]` of three bytes.
@@ -328,16 +330,15 @@ def _float_block(
         return None, 0, pos
     frames = frames[:count]
     values = frames["values"].tobytes() if keys else b""
-    block = [
+    block = _ROW_BLOCK.build(
         int(frames["seq"][-1]),
-        int(RecordKind.ROW_BLOCK),
         list(keys),
         frames["seq"].tobytes(),
         frames["step"].tobytes(),
         frames["ts"].tobytes(),
         frames["runtime"].tobytes(),
         values,
-    ]
+    )
     return block, count, pos + count * stride
 
 
@@ -389,13 +390,12 @@ class RowBlocks:
         keys = self.layouts.get(int(rows[0][5]))
         if keys is None:
             raise ValueError(f"float row {rows[0][0]} uses layout {rows[0][5]}, which no ROW_SCHEMA record defined")
-        return [
+        return _ROW_BLOCK.build(
             rows[-1][0],
-            int(RecordKind.ROW_BLOCK),
             keys,
             array("q", [r[0] for r in rows]).tobytes(),
             array("q", [r[2] for r in rows]).tobytes(),
             array("d", [r[3] for r in rows]).tobytes(),
             array("d", [r[4] for r in rows]).tobytes(),
             b"".join(r[6] for r in rows),
-        ]
+        )

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from branchline.records import Rejected
+from branchline.rejects import Rejected
 from branchline.runspec import RunSpec, RunStart
 
 __all__ = ["Sink", "LocalSink", "make_sink"]

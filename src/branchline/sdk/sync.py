@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from branchline.records import RecordError, isolate, set_aside
+from branchline.records import RecordError
+from branchline.rejects import isolate, set_aside
 from branchline.runspec import RunSpec
 from branchline.sdk.journal_read import JournalReader, RowBlocks, Skip
 from branchline.sdk.sink import Sink

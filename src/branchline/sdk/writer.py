@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from branchline.records import RecordError, isolate, set_aside
+from branchline.records import RecordError
+from branchline.rejects import isolate, set_aside
 from branchline.runspec import RunSpec
 from branchline.sdk.journal_read import JournalReader, RowBlocks
 from branchline.sdk.sink import Sink, make_sink

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from branchline.errors import RunNotFoundError, StoreError, UsageError
-from branchline.records import Rejected
+from branchline.rejects import Rejected
 from branchline.runspec import RunSpec
 from branchline.server.auth import AuthPrincipalDep, Principal, check_access
 from branchline.server.errors import ApiError
@@ -184,8 +184,11 @@ def _apply(
     rejected: list[Rejected] = []
     try:
         applied = store.apply(session_id, records, rejected=rejected)
-    except (StoreError, DataError, TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
-        # The records passed the checks above, so what is left is data the store cannot hold.
+    except StoreError as exc:
+        # The run's state, not the records (e.g. its incarnation was deleted): the records are fine.
+        raise ApiError(409, f"The records could not be stored: {_first_line(exc)}", code="conflict") from None
+    except (DataError, TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # The store sets aside the records it cannot hold, so this is an error it could not pin on one.
         raise ApiError(422, f"The records could not be stored: {_first_line(exc)}", code="invalid_record") from None
     for record in rejected:
         log.warning("%s", record.message(f"session {session_id}"))

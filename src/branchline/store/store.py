@@ -14,7 +14,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from branchline.errors import RunNotFoundError, StoreError, UsageError
-from branchline.records import Rejected, isolate, rejection
+from branchline.rejects import Rejected, isolate, rejection
 from branchline.runspec import RunSpec, RunStart
 from branchline.store import apply as apply_mod
 from branchline.store import artifacts as arts
