@@ -1,7 +1,7 @@
 """`/api/v1/store`: the `Store` read and manage operations over HTTP, for the remote `Api` backend.
 
 `branchline.Api()` with a server configured (api/remote.py) calls these one-to-one with the
-`Backend` interface (api/backend.py), so scripts see exactly what they see on the embedded store.
+`ApiBackend` role (store/interface.py), so scripts see exactly what they see on the embedded store.
 Answers are msgpack: run views carry config and summaries with NaN and big ints intact, and a
 series is two little-endian arrays a client turns into numpy without parsing.
 Every route checks the caller's access to the project the run or incarnation belongs to.
@@ -10,6 +10,7 @@ Every route checks the caller's access to the project the run or incarnation bel
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgpack
@@ -19,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from branchline.server.auth import AuthPrincipalDep, Principal, can_read, check_access
+from branchline.server.deps import IncarnationPath, get_store
 from branchline.server.errors import ApiError
-from branchline.server.ingest import IncarnationPath
-from branchline.store import RunView, Store
+from branchline.store.interface import RunView, Series, StoreInterface
 
 __all__ = ["MSGPACK", "router", "view_to_wire"]
 
@@ -82,18 +83,16 @@ def _pack(value: Any) -> Response:
     return Response(content=msgpack.packb(value, use_bin_type=True), media_type=MSGPACK)
 
 
-def _store(request: Request) -> Store:
-    store: Store | None = getattr(request.app.state, "store", None)
-    if store is None:
-        raise ApiError(503, "The store is not open: the app's lifespan has not started.", code="unavailable")
-    return store
-
-
-def _incarnation(store: Store, principal: Principal, incarnation_id: str, *, write: bool = False) -> RunView:
+def _owner(store: StoreInterface, principal: Principal, incarnation_id: str, *, write: bool = False) -> None:
+    """Refuse unless the caller may read (write) the project the incarnation belongs to."""
     owner = store.incarnation_owner(incarnation_id)
     if owner is None:
         raise ApiError(404, f"No incarnation {incarnation_id!r}.", field="incarnation_id")
     check_access(principal, owner[0], owner[1], write=write)
+
+
+def _incarnation(store: StoreInterface, principal: Principal, incarnation_id: str, *, write: bool = False) -> RunView:
+    _owner(store, principal, incarnation_id, write=write)
     view = store.get_incarnation(incarnation_id)
     if view is None:  # its run was deleted; only forks still read its history
         raise ApiError(404, f"Incarnation {incarnation_id!r} belongs to a deleted run.", field="incarnation_id")
@@ -101,11 +100,11 @@ def _incarnation(store: Store, principal: Principal, incarnation_id: str, *, wri
 
 
 async def _call(request: Request, func: Any, *args: Any, **kwargs: Any) -> Any:
-    return await run_in_threadpool(func, _store(request), *args, **kwargs)
+    return await run_in_threadpool(func, get_store(request), *args, **kwargs)
 
 
 # -- runs ---------------------------------------------------------------------------------------------
-def _get_run(store: Store, principal: Principal, entity: str, project: str, run_id: str) -> Any:
+def _get_run(store: StoreInterface, principal: Principal, entity: str, project: str, run_id: str) -> Any:
     check_access(principal, entity, project)
     view = store.get_run(entity, project, run_id)
     if view is None:
@@ -118,7 +117,7 @@ async def get_run(entity: Name, project: Name, run_id: Name, request: Request, p
     return _pack(await _call(request, _get_run, principal, entity, project, run_id))
 
 
-def _query(store: Store, principal: Principal, entity: str, project: str, body: RunQuery) -> Any:
+def _query(store: StoreInterface, principal: Principal, entity: str, project: str, body: RunQuery) -> Any:
     check_access(principal, entity, project)
     views = store.list_runs(
         entity, project, filters=body.filters, order=body.order, limit=body.limit, offset=body.offset
@@ -133,7 +132,7 @@ async def query_runs(
     return _pack(await _call(request, _query, principal, entity, project, body))
 
 
-def _count(store: Store, principal: Principal, entity: str, project: str, body: RunQuery) -> Any:
+def _count(store: StoreInterface, principal: Principal, entity: str, project: str, body: RunQuery) -> Any:
     check_access(principal, entity, project)
     return {"count": store.count_runs(entity, project, filters=body.filters)}
 
@@ -146,11 +145,8 @@ async def count_runs(
 
 
 # -- incarnations ---------------------------------------------------------------------------------
-def _get_incarnation(store: Store, principal: Principal, incarnation_id: str) -> Any:
-    owner = store.incarnation_owner(incarnation_id)
-    if owner is None:
-        raise ApiError(404, f"No incarnation {incarnation_id!r}.", field="incarnation_id")
-    check_access(principal, owner[0], owner[1])
+def _get_incarnation(store: StoreInterface, principal: Principal, incarnation_id: str) -> Any:
+    _owner(store, principal, incarnation_id)
     view = store.get_incarnation(incarnation_id)
     return None if view is None else view_to_wire(view)
 
@@ -160,7 +156,7 @@ async def get_incarnation(incarnation_id: IncarnationPath, request: Request, pri
     return _pack(await _call(request, _get_incarnation, principal, incarnation_id))
 
 
-def _related(store: Store, principal: Principal, incarnation_id: str, which: str) -> Any:
+def _related(store: StoreInterface, principal: Principal, incarnation_id: str, which: str) -> Any:
     view = _incarnation(store, principal, incarnation_id)
     found = store.archived(view) if which == "archived" else store.forks(view)
     # Forks may live in other projects: show only those the caller may read.
@@ -177,7 +173,7 @@ async def forks(incarnation_id: IncarnationPath, request: Request, principal: Au
     return _pack(await _call(request, _related, principal, incarnation_id, "forks"))
 
 
-def _update(store: Store, principal: Principal, incarnation_id: str, body: RunFields) -> Any:
+def _update(store: StoreInterface, principal: Principal, incarnation_id: str, body: RunFields) -> Any:
     view = _incarnation(store, principal, incarnation_id, write=True)
     store.update_run(view, **body.model_dump(exclude_unset=True, exclude_none=True))
     return {"ok": True}
@@ -190,7 +186,7 @@ async def update_run(
     return _pack(await _call(request, _update, principal, incarnation_id, body))
 
 
-def _stop(store: Store, principal: Principal, incarnation_id: str) -> Any:
+def _stop(store: StoreInterface, principal: Principal, incarnation_id: str) -> Any:
     store.request_stop(_incarnation(store, principal, incarnation_id, write=True))
     return {"ok": True}
 
@@ -200,7 +196,7 @@ async def stop_run(incarnation_id: IncarnationPath, request: Request, principal:
     return _pack(await _call(request, _stop, principal, incarnation_id))
 
 
-def _move(store: Store, principal: Principal, incarnation_id: str, body: MoveTarget) -> Any:
+def _move(store: StoreInterface, principal: Principal, incarnation_id: str, body: MoveTarget) -> Any:
     view = _incarnation(store, principal, incarnation_id, write=True)
     check_access(principal, body.entity or view.entity, body.project, write=True)
     store.move_run(view, body.project, body.entity)
@@ -214,7 +210,7 @@ async def move_run(
     return _pack(await _call(request, _move, principal, incarnation_id, body))
 
 
-def _delete(store: Store, principal: Principal, incarnation_id: str) -> Any:
+def _delete(store: StoreInterface, principal: Principal, incarnation_id: str) -> Any:
     store.delete_run(_incarnation(store, principal, incarnation_id, write=True))
     return {"ok": True}
 
@@ -224,17 +220,10 @@ async def delete_run(incarnation_id: IncarnationPath, request: Request, principa
     return _pack(await _call(request, _delete, principal, incarnation_id))
 
 
-# -- history and telemetry ----------------------------------------------------------------------
-def _readable(store: Store, principal: Principal, incarnation_id: str) -> None:
-    owner = store.incarnation_owner(incarnation_id)
-    if owner is None:
-        raise ApiError(404, f"No incarnation {incarnation_id!r}.", field="incarnation_id")
-    check_access(principal, owner[0], owner[1])
-
-
-def _series(store: Store, principal: Principal, inc: str, key: str, stream: int, lo: int | None, hi: int | None) -> Any:
-    _readable(store, principal, inc)
-    steps, values = store.read_series(inc, key, stream=stream, min_step=lo, max_step=hi)
+# -- history, console and files: reads of one incarnation, declared once ----------------------------
+def _wire_series(found: Series) -> dict[str, Any]:
+    """(steps, values) as two little-endian arrays a client turns into numpy without parsing."""
+    steps, values = found
     values = np.ascontiguousarray(values)
     if values.dtype.kind not in "fiub":
         values = values.astype(np.float64)
@@ -245,73 +234,77 @@ def _series(store: Store, principal: Principal, inc: str, key: str, stream: int,
     }
 
 
-@router.get(
-    "/incarnations/{incarnation_id}/series",
-    summary="A numeric key's full-resolution (steps, values), following the lineage",
-    responses=_BINARY,
-)
-async def read_series(
-    incarnation_id: IncarnationPath,
-    key: Key,
-    request: Request,
-    principal: AuthPrincipalDep,
-    stream: Stream = 0,
-    min_step: StepBound = None,
-    max_step: StepBound = None,
-) -> Response:
-    return _pack(await _call(request, _series, principal, incarnation_id, key, stream, min_step, max_step))
+def _wire_objects(found: list[tuple[int, Any]]) -> list[list[Any]]:
+    return [[step, value] for step, value in found]
 
 
-def _objects(
-    store: Store, principal: Principal, inc: str, key: str, stream: int, lo: int | None, hi: int | None
+def _as_is(found: Any) -> Any:
+    return found
+
+
+#: The `ApiBackend` reads served under `/incarnations/{id}/<tail>`: tail → (method, summary, wire form).
+#: Keyed reads take `key` and a step range; `keys` takes the stream; the rest take nothing more.
+_KEYED_READS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
+    "series": ("read_series", "A numeric key's full-resolution (steps, values), following the lineage", _wire_series),
+    "objects": ("read_objects", "A key's non-numeric values (step, value), following the lineage", _wire_objects),
+}
+_PLAIN_READS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
+    "console": ("console_lines", "Console lines", _as_is),
+    "files": ("files", "Run files", _as_is),
+}
+
+
+def _read(
+    store: StoreInterface, principal: Principal, inc: str, spec: tuple[str, str, Any], *args: Any, **kwargs: Any
 ) -> Any:
-    _readable(store, principal, inc)
-    return [[step, value] for step, value in store.read_objects(inc, key, stream=stream, min_step=lo, max_step=hi)]
+    _owner(store, principal, inc)
+    method, _, wire = spec
+    return wire(getattr(store, method)(inc, *args, **kwargs))
 
 
-@router.get(
-    "/incarnations/{incarnation_id}/objects",
-    summary="A key's non-numeric values (step, value), following the lineage",
-    responses=_BINARY,
-)
-async def read_objects(
-    incarnation_id: IncarnationPath,
-    key: Key,
-    request: Request,
-    principal: AuthPrincipalDep,
-    stream: Stream = 0,
-    min_step: StepBound = None,
-    max_step: StepBound = None,
-) -> Response:
-    return _pack(await _call(request, _objects, principal, incarnation_id, key, stream, min_step, max_step))
+def _keyed_route(tail: str, spec: tuple[str, str, Callable[[Any], Any]]) -> None:
+    async def endpoint(
+        incarnation_id: IncarnationPath,
+        key: Key,
+        request: Request,
+        principal: AuthPrincipalDep,
+        stream: Stream = 0,
+        min_step: StepBound = None,
+        max_step: StepBound = None,
+    ) -> Response:
+        bounds = {"stream": stream, "min_step": min_step, "max_step": max_step}
+        return _pack(await _call(request, _read, principal, incarnation_id, spec, key, **bounds))
+
+    router.add_api_route(
+        f"/incarnations/{{incarnation_id}}/{tail}", endpoint, summary=spec[1], responses=_BINARY, name=spec[0]
+    )
 
 
-def _simple(store: Store, principal: Principal, inc: str, what: str, stream: int) -> Any:
-    _readable(store, principal, inc)
-    if what == "keys":
-        return store.history_keys(inc, stream=stream)
-    return store.console_lines(inc) if what == "console" else store.files(inc)
+def _plain_route(tail: str, spec: tuple[str, str, Callable[[Any], Any]]) -> None:
+    async def endpoint(incarnation_id: IncarnationPath, request: Request, principal: AuthPrincipalDep) -> Response:
+        return _pack(await _call(request, _read, principal, incarnation_id, spec))
+
+    router.add_api_route(
+        f"/incarnations/{{incarnation_id}}/{tail}", endpoint, summary=spec[1], responses=_BINARY, name=tail
+    )
+
+
+for _tail, _spec in _KEYED_READS.items():
+    _keyed_route(_tail, _spec)
+for _tail, _spec in _PLAIN_READS.items():
+    _plain_route(_tail, _spec)
 
 
 @router.get("/incarnations/{incarnation_id}/keys", summary="History keys and their kinds", responses=_BINARY)
 async def history_keys(
     incarnation_id: IncarnationPath, request: Request, principal: AuthPrincipalDep, stream: Stream = 0
 ) -> Response:
-    return _pack(await _call(request, _simple, principal, incarnation_id, "keys", stream))
-
-
-@router.get("/incarnations/{incarnation_id}/console", summary="Console lines", responses=_BINARY)
-async def console(incarnation_id: IncarnationPath, request: Request, principal: AuthPrincipalDep) -> Response:
-    return _pack(await _call(request, _simple, principal, incarnation_id, "console", 0))
-
-
-@router.get("/incarnations/{incarnation_id}/files", summary="Run files", responses=_BINARY)
-async def files(incarnation_id: IncarnationPath, request: Request, principal: AuthPrincipalDep) -> Response:
-    return _pack(await _call(request, _simple, principal, incarnation_id, "files", 0))
+    spec = ("history_keys", "", _as_is)
+    return _pack(await _call(request, _read, principal, incarnation_id, spec, stream=stream))
 
 
 # -- projects ---------------------------------------------------------------------------------------
-def _projects(store: Store, principal: Principal, entity: str | None) -> Any:
+def _projects(store: StoreInterface, principal: Principal, entity: str | None) -> Any:
     rows = store.list_projects(entity)
     return [r for r in rows if can_read(principal, r["entity"], r["name"], public=bool(r.get("public")))]
 
