@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from branchline.cli.common import resolve_store_url, store_options
 from branchline.errors import AuthenticationError, CommError, Error
-from branchline.store import Store
+
+if TYPE_CHECKING:
+    from branchline.store.interface import AuthDirectory
 
 __all__ = ["keys", "login", "projects", "teams", "users"]
 
@@ -23,7 +26,7 @@ DEFAULT_SERVER = "http://127.0.0.1:8765"
 
 
 @contextmanager
-def _store(root_dir: Path | None, store_url: str | None) -> Iterator[Store]:
+def _store(root_dir: Path | None, store_url: str | None) -> Iterator[AuthDirectory]:
     from branchline.store import open_store
 
     try:
