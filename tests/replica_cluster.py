@@ -147,6 +147,7 @@ def haproxy_config(port: int, servers: list[tuple[str, int]], stats_socket: Path
         "    timeout client 300s",
         "    timeout server 300s",
         "    timeout http-request 60s",
+        "    timeout check 3s",  # a busy replica's health check may be slow: only a dead one is down
         "    retries 3",
         "    option redispatch 1",
         "frontend branchline",
