@@ -86,12 +86,6 @@ class RemoteBackend:
     def get_run(self, entity: str, project: str, run_id: str) -> RunView | None:
         return self._maybe(f"/runs/{_seg(entity)}/{_seg(project)}/{_seg(run_id)}")
 
-    def require_run(self, entity: str, project: str, run_id: str) -> RunView:
-        view = self.get_run(entity, project, run_id)
-        if view is None:
-            raise RunNotFoundError(f"Run {entity}/{project}/{run_id} not found.")
-        return view
-
     def get_incarnation(self, incarnation_id: str) -> RunView | None:
         return self._maybe(self._inc(incarnation_id))
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 from fastapi import Response
 
-from branchline.store.interface import ChartReader, SeriesReader
+from branchline.store.interface import ChartOptions, ChartReader, SeriesReader
 
 __all__ = ["chart_series", "finite_list", "group_series", "series_response"]
 
@@ -32,24 +32,14 @@ def finite_list(values: npt.NDArray[np.float64]) -> list[float | None]:
 
 
 def chart_series(
-    store: ChartReader,
-    incarnation_ids: Sequence[str],
-    keys: Sequence[str],
-    *,
-    x: str = "_step",
-    stream: int = 0,
-    buckets: int = 1000,
-    min_step: int | None = None,
-    max_step: int | None = None,
+    store: ChartReader, incarnation_ids: Sequence[str], keys: Sequence[str], **options: Unpack[ChartOptions]
 ) -> list[dict[str, Any]]:
     """Every run's series of every key, run by run and keys in order, as JSON-ready points.
 
     The store reduces them (`ChartReader.chart_series`): at most 2*buckets+2 points each, spikes
     kept, x ascending; here they only become lists with NaN and ±Infinity as gaps.
     """
-    reduced = store.chart_series(
-        incarnation_ids, keys, x=x, buckets=buckets, stream=stream, min_step=min_step, max_step=max_step
-    )
+    reduced = store.chart_series(incarnation_ids, keys, **options)
     return [
         {
             "incarnation_id": s.incarnation_id,

@@ -26,6 +26,7 @@ __all__ = [
     "ApiBackend",
     "ArtifactIndex",
     "AuthDirectory",
+    "ChartOptions",
     "ChartReader",
     "ChartSeries",
     "Closable",
@@ -38,6 +39,7 @@ __all__ = [
     "Series",
     "RunFiles",
     "RunLog",
+    "RunLookup",
     "RunTelemetry",
     "SeriesReader",
     "StepRange",
@@ -55,6 +57,13 @@ class StepRange(TypedDict, total=False):
     stream: int
     min_step: int | None
     max_step: int | None
+
+
+class ChartOptions(StepRange, total=False):
+    """A chart read: the x-axis (`_step` or another key of the stream) and how many buckets to keep."""
+
+    x: str
+    buckets: int
 
 
 class ListQuery(TypedDict, total=False):
@@ -81,7 +90,6 @@ class RunCatalog(Protocol):
     """Finding runs and their incarnations, and managing them."""
 
     def get_run(self, entity: str, project: str, run_id: str) -> RunView | None: ...
-    def require_run(self, entity: str, project: str, run_id: str) -> RunView: ...
     def get_incarnation(self, incarnation_id: str) -> RunView | None: ...
     def list_runs(self, entity: str, project: str, **query: Unpack[ListQuery]) -> list[RunView]: ...
     def count_runs(self, entity: str, project: str, *, filters: dict[str, Any] | None = None) -> int: ...
@@ -91,6 +99,12 @@ class RunCatalog(Protocol):
     def request_stop(self, run: RunView) -> None: ...
     def move_run(self, run: RunView, project: str, entity: str | None = None) -> None: ...
     def delete_run(self, run: RunView) -> None: ...
+
+
+class RunLookup(RunCatalog, Protocol):
+    """`get_run` that raises `RunNotFoundError` instead of answering None."""
+
+    def require_run(self, entity: str, project: str, run_id: str) -> RunView: ...
 
 
 class SeriesReader(Protocol):
@@ -111,13 +125,7 @@ class ChartReader(SeriesReader, Protocol):
         self, incarnation_ids: Sequence[str], key: str, *, points: int, **bounds: Unpack[StepRange]
     ) -> dict[str, Overview]: ...
     def chart_series(
-        self,
-        incarnation_ids: Sequence[str],
-        keys: Sequence[str],
-        *,
-        x: str = "_step",
-        buckets: int = 1000,
-        **bounds: Unpack[StepRange],
+        self, incarnation_ids: Sequence[str], keys: Sequence[str], **options: Unpack[ChartOptions]
     ) -> list[ChartSeries]: ...
     def lineage(self, incarnation_id: str) -> list[tuple[str, int]]: ...
 
@@ -204,7 +212,7 @@ class ApiBackend(RunCatalog, SeriesReader, ProjectReader, RunFiles, Closable, Pr
 
 
 class StoreInterface(
-    RunLog, RunCatalog, ChartReader, ProjectStats, RunTelemetry, AuthDirectory, ArtifactIndex, Closable, Protocol
+    RunLog, RunLookup, ChartReader, ProjectStats, RunTelemetry, AuthDirectory, ArtifactIndex, Closable, Protocol
 ):
     """Everything a server, the SDK's writer and the CLI may ask of persistence."""
 
@@ -213,6 +221,7 @@ class StoreInterface(
 ROLES: tuple[type, ...] = (
     RunLog,
     RunCatalog,
+    RunLookup,
     SeriesReader,
     ChartReader,
     ProjectReader,

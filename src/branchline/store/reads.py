@@ -351,34 +351,25 @@ def project_rows(conn: Connection, entity: str | None = None) -> list[dict[str, 
     return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
+def _incarnation_rows(
+    conn: Connection, table: Any, columns: tuple[str, ...], order: str, inc: str
+) -> list[dict[str, Any]]:
+    """One incarnation's rows of a per-incarnation table, as dicts of `columns`, ordered by `order`."""
+    c = table.c
+    stmt = select(*(c[name] for name in columns)).where(c.incarnation_id == inc).order_by(c[order])
+    return [dict(row._mapping) for row in conn.execute(stmt)]
+
+
 def console_text(conn: Connection, incarnation_id: str) -> list[dict[str, Any]]:
-    c = console_lines.c
-    return [
-        dict(row._mapping)
-        for row in conn.execute(
-            select(c.line_no, c.stream, c.ts, c.text).where(c.incarnation_id == incarnation_id).order_by(c.line_no)
-        )
-    ]
+    return _incarnation_rows(conn, console_lines, ("line_no", "stream", "ts", "text"), "line_no", incarnation_id)
 
 
 def file_rows(conn: Connection, incarnation_id: str) -> list[dict[str, Any]]:
-    c = run_files.c
-    return [
-        dict(row._mapping)
-        for row in conn.execute(
-            select(c.path, c.size, c.sha256, c.updated_at).where(c.incarnation_id == incarnation_id).order_by(c.path)
-        )
-    ]
+    return _incarnation_rows(conn, run_files, ("path", "size", "sha256", "updated_at"), "path", incarnation_id)
 
 
 def alert_rows(conn: Connection, incarnation_id: str) -> list[dict[str, Any]]:
-    c = alerts.c
-    return [
-        dict(row._mapping)
-        for row in conn.execute(
-            select(c.title, c.text, c.level, c.ts).where(c.incarnation_id == incarnation_id).order_by(c.id)
-        )
-    ]
+    return _incarnation_rows(conn, alerts, ("title", "text", "level", "ts"), "id", incarnation_id)
 
 
 _ = and_

@@ -22,7 +22,7 @@ from branchline.store import catalog, charts, reads, writes
 from branchline.store import schema as tables
 from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
-from branchline.store.interface import ListQuery, Series, StepRange, StoreInterface
+from branchline.store.interface import ChartOptions, ListQuery, Series, StepRange, StoreInterface
 from branchline.store.leases import Lease, open_lease
 from branchline.store.lineage import segments_for
 from branchline.store.overview import Overview, read_overviews
@@ -337,18 +337,12 @@ class Store(AuthStoreMixin):
             return read_overviews(conn, list(incarnation_ids), key, points=points, **bounds)
 
     def chart_series(
-        self,
-        incarnation_ids: Sequence[str],
-        keys: Sequence[str],
-        *,
-        x: str = "_step",
-        buckets: int = 1000,
-        **bounds: Unpack[StepRange],
+        self, incarnation_ids: Sequence[str], keys: Sequence[str], **options: Unpack[ChartOptions]
     ) -> list[charts.ChartSeries]:
-        """Every run's series of every key against `x`, reduced to at most 2*buckets+2 points each,
-        run by run and keys in order (store/charts.py)."""
+        """Every run's series of every key against `x` (default `_step`), reduced to at most
+        2*buckets+2 points each, run by run and keys in order (store/charts.py)."""
         with self._read() as conn:
-            return charts.chart_series(conn, incarnation_ids, keys, x=x, buckets=buckets, **bounds)
+            return charts.chart_series(conn, incarnation_ids, keys, **options)
 
     def read_objects(self, incarnation_id: str, key: str, **bounds: Unpack[StepRange]) -> list[tuple[int, Any]]:
         with self._read() as conn:
