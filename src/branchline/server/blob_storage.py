@@ -20,7 +20,7 @@ import msgpack
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from branchline.artifacts.blobs import BlobStore, LocalBlobStore, open_blob_store, resolve_blob_url
+from branchline.artifacts.blobstores import BlobStore, LocalBlobStore, open_blob_store, resolve_blob_url
 from branchline.errors import UsageError
 from branchline.server.errors import ApiError
 from branchline.server.settings import ServerSettings
