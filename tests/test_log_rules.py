@@ -165,6 +165,15 @@ def test_torch_scalars_and_tensors(backend: Backend, quiet: dict[str, Any]) -> N
     assert history(stored, "v")[0]["_type"] == "histogram"
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels):
+        node["x"] = {}
+        node = node["x"]
+    return root
+
+
 @pytest.mark.parametrize(
     ("data", "kwargs", "message"),
     [
@@ -174,6 +183,27 @@ def test_torch_scalars_and_tensors(backend: Backend, quiet: dict[str, Any]) -> N
         ({"a": 1}, {"step": 1.5}, "cannot be interpreted as an integer"),
         ({"a": 1}, {"step": "3"}, "cannot be interpreted as an integer"),
         ({"a": object()}, {}, "not loggable"),
+        # What no store can hold: one such value used to fail every later batch of the run.
+        ({"by": b"\xff\x00"}, {}, "bytes, which cannot be logged"),
+        ({"by": [1, bytearray(b"x")]}, {}, "bytearray, which cannot be logged"),
+        ({"deep": _nested(1000)}, {}, "nested more than 32 levels"),
+        ({"a": {1: 2.0}}, {}, "non-string key"),
+        ({"k" * 600: 1.0}, {}, "longer than 512"),
+        ({"a": {"k" * 600: 1.0}}, {}, "longer than 512"),
+    ],
+    ids=[
+        "list",
+        "str",
+        "int-key",
+        "float-step",
+        "str-step",
+        "object",
+        "bytes",
+        "bytearray",
+        "deep",
+        "nested-int-key",
+        "long-key",
+        "long-nested-key",
     ],
 )
 def test_bad_input_raises_type_error_in_the_caller(
