@@ -16,7 +16,7 @@ import pytest
 
 import branchline
 from branchline.sdk.files import run_files
-from branchline.sdk.lifecycle import registry
+from branchline.sdk.hooks import registry
 from tests.backends import ServerProcess
 from tests.test_artifacts_remote import remote_env, start_server
 
@@ -118,7 +118,7 @@ def test_a_file_saved_while_the_server_is_down_arrives_later(
     run.save("model.bin", policy="now")
     run.log({"loss": 1.0})
     assert time.monotonic() - started < 2.0  # save() and log() do not wait for the network
-    uploader = run_files(run)._uploader
+    uploader = run_files(run._ctx)._uploader
     assert uploader is not None
     _wait_for(lambda: uploader.failures >= 1, timeout=40)
     proc.start()

@@ -78,7 +78,8 @@ def busy_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     try:
         print("wrapped print line")
         print("wrapped stderr line", file=sys.stderr)
-        monitor = next(p for p in run._res.telemetry if isinstance(p, SystemMonitor))
+        monitor = run._ctx.part(SystemMonitor)
+        assert monitor is not None
         sampler_thread = monitor._thread
         assert sampler_thread is not None
         held = np.ones(hold_mb * 1024 * 1024 // 8)  # written, so resident
@@ -200,7 +201,7 @@ def test_gpu_metrics_with_nvml(busy_run: dict[str, Any]) -> None:
 def test_background_records_never_break_the_journal(tmp_path: Path) -> None:
     """A thread writing records while log() runs its fast path: every frame whole, sequence gap-free."""
     run = branchline.init(project="p", dir=str(tmp_path), mode="offline", settings=_QUIET)
-    journal_path = run._res.run_dir / "journal.blj"
+    journal_path = run._ctx.run_dir / "journal.blj"
     stop = threading.Event()
     written = [0]
 
@@ -443,7 +444,7 @@ def test_save_policies_and_files_changed_after_the_call(
         assert not stored("end.txt").exists()  # "end" waits for finish
 
         # Same content, new mtime: looked at again, not stored again.
-        part = run_files(run)
+        part = run_files(run._ctx)
         results: list[tuple[str, bool]] = []
         original = part.store
 
@@ -610,7 +611,7 @@ def test_offline_run_telemetry_arrives_with_sync(tmp_path: Path) -> None:
     assert not (tmp_path / "branchline" / "store.db").exists()  # nothing stored until sync
     sink = LocalSink(f"sqlite:///{tmp_path}/branchline/store.db")
     try:
-        sync_journal(run._res.run_dir / "journal.blj", sink)
+        sync_journal(run._ctx.run_dir / "journal.blj", sink)
     finally:
         sink.close()
     with _store(tmp_path) as store:

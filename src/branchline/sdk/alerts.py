@@ -20,10 +20,11 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from branchline.sdk.context import ShutdownPhase
 from branchline.vocab import RecordKind
 
 if TYPE_CHECKING:
-    from branchline.sdk.run import Run
+    from branchline.sdk.context import RunContext
 
 __all__ = [
     "DEFAULT_WAIT_SECONDS",
@@ -85,36 +86,45 @@ class _Alert:
     run_name: str
 
 
-def send_alert(run: Run, title: str, text: str, level: object, wait_duration: object) -> None:
+def send_alert(
+    ctx: RunContext,
+    title: str,
+    text: str,
+    level: object,
+    wait_duration: object,
+    *,
+    run_path: str,
+    run_name: str,
+) -> None:
     """Validate, rate-limit per title, record an ALERT and queue its delivery. Never blocks on I/O."""
     level_name = normalize_level(level)
     wait = wait_seconds(wait_duration)
     title = str(title)
     text = str(text)
-    if run._settings.mode == "disabled":
+    if ctx.settings.mode == "disabled":
         return
+    delivery = _delivery_for(ctx)
     now = time.monotonic()
-    last = run._last_alert.get(title)
+    last = delivery.last_sent.get(title)
     if last is not None and now - last < wait:
-        run._res.terminal.log(
+        ctx.terminal.log(
             f"alert {title!r} not sent: one with this title went out {now - last:.1f}s ago (wait_duration={wait:g}s)."
         )
         return
-    run._last_alert[title] = now
-    alert = _Alert(title[:_TITLE_LIMIT], text, level_name, time.time(), run.path, run.name)
-    run._journal.write(RecordKind.ALERT, alert.title, alert.text, alert.level, alert.ts)
-    delivery = _delivery_for(run)
+    delivery.last_sent[title] = now
+    alert = _Alert(title[:_TITLE_LIMIT], text, level_name, time.time(), run_path, run_name)
+    ctx.journal.write(RecordKind.ALERT, alert.title, alert.text, alert.level, alert.ts)
     if delivery.has_channels:
         delivery.submit(alert)
 
 
-def _delivery_for(run: Run) -> AlertDelivery:
-    for part in run._res.telemetry:
-        if isinstance(part, AlertDelivery):
-            return part
-    delivery = AlertDelivery(run)
-    # Stopped before the console capture, which is last, so a delivery warning is captured.
-    run._res.telemetry.insert(0, delivery)
+def _delivery_for(ctx: RunContext) -> AlertDelivery:
+    found = ctx.part(AlertDelivery)
+    if found is not None:
+        return found
+    delivery = AlertDelivery(ctx)
+    # Stopped before the console capture, so a delivery warning is captured.
+    ctx.attach(delivery, ShutdownPhase.DELIVER_ALERTS)
     return delivery
 
 
@@ -146,15 +156,17 @@ def _recipients(value: object) -> list[str]:
 class AlertDelivery:
     """One run's alert channels and the daemon thread that delivers to them (a telemetry part)."""
 
-    def __init__(self, run: Run) -> None:
-        settings = run._settings
-        self._run = run
+    def __init__(self, ctx: RunContext) -> None:
+        settings = ctx.settings
+        self._ctx = ctx
+        #: When each title last went out (monotonic seconds): alerts are rate-limited per title.
+        self.last_sent: dict[str, float] = {}
         self._webhook = settings.alert_webhook_url or None
         self._smtp_url = settings.smtp_url or None
         self._recipients = _recipients(settings.alert_email_to)
         if bool(self._smtp_url) != bool(self._recipients):
             missing = "smtp_url" if self._recipients else "alert_email_to"
-            run._warn_once("alert:email-config", f"alert emails are off: {missing} is not set.")
+            ctx.warn_once("alert:email-config", f"alert emails are off: {missing} is not set.")
         self._email = bool(self._smtp_url and self._recipients)
         self._queue: queue.Queue[_Alert | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -181,7 +193,7 @@ class AlertDelivery:
         self._queue.put(None)
         thread.join(DRAIN_TIMEOUT)
         if thread.is_alive():
-            self._run._warn_once(
+            self._ctx.warn_once(
                 "alert:drain",
                 f"alert delivery did not finish within {DRAIN_TIMEOUT:g}s; the alerts are recorded on the run.",
             )
@@ -195,7 +207,7 @@ class AlertDelivery:
                 try:
                     self._post(self._webhook, alert)
                 except Exception as exc:  # reported once per channel; the run goes on
-                    self._run._warn_once(
+                    self._ctx.warn_once(
                         "alert:webhook",
                         f"could not deliver an alert to the webhook {_redact(self._webhook)}: {exc!r}. "
                         "Alerts are still recorded on the run; this is reported once.",
@@ -205,7 +217,7 @@ class AlertDelivery:
                 try:
                     _send_email(self._smtp_url, self._recipients, alert)
                 except Exception as exc:
-                    self._run._warn_once(
+                    self._ctx.warn_once(
                         "alert:email",
                         f"could not email an alert via {_redact(self._smtp_url)}: {exc!r}. "
                         "Alerts are still recorded on the run; this is reported once.",

@@ -29,10 +29,11 @@ from branchline.artifacts.hashing import FileStat
 from branchline.artifacts.naming import parse_artifact_path, validate_aliases
 from branchline.artifacts.transfer import upload_missing
 from branchline.errors import UsageError
+from branchline.sdk.context import ShutdownPhase
 from branchline.store.artifacts import EntryRow, VersionRow
 
 if TYPE_CHECKING:
-    from branchline.sdk.run import Run
+    from branchline.sdk.context import RunContext
     from branchline.store import Store
 
 __all__ = ["log_artifact", "log_code", "run_backend", "sync_offline_artifacts", "use_artifact"]
@@ -48,7 +49,7 @@ _remote_backends: dict[str, ArtifactBackend] = {}
 
 
 class _CloseAtFinish:
-    """A telemetry part whose `stop()` (at finish) closes the run's HTTP artifact backend."""
+    """A run part whose `stop()` (at finish) closes the run's HTTP artifact backend."""
 
     def __init__(self, incarnation_id: str) -> None:
         self.incarnation_id = incarnation_id
@@ -65,12 +66,12 @@ class _Committer:
 
     In order, so aliases such as `latest` end where the calls say. The thread is not a daemon and
     exits whenever the queue is empty: the interpreter completes queued commits before it exits
-    and never waits on an idle thread. It is the first telemetry part, so `finish()` waits for
-    every commit (`stop()`) before anything it needs is closed.
+    and never waits on an idle thread. It stops in the first shutdown phase, so `finish()` waits
+    for every commit (`stop()`) before anything it needs is closed.
     """
 
-    def __init__(self, run: Run) -> None:
-        self._run = run
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
         self._lock = threading.Lock()
         self._jobs: deque[tuple[PendingCommit, Callable[[], object]]] = deque()
         self._all: list[PendingCommit] = []
@@ -111,22 +112,22 @@ class _Committer:
 
     def stop(self) -> None:
         """At finish: wait for every commit; warn about failures nobody saw through wait()."""
-        _committers.pop(self._run.incarnation_id, None)
+        _committers.pop(self._ctx.incarnation_id, None)
         self.drain()
         for pending in self._all:
             if pending.error is not None and not pending.reported:
-                self._run._res.terminal.warn(f"artifact {pending.name!r} was not logged: {pending.error}")
+                self._ctx.terminal.warn(f"artifact {pending.name!r} was not logged: {pending.error}")
 
 
 _committers: dict[str, _Committer] = {}
 
 
-def _committer(run: Run) -> _Committer:
-    found = _committers.get(run.incarnation_id)
+def _committer(ctx: RunContext) -> _Committer:
+    found = _committers.get(ctx.incarnation_id)
     if found is None:
-        found = _committers[run.incarnation_id] = _Committer(run)
+        found = _committers[ctx.incarnation_id] = _Committer(ctx)
         # First, so finish() waits for the commits before closing backends or the store.
-        run._res.telemetry.insert(0, found)
+        ctx.attach(found, ShutdownPhase.DRAIN_UPLOADS)
     return found
 
 
@@ -144,25 +145,27 @@ def _run_loader(base_url: str, api_key: str | None) -> Callable[[str], Any]:
     return load
 
 
-def run_backend(run: Run) -> ArtifactBackend:
+def run_backend(ctx: RunContext) -> ArtifactBackend:
     """The backend of an online run: its server over HTTP, or its store with blobs beside it."""
-    base_url = run._settings.base_url
-    store = None if base_url else run._res.embedded_store()
-    if store is None and base_url and not run.offline:
-        found = _remote_backends.get(run.incarnation_id)
+    settings = ctx.settings
+    base_url = settings.base_url
+    store = None if base_url else ctx.embedded_store()
+    if store is None and base_url and settings.mode != "offline":
+        found = _remote_backends.get(ctx.incarnation_id)
         if found is None:
             from branchline.artifacts.http import HttpArtifactBackend
 
-            api_key = run._settings.api_key
+            api_key = settings.api_key
+            start = ctx.start
             found = HttpArtifactBackend(
-                base_url, api_key, run.entity, run.project, run_loader=_run_loader(base_url, api_key)
+                base_url, api_key, start.entity, start.project, run_loader=_run_loader(base_url, api_key)
             )
-            _remote_backends[run.incarnation_id] = found
-            run._res.telemetry.append(_CloseAtFinish(run.incarnation_id))
+            _remote_backends[ctx.incarnation_id] = found
+            ctx.attach(_CloseAtFinish(ctx.incarnation_id), ShutdownPhase.CLOSE_CLIENTS)
         return found
     if store is None:
         raise UsageError("This run has no store (offline or disabled).")
-    url = resolve_blob_url(run._settings.resolved_store_url, run._settings.extra.get("artifact_storage"))
+    url = resolve_blob_url(settings.resolved_store_url, settings.extra.get("artifact_storage"))
     return EmbeddedBackend(store, open_blob_store(url))
 
 
@@ -170,9 +173,9 @@ def _sanitize(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-.]", "_", text)[:128]
 
 
-def _artifact_from_path(run: Run, target: str, name: str | None, type: str | None) -> Artifact:
+def _artifact_from_path(ctx: RunContext, target: str, name: str | None, type: str | None) -> Artifact:
     base = os.path.basename(target.rstrip("/")) or "artifact"
-    art = Artifact(name or _sanitize(f"run-{run.id}-{base}"), type or "unspecified")
+    art = Artifact(name or _sanitize(f"run-{ctx.start.run_id}-{base}"), type or "unspecified")
     scheme = urlparse(target).scheme
     if scheme in ("file", "s3"):
         art.add_reference(target)
@@ -186,7 +189,7 @@ def _artifact_from_path(run: Run, target: str, name: str | None, type: str | Non
 
 
 def log_artifact(
-    run: Run,
+    ctx: RunContext,
     artifact_or_path: Artifact | str | os.PathLike[str],
     name: str | None = None,
     type: str | None = None,
@@ -200,74 +203,74 @@ def log_artifact(
     the artifact is checked and frozen; the upload and commit continue in the background (see
     `Artifact.wait()`). Files must not change until then: a changed file fails the commit.
     """
-    run._ensure_active("log_artifact")
+    ctx.ensure_active("log_artifact")
     checked = validate_aliases(aliases)
     if isinstance(artifact_or_path, Artifact):
         art = artifact_or_path
     elif isinstance(artifact_or_path, (str, os.PathLike)):
-        art = _artifact_from_path(run, os.fspath(artifact_or_path), name, type)
+        art = _artifact_from_path(ctx, os.fspath(artifact_or_path), name, type)
     else:
         raise TypeError(f"log_artifact takes an Artifact or a path, got {artifact_or_path.__class__.__name__}.")
-    if run.disabled:
+    if ctx.settings.mode == "disabled":
         return art
-    if run.offline:
-        _stage_offline(run, art, checked)
+    if ctx.settings.mode == "offline":
+        _stage_offline(ctx, art, checked)
         return art
-    _submit(run, art, checked, LOGGED)
+    _submit(ctx, art, checked, LOGGED)
     return art
 
 
-def _submit(run: Run, art: Artifact, aliases: list[str], role: str) -> PendingCommit:
+def _submit(ctx: RunContext, art: Artifact, aliases: list[str], role: str) -> PendingCommit:
     """Check and freeze `art` now, and queue its upload and commit on the run's committer."""
     if art._pending is not None:
         art._pending.join()  # the same object logged twice: let the first attempt settle
     job = art._prepare_commit(
-        run_backend(run),
-        entity=run.entity,
-        project=run.project,
+        run_backend(ctx),
+        entity=ctx.start.entity,
+        project=ctx.start.project,
         aliases=aliases,
-        incarnation_id=run.incarnation_id,
+        incarnation_id=ctx.incarnation_id,
         role=role,
     )
     pending = PendingCommit(art.source_name)
     art._pending = pending
-    _committer(run).submit(pending, job)
+    _committer(ctx).submit(pending, job)
     return pending
 
 
 def use_artifact(
-    run: Run,
+    ctx: RunContext,
     artifact_or_name: Artifact | str,
     type: str | None = None,
     aliases: list[str] | None = None,
     use_as: str | None = None,
 ) -> Artifact:
     """Record that the run uses a version and return it (`"name:alias"`, `"name:vN"`, `"e/p/name:alias"`)."""
-    run._ensure_active("use_artifact")
-    if run.offline:
+    ctx.ensure_active("use_artifact")
+    if ctx.settings.mode == "offline":
         raise TypeError("Cannot use artifact when in offline mode.")
-    if run.disabled:
+    if ctx.settings.mode == "disabled":
         if isinstance(artifact_or_name, Artifact):
             return artifact_or_name
         return Artifact(parse_artifact_path(artifact_or_name).name, type or "unspecified")
-    backend = run_backend(run)
+    backend = run_backend(ctx)
     if isinstance(artifact_or_name, Artifact):
         # Through the committer, after what this run logged before; returns once recorded.
-        _submit(run, artifact_or_name, validate_aliases(aliases), USED).wait()
+        _submit(ctx, artifact_or_name, validate_aliases(aliases), USED).wait()
         return artifact_or_name
     if not isinstance(artifact_or_name, str):
         raise TypeError(f"use_artifact takes an Artifact or a name, got {artifact_or_name.__class__.__name__}.")
-    found = _committers.get(run.incarnation_id)
+    found = _committers.get(ctx.incarnation_id)
     if found is not None:
         found.drain()  # "name:latest" right after log_artifact("name") must find that version
     path = parse_artifact_path(artifact_or_name)
-    entity, project = path.entity or run.entity, path.project or run.project
+    entity, project = path.entity or ctx.start.entity, path.project or ctx.start.project
     row = backend.resolve(entity, project, path.name, path.spec)
     if row is None:
         raise ArtifactNotFoundError(f"Artifact {entity}/{project}/{path.name}:{path.spec} not found.")
     if type is not None and row.type != type:
         raise UsageError(f"Artifact {entity}/{project}/{path.name}:{path.spec} has type {row.type!r}, not {type!r}.")
-    backend.record_use(row.id, run.incarnation_id)
+    backend.record_use(row.id, ctx.incarnation_id)
     return Artifact._from_row(row, backend)
 
 
@@ -302,7 +305,7 @@ def _program_name() -> str:
 
 
 def log_code(
-    run: Run,
+    ctx: RunContext,
     root: str | os.PathLike[str] = ".",
     name: str | None = None,
     include_fn: Callable[..., bool] | None = None,
@@ -313,12 +316,12 @@ def log_code(
     By default `.py` files, `requirements*.txt` and `Dockerfile*`, skipping the run directory,
     virtualenvs and tool caches. `include_fn`/`exclude_fn` take `(path, root)` or `(path)`.
     """
-    run._ensure_active("log_code")
+    ctx.ensure_active("log_code")
     base = os.path.abspath(os.fspath(root))
     include = include_fn or _default_include
     exclude = exclude_fn or _default_exclude
-    own_dir = str(run._settings.branchline_dir)
-    art = Artifact(name or _sanitize(f"source-{run.project}-{_program_name()}"), "code")
+    own_dir = str(ctx.settings.branchline_dir)
+    art = Artifact(name or _sanitize(f"source-{ctx.start.project}-{_program_name()}"), "code")
     found = False
     for dirpath, dirnames, filenames in os.walk(base):
         # Prune what is never source: our own directory, virtualenvs and tool caches.
@@ -336,7 +339,7 @@ def log_code(
                 found = True
     if not found:
         return None
-    return log_artifact(run, art)
+    return log_artifact(ctx, art)
 
 
 # -- offline staging ---------------------------------------------------------------------------------
@@ -354,10 +357,10 @@ class _StagingSink:
         self.blobs.put_file(digest, path, expected_stat=expected_stat)
 
 
-def _stage_offline(run: Run, art: Artifact, aliases: list[str]) -> None:
+def _stage_offline(ctx: RunContext, art: Artifact, aliases: list[str]) -> None:
     if not art.is_draft():
         return
-    stage = Path(run._res.run_dir) / "artifacts"
+    stage = ctx.run_dir / "artifacts"
     blobs = LocalBlobStore(stage / "blobs")
     sink = _StagingSink(blobs)
     entries = art._freeze(sink)

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from branchline.sdk.context import ShutdownPhase
 from branchline.vocab import RecordKind
 
 if TYPE_CHECKING:
-    from branchline.sdk.run import Run
+    from branchline.sdk.context import RunContext
     from branchline.settings import Settings
 
 __all__ = [
@@ -102,10 +103,10 @@ class RunFiles:
     `save` in the training thread for "now"/"live") may raise OSError, which `save` reports.
     """
 
-    def __init__(self, run: Run) -> None:
-        self._run = run
-        self._journal = run._res.journal
-        self._root = files_root(run._settings) / run.incarnation_id
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+        self._journal = ctx.journal
+        self._root = files_root(ctx.settings) / ctx.incarnation_id
         # Serialises stores: the training thread ("now") and the watcher may touch one path.
         self._lock = threading.Lock()
         self._stored: dict[str, str] = {}  # rel -> sha256 of what storage holds
@@ -115,8 +116,8 @@ class RunFiles:
         self._stopping = threading.Event()
         self._stopped = False
         # With a server, stored content is also uploaded; the uploader starts with the first file.
-        settings = run._settings
-        self._remote = run._res.store is None and bool(settings.base_url) and settings.mode == "online"
+        settings = ctx.settings
+        self._remote = ctx.store is None and bool(settings.base_url) and settings.mode == "online"
         self._uploader: _Uploader | None = None
 
     # ---- storing
@@ -153,7 +154,7 @@ class RunFiles:
             self._journal.write(RecordKind.FILE, rel, size, sha, time.time())
             if self._remote:
                 if self._uploader is None:
-                    self._uploader = _Uploader(self._run)
+                    self._uploader = _Uploader(self._ctx)
                 self._uploader.submit(rel, dest, sha)
             return True
 
@@ -236,7 +237,7 @@ class RunFiles:
             self._uploader.close(UPLOAD_DRAIN_SECONDS)
 
     def _warn(self, key: str, message: str) -> None:
-        self._run._warn_once(f"files:{key}", message)
+        self._ctx.warn_once(f"files:{key}", message)
 
 
 class _Uploader:
@@ -247,14 +248,15 @@ class _Uploader:
     newer content is queued too. Never raises into training code.
     """
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         from branchline.artifacts.http import HttpArtifactBackend
 
-        settings = run._settings
+        settings = ctx.settings
         assert settings.base_url is not None
-        self._run = run
-        self._backend = HttpArtifactBackend(settings.base_url, settings.api_key, run.entity, run.project)
-        self._incarnation = run.incarnation_id
+        self._ctx = ctx
+        start = ctx.start
+        self._backend = HttpArtifactBackend(settings.base_url, settings.api_key, start.entity, start.project)
+        self._incarnation = ctx.incarnation_id
         self._pending: dict[str, tuple[Path, str]] = {}  # rel -> (local copy, sha256); newest wins
         self._cond = threading.Condition()
         self._busy = False
@@ -305,14 +307,14 @@ class _Uploader:
             return True  # replaced by newer content, which is queued itself
         except Exception as exc:  # the network, the server: report once, retry later
             self.failures += 1
-            self._run._warn_once(f"files:upload-{rel}", f"could not upload {rel} to the server (will retry): {exc}")
+            self._ctx.warn_once(f"files:upload-{rel}", f"could not upload {rel} to the server (will retry): {exc}")
             return False
 
     def _server_answers(self) -> bool:
         import httpx
 
         try:
-            return httpx.get(f"{self._run._settings.base_url}/api/v1/health", timeout=2.0).status_code < 500
+            return httpx.get(f"{self._ctx.settings.base_url}/api/v1/health", timeout=2.0).status_code < 500
         except httpx.HTTPError:
             return False
 
@@ -345,23 +347,23 @@ class _Uploader:
             self._cond.notify_all()
         self._thread.join(timeout=1)
         if left:
-            self._run._warn_once(
+            self._ctx.warn_once(
                 "files:upload-left",
                 f"{left} run file(s) were not uploaded to the server; "
-                f"their content stays under {files_root(self._run._settings)}.",
+                f"their content stays under {files_root(self._ctx.settings)}.",
             )
         self._backend.close()
 
 
-def run_files(run: Run) -> RunFiles:
-    """The run's RunFiles, created (and registered as a telemetry part) on first use."""
-    for part in run._res.telemetry:
-        if isinstance(part, RunFiles):
-            return part
-    files = RunFiles(run)
-    # First in line at finish: it may still write records, and the console capture (stopped
-    # later) should see any warning it prints.
-    run._res.telemetry.insert(0, files)
+def run_files(ctx: RunContext) -> RunFiles:
+    """The run's RunFiles, created (and attached to the run) on first use."""
+    found = ctx.part(RunFiles)
+    if found is not None:
+        return found
+    files = RunFiles(ctx)
+    # It may still write records at finish, and the console capture (stopped later) should see
+    # any warning it prints.
+    ctx.attach(files, ShutdownPhase.STORE_FILES)
     return files
 
 
@@ -406,7 +408,7 @@ def _mirror(source: Path, target: Path) -> Path | None:
         return target
 
 
-def save_files(run: Run, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
+def save_files(ctx: RunContext, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
     """`run.save()`: expand `glob_str` once, mirror the matches into run.dir, store them per `policy`.
 
     Returns the mirrored paths. Raises ValueError for an unknown policy or a match outside
@@ -417,24 +419,24 @@ def save_files(run: Run, glob_str: str, base_path: str | None = None, policy: st
     if isinstance(glob_str, bytes) or not isinstance(glob_str, str | os.PathLike):
         raise ValueError("save() takes a path or glob as a string.")
     glob_str = os.fspath(glob_str)
-    terminal = run._res.terminal
+    terminal = ctx.terminal
     if glob_str.startswith(_REMOTE_PREFIXES):
         terminal.warn(
             f"save({glob_str!r}): cloud storage paths cannot be saved with the run; "
             "download the file first, or log it as an artifact reference."
         )
         return []
-    if run._settings.mode == "disabled":
+    if ctx.settings.mode == "disabled":
         return []
     pattern = os.path.abspath(glob_str)
-    files_dir = Path(run.dir)
+    files_dir = ctx.files_dir
     if base_path is not None:
         base = os.path.abspath(os.fspath(base_path))
     elif Path(pattern).is_relative_to(files_dir):
         base = str(files_dir)  # a file written into run.dir keeps its place there
     elif os.path.isabs(glob_str):
         base = _fixed_prefix(pattern)
-        run._warn_once(
+        ctx.warn_once(
             "files:absolute-glob",
             f"save({glob_str!r}) with an absolute path keeps paths relative to {base}; "
             "pass base_path= to keep more of the directory structure.",
@@ -459,7 +461,7 @@ def save_files(run: Run, glob_str: str, base_path: str | None = None, policy: st
         if rel == os.curdir or rel.split(os.sep)[0] == os.pardir:
             raise ValueError(f"save: {match} is not inside base_path {base}; pass a base_path that contains it.")
         planned.append((Path(match), clean_relpath(rel)))
-    files = run_files(run)
+    files = run_files(ctx)
     mirrored: list[str] = []
     for source, rel in planned:
         target = files_dir / rel
@@ -467,12 +469,12 @@ def save_files(run: Run, glob_str: str, base_path: str | None = None, policy: st
         try:
             copy = _mirror(source, target)
         except OSError as exc:
-            run._warn_once(f"files:mirror-{rel}", f"could not mirror {source} into {files_dir}: {exc}")
+            ctx.warn_once(f"files:mirror-{rel}", f"could not mirror {source} into {files_dir}: {exc}")
         try:
             files.add(source, rel, policy, copy)
         except OSError as exc:
             # Storage trouble (full disk, permissions) must not end the training run.
-            run._warn_once(f"files:store-{rel}", f"could not store {source}: {exc}")
+            ctx.warn_once(f"files:store-{rel}", f"could not store {source}: {exc}")
             continue
         mirrored.append(str(target))
     return mirrored

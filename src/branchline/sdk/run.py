@@ -26,7 +26,7 @@ from branchline.vocab import RecordKind, RunState
 
 if TYPE_CHECKING:
     from branchline.runspec import RunStart
-    from branchline.sdk.lifecycle import RunResources
+    from branchline.sdk.context import RunContext
     from branchline.settings import Settings
 
 __all__ = ["Run", "Metric"]
@@ -59,18 +59,18 @@ class Metric:
 class Run:
     """A live run. Create it with `branchline.init()`."""
 
-    def __init__(self, settings: Settings, start: RunStart, resources: RunResources) -> None:
+    def __init__(self, settings: Settings, start: RunStart, resources: RunContext) -> None:
         self._settings = settings
         self._start = start
-        self._res = resources
+        # The run's parts (files, alerts, telemetry, artifacts, finishing) get the context, never the Run.
+        self._ctx = self._res = resources
         self._journal = resources.journal
         self._fd = resources.journal.fd
         self._packer = resources.journal.packer
         self._finished = False
         self._exit_code: int | None = None
-        self._killed = False
         self._preempting = False
-        self._t0 = time.time()
+        self._t0 = resources.t0
         self._runtime_offset = start.runtime_offset
         self._t_base = self._t0 - start.runtime_offset  # runtime = now - _t_base
         self._step = start.starting_step
@@ -95,7 +95,6 @@ class Run:
         self._job_type = start.job_type
         self.config = Config(start.config, on_change=self._config_changed)
         self.summary = Summary(self._state, self._summary_edited, lambda: self._finished, self._fold_rows)
-        self._last_alert: dict[str, float] = {}
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -400,7 +399,7 @@ class Run:
         """Log the source files under `root` as a `code` artifact (None if nothing matched)."""
         from branchline.sdk.artifacts import log_code
 
-        return log_code(self, root, name=name, include_fn=include_fn, exclude_fn=exclude_fn)
+        return log_code(self._ctx, root, name=name, include_fn=include_fn, exclude_fn=exclude_fn)
 
     def log_artifact(
         self,
@@ -413,7 +412,7 @@ class Run:
         """Log an Artifact (or a file, directory or reference path) as an output of this run."""
         from branchline.sdk.artifacts import log_artifact
 
-        return log_artifact(self, artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
+        return log_artifact(self._ctx, artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
 
     def use_artifact(
         self, artifact_or_name: Any, type: str | None = None, aliases: Any = None, use_as: str | None = None
@@ -421,23 +420,24 @@ class Run:
         """Record that this run uses an artifact version ("name:alias", "name:vN", "e/p/name:alias")."""
         from branchline.sdk.artifacts import use_artifact
 
-        return use_artifact(self, artifact_or_name, type=type, aliases=aliases, use_as=use_as)
+        return use_artifact(self._ctx, artifact_or_name, type=type, aliases=aliases, use_as=use_as)
 
     def save(self, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
         """Store files with the run (`policy`: "live", "now" or "end")."""
         from branchline.sdk.files import save_files
 
         self._ensure_active("save")
-        return save_files(self, glob_str, base_path=base_path, policy=policy)
+        return save_files(self._ctx, glob_str, base_path=base_path, policy=policy)
 
     def alert(self, title: str, text: str, level: str = "INFO", wait_duration: float | Any = 60) -> None:
         """Record an alert on the run and deliver it to the configured channels."""
         from branchline.sdk.alerts import send_alert
 
         self._ensure_active("alert")
-        send_alert(self, title, text, level, wait_duration)
+        send_alert(self._ctx, title, text, level, wait_duration, run_path=self.path, run_name=self._name)
 
     def write_logs(self, text: str) -> None:
+        """Add a line of your own to the run's console log (docs/telemetry.md)."""
         if self._finished:
             return
         self._journal.write(RecordKind.OUTPUT, [["stdout", time.time(), str(text)]])
@@ -449,14 +449,10 @@ class Run:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _ensure_active(self, what: str) -> None:
-        if self._finished:
-            raise UsageError(f"Run ({self._id}) is finished. The call to `{what}` will be ignored.")
+        self._ctx.ensure_active(what)
 
     def _warn_once(self, key: str, message: str) -> None:
-        if key in self._res.warned:
-            return
-        self._res.warned.add(key)
-        self._res.terminal.warn(message)
+        self._ctx.warn_once(key, message)
 
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         """Finish the run: flush, record the exit code, wait until the store has everything."""
@@ -470,15 +466,15 @@ class Run:
         # a SystemExit that was caught must not fail later runs.
         code = int(exit_code or 0)
         self._flush()
-        if self._killed:
+        if self._ctx.killed:
             state = RunState.KILLED
         elif self._preempting and code != 0:
             state = RunState.PREEMPTED
         else:
             state = RunState.FINISHED if code == 0 else RunState.FAILED
         self._exit_code = code
-        lifecycle.finish_run(self, code, state)
-        self._finished = True
+        lifecycle.finish_run(self, self._ctx, code, state, self._flush, lambda: self._state.summary)
+        self._finished = self._ctx.finished = True
         self._pending = {}  # keeps later log() calls off the fast path, so they raise
 
     def __enter__(self) -> Run:
@@ -491,9 +487,6 @@ class Run:
             traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
         self.finish(exit_code=1 if exc_type is not None else 0)
         return False
-
-    def _runtime(self) -> float:
-        return time.time() - self._t0 + self._runtime_offset
 
 
 def validate_tags(value: Any) -> tuple[str, ...]:

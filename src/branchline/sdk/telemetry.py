@@ -2,8 +2,8 @@
 
 Every part writes journal records from its own background thread. `JournalWriter.lock` (which
 `Run.log`'s fast path also takes) keeps those records whole and in sequence order. Parts are
-appended to `run._res.telemetry`; `finish` stops them in order before the exit record, so the
-console capture goes last and sees what the others print while stopping.
+attached to the run's context for a shutdown phase (sdk/context.py); `finish` stops them phase by
+phase before the exit record, so the console capture goes last and sees what the others print.
 
 System-metric keys are stored without a prefix (`cpu`, `gpu.0.temp`, ...) in history stream 1;
 the public API and the UI show them as `system.<key>`.
@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from branchline.sdk.console import ConsoleCapture, ConsoleMode, LineBatch, LoggingForwarder
+from branchline.sdk.context import ShutdownPhase
 from branchline.sdk.files import RunFiles, clean_relpath
 from branchline.sdk.system_monitor import SystemMonitor
 from branchline.vocab import RecordKind
 
 if TYPE_CHECKING:
-    from branchline.sdk.run import Run
+    from branchline.sdk.context import RunContext
 
 __all__ = ["METADATA_FILE", "REQUIREMENTS_FILE", "console_mode", "start_telemetry"]
 
@@ -54,41 +55,42 @@ def console_mode(setting: object) -> ConsoleMode | None:
     return _CONSOLE_MODES.get(str(setting).strip().lower())
 
 
-def _reporter(run: Run, part: str) -> Callable[[BaseException], None]:
+def _reporter(ctx: RunContext, part: str) -> Callable[[BaseException], None]:
     def report(exc: BaseException) -> None:
-        run._warn_once(f"telemetry:{part}", f"{part} failed ({exc!r}); the run continues without it.")
+        ctx.warn_once(f"telemetry:{part}", f"{part} failed ({exc!r}); the run continues without it.")
 
     return report
 
 
-def start_telemetry(run: Run) -> None:
+def start_telemetry(ctx: RunContext) -> None:
     """Start everything a run records besides user metrics, per its settings. Never raises."""
-    settings = run._settings
+    settings = ctx.settings
     try:
-        files = RunFiles(run)
+        files = RunFiles(ctx)
     except Exception as exc:
-        _reporter(run, "run files")(exc)
+        _reporter(ctx, "run files")(exc)
         return
-    # Order is stop order: metadata may still store files, so it stops before `files`.
-    _start_part(run, "metadata", lambda: _MetadataTask(run, files))
-    run._res.telemetry.append(files)
+    # Metadata may still store files: it stops (STOP_PRODUCERS) before `files` (STORE_FILES).
+    _start_part(ctx, "metadata", ShutdownPhase.STOP_PRODUCERS, lambda: _MetadataTask(ctx, files))
+    ctx.attach(files, ShutdownPhase.STORE_FILES)
     if not settings.x_disable_stats:
-        _start_part(run, "system metrics", lambda: _start_monitor(run))
+        _start_part(ctx, "system metrics", ShutdownPhase.STOP_PRODUCERS, lambda: _start_monitor(ctx))
     mode = console_mode(settings.console)
     if mode is None:
-        run._warn_once("telemetry:console-mode", f"console={settings.console!r} is not known; using 'wrap'.")
+        ctx.warn_once("telemetry:console-mode", f"console={settings.console!r} is not known; using 'wrap'.")
         mode = "wrap"
     if mode != "off":
-        _start_part(run, "console capture", lambda: _start_console(run, mode))
+        _start_part(ctx, "console capture", ShutdownPhase.FLUSH_CONSOLE, lambda: _start_console(ctx, mode))
     if settings.capture_loggers:
-        _start_part(run, "logging capture", lambda: _LoggerCapture(run, settings.capture_loggers or {}))
+        loggers = settings.capture_loggers
+        _start_part(ctx, "logging capture", ShutdownPhase.FLUSH_CONSOLE, lambda: _LoggerCapture(ctx, loggers))
 
 
 class _LoggerCapture:
     """Forwards records of chosen Python loggers into the run's console log (`capture_loggers`)."""
 
-    def __init__(self, run: Run, loggers: dict[str, str | int]) -> None:
-        journal = run._journal
+    def __init__(self, ctx: RunContext, loggers: dict[str, str | int]) -> None:
+        journal = ctx.journal
 
         def emit(batch: LineBatch) -> None:
             journal.write(RecordKind.OUTPUT, [[stream, ts, text] for stream, text, ts in batch])
@@ -96,7 +98,7 @@ class _LoggerCapture:
         self._attached: list[tuple[logging.Logger, LoggingForwarder, int]] = []
         for name, level in loggers.items():
             wanted = _level(level)
-            handler = LoggingForwarder(emit, wanted, on_error=_reporter(run, f"logger {name!r}"))
+            handler = LoggingForwarder(emit, wanted, on_error=_reporter(ctx, f"logger {name!r}"))
             logger = logging.getLogger(name or None)
             previous = logger.level
             # A logger inheriting WARNING would drop INFO records before any handler sees them.
@@ -121,24 +123,25 @@ def _level(level: str | int) -> int:
     return value
 
 
-def _start_part(run: Run, name: str, make: Callable[[], Any]) -> None:
+def _start_part(ctx: RunContext, name: str, phase: ShutdownPhase, make: Callable[[], Any]) -> None:
     try:
         part = make()
     except Exception as exc:  # one broken part leaves the others (and training) running
-        _reporter(run, name)(exc)
+        _reporter(ctx, name)(exc)
         return
-    run._res.telemetry.append(part)
+    ctx.attach(part, phase)
 
 
-def _start_monitor(run: Run) -> SystemMonitor:
-    journal = run._journal
-    settings = run._settings
+def _start_monitor(ctx: RunContext) -> SystemMonitor:
+    journal = ctx.journal
+    settings = ctx.settings
+    runtime = ctx.runtime
 
     def emit(sample: dict[str, float]) -> None:
         if sample:
-            journal.write(RecordKind.SYSTEM, time.time(), run._runtime(), sample)
+            journal.write(RecordKind.SYSTEM, time.time(), runtime(), sample)
 
-    report = _reporter(run, "system metrics")
+    report = _reporter(ctx, "system metrics")
 
     def on_error(exc: BaseException) -> None:
         # A child process (git for the metadata, a data loader worker) exiting while the
@@ -156,13 +159,13 @@ def _start_monitor(run: Run) -> SystemMonitor:
     return monitor
 
 
-def _start_console(run: Run, mode: ConsoleMode) -> ConsoleCapture:
-    journal = run._journal
+def _start_console(ctx: RunContext, mode: ConsoleMode) -> ConsoleCapture:
+    journal = ctx.journal
 
     def emit(batch: LineBatch) -> None:
         journal.write(RecordKind.OUTPUT, [[stream, ts, text] for stream, text, ts in batch])
 
-    capture = ConsoleCapture(mode, emit, on_error=_reporter(run, "console capture"))
+    capture = ConsoleCapture(mode, emit, on_error=_reporter(ctx, "console capture"))
     capture.start()
     return capture
 
@@ -180,11 +183,11 @@ def _main_script() -> Path | None:
 class _MetadataTask:
     """Collects metadata, requirements and (with save_code) the main script on a thread."""
 
-    def __init__(self, run: Run, files: RunFiles) -> None:
-        self._run = run
+    def __init__(self, ctx: RunContext, files: RunFiles) -> None:
+        self._ctx = ctx
         self._files = files
-        self._files_dir = Path(run.dir)
-        self._save_code = bool(run._settings.save_code)
+        self._files_dir = ctx.files_dir
+        self._save_code = bool(ctx.settings.save_code)
         # Taken now, not on the thread: the training code may chdir right after init.
         self._root = os.getcwd()
         self._script = _main_script()
@@ -209,23 +212,23 @@ class _MetadataTask:
         try:
             meta = collect_metadata(str(script) if script else None, root)
         except Exception as exc:
-            _reporter(self._run, "metadata")(exc)
+            _reporter(self._ctx, "metadata")(exc)
         if self._save_code:
             try:
                 if script is None:
-                    self._run._res.terminal.log("save_code: no main script to save (interactive session or -c).")
+                    self._ctx.terminal.log("save_code: no main script to save (interactive session or -c).")
                 else:
                     meta["codeSaved"] = self._store_code(script, root)
             except Exception as exc:
-                _reporter(self._run, "save_code")(exc)
+                _reporter(self._ctx, "save_code")(exc)
         try:
             if meta and not self._closed:
-                self._run._journal.write(RecordKind.METADATA, meta)
+                self._ctx.journal.write(RecordKind.METADATA, meta)
             path = self._files_dir / METADATA_FILE
             path.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
             self._store(path, METADATA_FILE)
         except Exception as exc:
-            _reporter(self._run, "metadata")(exc)
+            _reporter(self._ctx, "metadata")(exc)
         # The installed-packages scan holds the GIL for tens of milliseconds: not while training
         # starts, but a few seconds in (or at finish, for a shorter run).
         self._finishing.wait(_REQUIREMENTS_DELAY_SECONDS)
@@ -234,7 +237,7 @@ class _MetadataTask:
             path.write_text(requirements())
             self._store(path, REQUIREMENTS_FILE)
         except Exception as exc:
-            _reporter(self._run, "requirements")(exc)
+            _reporter(self._ctx, "requirements")(exc)
 
     def _store_code(self, script: Path, root: str) -> str:
         """Copy the main script to run.dir/code/<path relative to root> and store it."""
