@@ -21,6 +21,7 @@ from branchline.http_client import NO_RETRY, RETRY_STATUSES, WRITER, HttpClient,
 from branchline.records import RecordError
 from branchline.rejects import Rejected
 from branchline.runspec import RunSpec, RunStart
+from branchline.sdk.sink import SinkCapabilities
 from branchline.sdk.values import encode_default
 
 __all__ = ["BEGIN_RETRY_SECONDS", "RETRY_STATUSES", "HttpSink"]
@@ -33,6 +34,8 @@ _VIEWER = RetryPolicy(attempts=None, seconds=5.0)
 
 class HttpSink:
     """Starts runs on a server and sends it the journal's records."""
+
+    capabilities = SinkCapabilities(run_files=True)
 
     def __init__(
         self,

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from branchline.rejects import Rejected
 from branchline.runspec import RunSpec, RunStart
 
-__all__ = ["Sink", "LocalSink", "make_sink"]
+if TYPE_CHECKING:
+    from branchline.store import Store
+
+__all__ = ["Sink", "SinkCapabilities", "LocalSink", "local_store", "make_sink", "run_file_uploader"]
+
+
+@dataclass(frozen=True)
+class SinkCapabilities:
+    """What a sink offers besides applying records: declared by the sink, never probed for."""
+
+    #: It writes into a `Store` in this process (`sink.store`): offline artifacts, footer sparklines.
+    local_store: bool = False
+    #: Run files' contents go to it beside the records (`sink.upload_run_files`): a server.
+    run_files: bool = False
 
 
 class Sink(Protocol):
+    capabilities: SinkCapabilities
     #: Records the sink set aside as unstorable since the caller last emptied the list.
     rejected: list[Rejected]
 
@@ -23,8 +39,28 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class _StoreSink(Sink, Protocol):
+    store: Store
+
+
+class _RunFilesSink(Sink, Protocol):
+    def upload_run_files(self, start: RunStart, files: list[tuple[str, Path, str]]) -> int: ...
+
+
+def local_store(sink: Sink) -> Store | None:
+    """The store `sink` writes into in this process, when it declares one."""
+    return cast(_StoreSink, sink).store if sink.capabilities.local_store else None
+
+
+def run_file_uploader(sink: Sink) -> _RunFilesSink | None:
+    """`sink` as a taker of run files' contents, when it declares it is one."""
+    return cast(_RunFilesSink, sink) if sink.capabilities.run_files else None
+
+
 class LocalSink:
     """Applies records straight to a store (SQLite file or PostgreSQL)."""
+
+    capabilities = SinkCapabilities(local_store=True)
 
     def __init__(self, store_url: str, crash_timeout: float = 300.0) -> None:
         from branchline.store import open_store

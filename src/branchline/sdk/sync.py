@@ -13,7 +13,7 @@ from branchline.records import RecordError
 from branchline.rejects import isolate, set_aside
 from branchline.runspec import RunSpec
 from branchline.sdk.journal_read import JournalReader, RowBlocks, Skip
-from branchline.sdk.sink import Sink
+from branchline.sdk.sink import Sink, local_store, run_file_uploader
 from branchline.vocab import RecordKind
 
 __all__ = ["SyncResult", "describe_failure", "sync_journal", "pending_journals", "journal_in_use"]
@@ -145,11 +145,11 @@ def sync_journal(
         reader.close()
     if not finished:
         sink.mark_crashed(start.incarnation_id, spec.session_id)
-    upload = getattr(sink, "upload_run_files", None)
-    if upload is not None:  # a server: it has the file records now, send the contents too
+    uploader = run_file_uploader(sink)
+    if uploader is not None:  # a server: it has the file records now, send the contents too
         files_dir = journal.parent.parent.parent / "files" / spec.incarnation_id
-        upload(start, [(name, files_dir / name, sha) for name, sha in saved.items()])
-    store = getattr(sink, "store", None)
+        uploader.upload_run_files(start, [(name, files_dir / name, sha) for name, sha in saved.items()])
+    store = local_store(sink)
     if store is not None and (journal.parent / "artifacts").exists():
         from branchline.sdk.artifacts import sync_offline_artifacts
 

@@ -27,7 +27,7 @@ from branchline.records import RecordError
 from branchline.rejects import isolate, set_aside
 from branchline.runspec import RunSpec
 from branchline.sdk.journal_read import JournalReader, RowBlocks
-from branchline.sdk.sink import Sink, make_sink
+from branchline.sdk.sink import Sink, local_store, make_sink
 from branchline.vocab import RecordKind
 
 __all__ = ["WRITER_NICENESS", "WriterLoop", "main"]
@@ -200,7 +200,7 @@ class WriterLoop:
 
     def footer_history(self, limit: int) -> dict[str, list[float]]:
         """Up to `limit` numeric history keys, about 40 points each, for the finish summary's sparklines."""
-        store = getattr(self.sink, "store", None)
+        store = local_store(self.sink)
         if store is None:
             return {}  # a server: the footer shows last values only
         try:
