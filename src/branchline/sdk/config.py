@@ -45,13 +45,9 @@ class Config:
     ) -> None:
         object.__setattr__(self, "_items", {_key(k): normalize(v) for k, v in (data or {}).items()})
         object.__setattr__(self, "_on_change", on_change)
-        object.__setattr__(self, "_frozen_reason", None)
 
     # -- writing -----------------------------------------------------------------
     def _set(self, values: Mapping[str, Any], allow_val_change: bool) -> None:
-        reason = self._frozen_reason
-        if reason:
-            raise UsageError(reason)
         changed: dict[str, Any] = {}
         for raw_key, raw_value in values.items():
             key = _key(raw_key)
@@ -118,9 +114,6 @@ class Config:
 
     def __repr__(self) -> str:
         return f"Config({self._items!r})"
-
-    def _freeze(self, reason: str) -> None:
-        object.__setattr__(self, "_frozen_reason", reason)
 
 
 _MISSING = object()
