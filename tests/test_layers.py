@@ -178,6 +178,12 @@ def test_a_layer_never_imports_the_layers_above_it(layer: str, forbidden: tuple[
     assert wrong == []
 
 
+def test_nothing_inside_the_package_imports_its_root() -> None:
+    # The root is the public surface and reaches the SDK (lazily); a module inside reads what it
+    # needs from where it is defined (e.g. `branchline._version`), so it never pulls the SDK in.
+    assert [f"{imp.importer}:{imp.line}" for imp in IMPORTS if imp.imported == PACKAGE] == []
+
+
 @pytest.mark.parametrize("lazy", [False, True], ids=["module-level", "with-function-level"])
 def test_no_import_cycles(lazy: bool) -> None:
     cycles = _cycles(_edges(lazy=lazy))
