@@ -50,7 +50,10 @@ HOLD_LIMIT = 64 * 1024 * 1024
 HOLD_WAIT = 30.0
 #: Held records are retried at most this often while logging goes on.
 _RETRY_SECONDS = 0.2
-_MiB = 1024 * 1024
+
+
+def _size(count: int) -> str:
+    return f"{count / (1024 * 1024):.0f} MiB" if count >= 1024 * 1024 else f"{count / 1024:.0f} KiB"
 
 
 def _say(message: str) -> None:
@@ -126,11 +129,11 @@ class JournalWriter:
                 self.wfd = -1
                 self.held_total = 0
                 reason = outcome.strerror if isinstance(outcome, OSError) else None
-                self._error = reason or "the disk took only part of a record"
+                self._error = reason or "a write was cut short: the disk is full, or a file size limit was reached"
                 self._retry_at = time.monotonic() + _RETRY_SECONDS
                 _say(
                     f"WARNING cannot write the run's journal in {self.path.parent} ({self._error}). "
-                    f"Logged steps are held in memory (up to {self.hold_limit // _MiB} MiB) and written "
+                    f"Logged steps are held in memory (up to {_size(self.hold_limit)}) and written "
                     "as soon as the disk takes them again: free space there. Training goes on; log() "
                     "does not raise."
                 )
@@ -138,7 +141,7 @@ class JournalWriter:
                 if not self.dropped:
                     _say(
                         f"WARNING the memory held for the journal in {self.path.parent} is full "
-                        f"({self.hold_limit // _MiB} MiB): steps logged from now on are dropped until "
+                        f"({_size(self.hold_limit)}): steps logged from now on are dropped until "
                         "the disk takes records again; the count is reported."
                     )
                 self._lose(frame)
