@@ -104,10 +104,12 @@ def test_add_dir_captures_every_file(tmp_path: Path, backend: Backend, gate: thr
         (ckpt / "model.pt").write_bytes(epoch_bytes(epoch))
         (ckpt / "sub" / "optimizer.pt").write_bytes(epoch_bytes(epoch)[::-1])
         (ckpt / "config.json").write_text('{"lr": 0.1}')  # the same every epoch
+        (ckpt / "empty.txt").write_bytes(b"")
         state = {
             "model.pt": epoch_bytes(epoch),
             "sub/optimizer.pt": epoch_bytes(epoch)[::-1],
             "config.json": b'{"lr": 0.1}',
+            "empty.txt": b"",
         }
         if epoch % 2:
             (ckpt / f"extra-{epoch}.bin").write_bytes(bytes([epoch]) * 10)

@@ -72,7 +72,7 @@ _STALE_AFTER = 86400.0  # another host's staging directory (a shared home) is le
 # Digests this process has seen stored by an upload, as a hint that re-adding the same content
 # needs no copy. Only a hint: `Capture.freeze` asks the run's storage before relying on it.
 _stored: set[str] = set()
-_STORED_LIMIT = 500_000
+_STORED_LIMIT = 100_000
 _stored_lock = threading.Lock()
 _swept = False
 
