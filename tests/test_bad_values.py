@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError, StatementError
 
 import branchline
+from branchline.rejects import Rejected
+from branchline.runspec import RunSpec
 from branchline.sdk.lifecycle import registry
+from branchline.store import Store
+from branchline.store.apply import record_at_fault
 from branchline.vocab import RecordKind
 from tests.backends import Backend, history
 from tests.conftest import QUIET
@@ -81,3 +86,25 @@ def test_sync_stores_every_row_around_a_record_it_cannot_store(backend: Backend,
     stored = backend.run(run.entity, "off", "o1")
     assert stored.state == "finished"
     assert history(stored, "a") == {0: 0.0, 1: 1.0, 2: 2.0, **{step + i - 2: float(i) for i in range(3, 7)}}
+
+
+def test_the_store_sets_aside_a_record_it_cannot_hold_and_a_database_fault_is_not_one(store: Store) -> None:
+    spec = RunSpec(entity="e", project="p", run_id="r1", incarnation_id="inc1", session_id="ses1", host="elsewhere")
+    start = store.begin_run(spec)
+    hist = int(RecordKind.HISTORY)
+    steps = [0, 1, 2, 4, 5, 6]  # the bad record sits at step 3
+    records = [[0, hist, step, 1.0, 0.1, {"a": float(i)}] for i, step in enumerate(steps)]
+    records.insert(3, [0, hist, 3, 1.0, 0.1, {"by": b"\xff\x00"}])
+    for i, record in enumerate(records):
+        record[0] = i + 1  # sequences in order; the bad record is the 4th
+    rejected: list[Rejected] = []
+    assert store.apply("ses1", records, rejected=rejected) == 7
+    assert [(r.sequence, r.step, r.key) for r in rejected] == [(4, 3, "by")]
+    stored, values = store.read_series(start.incarnation_id, "a")
+    assert stored.tolist() == steps and values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    # Applied again (a replay), nothing is duplicated and nothing is reported twice.
+    again: list[Rejected] = []
+    assert store.apply("ses1", records, rejected=again) == 7 and again == []
+    # An error that is the database's, not the records', is never pinned on a record.
+    assert not record_at_fault(OperationalError("INSERT", {}, Exception("database is locked")))
+    assert record_at_fault(StatementError("bind", "INSERT", {}, TypeError("not JSON serializable")))
