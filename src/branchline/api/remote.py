@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import quote
 
-import httpx
 import msgpack
 import numpy as np
 
@@ -45,15 +44,11 @@ class RemoteBackend:
             not_found=RunNotFoundError,
         )
         self.base_url = self.http.base_url
-        self.client = self.http.client
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         response = self.http.request(method, path, json=json, params=params)
         return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
-
-    def _error(self, response: httpx.Response) -> Exception:
-        return self.http.error(response)
 
     @staticmethod
     def _view(data: Any) -> RunView:
@@ -131,18 +126,12 @@ class RemoteBackend:
         return f"{self.base_url}/api/v1/artifacts/files/{_seg(incarnation_id)}/{quote(path)}"
 
     def read_file(self, incarnation_id: str, path: str) -> bytes:
-        response = self.client.get(self._file_url(incarnation_id, path))
-        if response.status_code >= 400:
-            raise self._error(response)
-        return response.content
+        return self.http.request("GET", self._file_url(incarnation_id, path)).content
 
     def write_file(self, incarnation_id: str, path: str, data: bytes) -> None:
         digest = hashlib.sha256(data).hexdigest()
-        response = self.client.put(
-            self._file_url(incarnation_id, path), content=data, params={"sha256": digest, "register": "true"}
-        )
-        if response.status_code >= 400:
-            raise self._error(response)
+        params = {"sha256": digest, "register": "true"}
+        self.http.request("PUT", self._file_url(incarnation_id, path), content=data, params=params)
 
     # -- history: the `SeriesReader` role -----------------------------------------------------------------
     def read_series(self, incarnation_id: str, key: str, **bounds: Unpack[StepRange]) -> Series:
