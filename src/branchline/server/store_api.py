@@ -173,51 +173,47 @@ async def forks(incarnation_id: IncarnationPath, request: Request, principal: Au
     return _pack(await _call(request, _related, principal, incarnation_id, "forks"))
 
 
-def _update(store: StoreInterface, principal: Principal, incarnation_id: str, body: RunFields) -> Any:
+def _manage(store: StoreInterface, principal: Principal, incarnation_id: str, op: str, body: Any = None) -> Any:
+    """Edit, stop, move or delete the run of an incarnation the caller may write."""
     view = _incarnation(store, principal, incarnation_id, write=True)
-    store.update_run(view, **body.model_dump(exclude_unset=True, exclude_none=True))
+    if op == "update":
+        store.update_run(view, **body.model_dump(exclude_unset=True, exclude_none=True))
+    elif op == "move":
+        check_access(principal, body.entity or view.entity, body.project, write=True)
+        store.move_run(view, body.project, body.entity)
+    elif op == "stop":
+        store.request_stop(view)
+    else:
+        store.delete_run(view)
     return {"ok": True}
+
+
+async def _managed(request: Request, principal: Principal, incarnation_id: str, op: str, body: Any = None) -> Response:
+    return _pack(await _call(request, _manage, principal, incarnation_id, op, body))
 
 
 @router.patch("/incarnations/{incarnation_id}", summary="Edit the run and this incarnation", responses=_BINARY)
 async def update_run(
     incarnation_id: IncarnationPath, body: RunFields, request: Request, principal: AuthPrincipalDep
 ) -> Response:
-    return _pack(await _call(request, _update, principal, incarnation_id, body))
-
-
-def _stop(store: StoreInterface, principal: Principal, incarnation_id: str) -> Any:
-    store.request_stop(_incarnation(store, principal, incarnation_id, write=True))
-    return {"ok": True}
+    return await _managed(request, principal, incarnation_id, "update", body)
 
 
 @router.post("/incarnations/{incarnation_id}/stop", summary="Ask the run to stop", responses=_BINARY)
 async def stop_run(incarnation_id: IncarnationPath, request: Request, principal: AuthPrincipalDep) -> Response:
-    return _pack(await _call(request, _stop, principal, incarnation_id))
-
-
-def _move(store: StoreInterface, principal: Principal, incarnation_id: str, body: MoveTarget) -> Any:
-    view = _incarnation(store, principal, incarnation_id, write=True)
-    check_access(principal, body.entity or view.entity, body.project, write=True)
-    store.move_run(view, body.project, body.entity)
-    return {"ok": True}
+    return await _managed(request, principal, incarnation_id, "stop")
 
 
 @router.post("/incarnations/{incarnation_id}/move", summary="Move the run to another project", responses=_BINARY)
 async def move_run(
     incarnation_id: IncarnationPath, body: MoveTarget, request: Request, principal: AuthPrincipalDep
 ) -> Response:
-    return _pack(await _call(request, _move, principal, incarnation_id, body))
-
-
-def _delete(store: StoreInterface, principal: Principal, incarnation_id: str) -> Any:
-    store.delete_run(_incarnation(store, principal, incarnation_id, write=True))
-    return {"ok": True}
+    return await _managed(request, principal, incarnation_id, "move", body)
 
 
 @router.delete("/incarnations/{incarnation_id}", summary="Delete the run", responses=_BINARY)
 async def delete_run(incarnation_id: IncarnationPath, request: Request, principal: AuthPrincipalDep) -> Response:
-    return _pack(await _call(request, _delete, principal, incarnation_id))
+    return await _managed(request, principal, incarnation_id, "delete")
 
 
 # -- history, console and files: reads of one incarnation, declared once ----------------------------
