@@ -40,6 +40,14 @@ def test_a_runs_journal_matches_the_declaration_fast_paths_included(tmp_path: Pa
     raw = read_journal(journal).records
     kinds = {int(r[1]) for r in raw}
     assert {RecordKind.FLOAT_ROW, RecordKind.ROW_SCHEMA, RecordKind.HISTORY, RecordKind.EXIT} <= kinds
+    # Each hand-packed float row is a HISTORY row in the declared form: same step, timestamp, runtime.
+    layouts = {r[2]: r[3] for r in raw if r[1] == RecordKind.ROW_SCHEMA}
+    for seq, _kind, step, ts, runtime, layout, body in (r for r in raw if r[1] == RecordKind.FLOAT_ROW):
+        values = memoryview(body).cast("d").tolist()
+        as_history = SPECS[RecordKind.HISTORY].build(
+            seq, step, ts, runtime, dict(zip(layouts[layout], values, strict=True))
+        )
+        assert check_record(as_history)[5] == {"loss": 0.5 / (step + 1), "acc": 0.1 * step}
     records = RowBlocks().compact(raw)
     for index, record in enumerate(records):
         checked = check_record(list(record), f"records[{index}]")
