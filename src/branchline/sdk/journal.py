@@ -27,6 +27,7 @@ from typing import Any
 
 import msgpack
 
+from branchline.records import SPECS
 from branchline.sdk.values import encode_default
 from branchline.vocab import RecordKind
 
@@ -104,7 +105,7 @@ class JournalWriter:
             if self.fd < 0:
                 raise OSError(errno.EBADF, f"{self.path}: the journal is closed")
             seq = self.seq + 1
-            body = self.packer.pack([seq, kind, *fields])
+            body = self.packer.pack(SPECS[kind].build(seq, *fields))  # as records.py declares it
             frame = FRAME.pack(len(body), zlib.crc32(body)) + body
             try:
                 written = os.write(self.wfd, frame)
