@@ -34,7 +34,10 @@ TERMINAL_STATES = frozenset({RunState.FINISHED, RunState.FAILED, RunState.CRASHE
 
 
 class RecordKind(enum.IntEnum):
-    """The kinds of journal record. Values are part of the on-disk format: never renumber."""
+    """The kinds of journal record. Values are part of the on-disk format: never renumber.
+
+    Each kind's fields, their types and limits are declared once, in `branchline.records.SPECS`.
+    """
 
     HEADER = 1  # the run spec; first record of every journal
     HISTORY = 2  # one committed history row: (step, timestamp, data)
