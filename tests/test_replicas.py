@@ -260,6 +260,13 @@ def test_replicas_behind_a_load_balancer(cluster: Cluster, tmp_path: Path) -> No
             assert viewer.status_code == 200 and viewer.json()["username"] == USER
             answered.add(viewer.headers["x-branchline-replica"])
         assert answered == set(cluster.replicas), "the load balancer should spread requests over every replica"
+        # Behind a TLS-terminating load balancer the cookie is Secure: replicas trust its X-Forwarded-Proto.
+        tls = browser.post(
+            "/api/v1/session",
+            json={"api_key": cluster.api_key},
+            headers={"X-Branchline-Client": "web", "X-Forwarded-Proto": "https"},
+        )
+        assert tls.status_code == 200 and "secure" in tls.headers["set-cookie"].lower()
 
     # The load: 20 training processes logging through the load balancer.
     samples: list[dict[str, Any]] = []
