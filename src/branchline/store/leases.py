@@ -6,9 +6,10 @@ and answers whether this process holds it now. Whoever holds it does the job; th
 
 - PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`) on a dedicated connection,
   outside the pool. PostgreSQL drops the lock when that connection ends, so a replica that is
-  killed, or whose host vanishes (TCP keepalives bound that), frees the lease for another one on
-  its next tick; no expiry clock to tune, no table to migrate. The key folds in the schema, so
-  separate installations sharing a database never contend. The lock needs a real session: point
+  killed frees the lease for another one on its next tick; no expiry clock to tune, no table to
+  migrate. TCP keepalives on both ends of that connection bound how long a holder whose machine
+  vanished keeps it (about 30 s). The key folds in the schema, so separate installations sharing
+  a database never contend. The lock needs a real session: point
   replicas at PostgreSQL or at a pooler in session mode, not in transaction mode.
 - SQLite file: an exclusive `flock` on a file beside the database (`<db>-<name>.lease`); the
   kernel drops it when the process ends. One host, so that is all it takes.
@@ -32,7 +33,7 @@ from sqlalchemy.pool import NullPool
 
 __all__ = ["AdvisoryLease", "FileLease", "Lease", "LocalLease", "open_lease"]
 
-#: libpq keepalives on the lease connection: a vanished replica host frees its lease within ~30 s.
+#: libpq keepalives on the lease connection: the holder notices a vanished database within ~30 s.
 _KEEPALIVES = {
     "keepalives": 1,
     "keepalives_idle": 10,
@@ -40,6 +41,12 @@ _KEEPALIVES = {
     "keepalives_count": 3,
     "connect_timeout": 10,
 }
+
+
+_SERVER_KEEPALIVES = (
+    "SELECT set_config('tcp_keepalives_idle', '10', false), set_config('tcp_keepalives_interval', '5', false), "
+    "set_config('tcp_keepalives_count', '3', false)"
+)
 
 
 class Lease(ABC):
@@ -159,6 +166,11 @@ class AdvisoryLease(Lease):
         if not taken:
             conn.close()  # a standby keeps no connection open between tries
             return False
+        # PostgreSQL's side of the keepalives: it probes the holder and ends the session (and the
+        # lock) when the holder's machine stops answering, instead of after the OS's 2 hours. A
+        # server that refuses them still drops the lock when it sees the connection close.
+        with contextlib.suppress(Exception):
+            conn.execute(text(_SERVER_KEEPALIVES))
         self._conn, self.key, self._held = conn, key, True
         return True
 
