@@ -9,7 +9,7 @@ method declared here on SQLite and PostgreSQL and fails when one is left unteste
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, TypedDict, Unpack
+from typing import Any, Protocol, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,7 @@ from branchline.runspec import RunSpec, RunStart
 from branchline.store.artifacts import EntryRow, VersionRow
 from branchline.store.auth import AuthUser, KeyRow, TeamRow, UserRow
 from branchline.store.charts import ChartSeries
+from branchline.store.options import ChartOptions, ListQuery, StepRange
 from branchline.store.overview import Overview
 from branchline.store.reads import RunView
 
@@ -49,30 +50,6 @@ __all__ = [
 ]
 
 Series = tuple[npt.NDArray[np.int64], npt.NDArray[Any]]
-
-
-class StepRange(TypedDict, total=False):
-    """Which part of a history a read covers: the stream (0 history, 1 system metrics) and steps."""
-
-    stream: int
-    min_step: int | None
-    max_step: int | None
-
-
-class ChartOptions(StepRange, total=False):
-    """A chart read: the x-axis (`_step` or another key of the stream) and how many buckets to keep."""
-
-    x: str
-    buckets: int
-
-
-class ListQuery(TypedDict, total=False):
-    """How `list_runs` filters, orders and pages (defaults: all runs, oldest first)."""
-
-    filters: dict[str, Any] | None
-    order: str
-    limit: int | None
-    offset: int
 
 
 class RunLog(Protocol):

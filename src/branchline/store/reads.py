@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import msgpack
 import numpy as np
@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Select, and_, func, select
 
 from branchline.store import history as hist
 from branchline.store.lineage import UNBOUNDED, Segment, segments_for, segments_for_many
+from branchline.store.options import StepRange, step_bounds
 from branchline.store.schema import (
     alerts,
     console_lines,
@@ -173,18 +174,11 @@ def to_view(conn: Connection, row: Any, *, with_lineage: bool = True) -> RunView
 
 
 def read_series(
-    conn: Connection,
-    incarnation_id: str,
-    key: str,
-    *,
-    stream: int = 0,
-    min_step: int | None = None,
-    max_step: int | None = None,
+    conn: Connection, incarnation_id: str, key: str, **bounds: Unpack[StepRange]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
     """A numeric key's (steps, values) in [min_step, max_step], following the lineage chain."""
     c = history_chunks.c
-    upper = UNBOUNDED if max_step is None else max_step
-    lower = -UNBOUNDED if min_step is None else min_step
+    stream, lower, upper = step_bounds(bounds, UNBOUNDED)
     segments = segments_for(conn, incarnation_id, upper) if stream == 0 else segments_for(conn, incarnation_id)[-1:]
     step_parts: list[npt.NDArray[np.int64]] = []
     value_parts: list[npt.NDArray[Any]] = []
@@ -219,19 +213,10 @@ def read_series(
     return np.concatenate(step_parts), values_all
 
 
-def read_objects(
-    conn: Connection,
-    incarnation_id: str,
-    key: str,
-    *,
-    stream: int = 0,
-    min_step: int | None = None,
-    max_step: int | None = None,
-) -> list[tuple[int, Any]]:
+def read_objects(conn: Connection, incarnation_id: str, key: str, **bounds: Unpack[StepRange]) -> list[tuple[int, Any]]:
     """A key's non-numeric values as (step, value), following the lineage chain."""
     v = history_values.c
-    upper = UNBOUNDED if max_step is None else max_step
-    lower = -UNBOUNDED if min_step is None else min_step
+    stream, lower, upper = step_bounds(bounds, UNBOUNDED)
     out: list[tuple[int, Any]] = []
     for seg in segments_for(conn, incarnation_id, upper):
         for step, blob in conn.execute(
