@@ -164,8 +164,12 @@ def test_a_full_disk_under_the_run_loses_no_acknowledged_step(kind: str, tmp_pat
     assert len(report["acked"]) == 30_000 and state == "finished"
     assert report["took"] < 30
     # Said once, clearly: which directory, what happens, what to do; then that nothing was lost.
-    warnings = [line for line in stderr.splitlines() if "WARNING" in line]
+    warnings = [line for line in stderr.splitlines() if "WARNING" in line and "journal" in line]
     assert len(warnings) == 1, stderr
+    # Files written beside the journal (metadata, in the background) may fail on the full disk too:
+    # that is their own warning, once per part.
+    others = [line for line in stderr.splitlines() if "WARNING" in line and "journal" not in line]
+    assert all("the run continues without it" in line for line in others), stderr
     assert "cannot write the run's journal in" in warnings[0] and "free space" in warnings[0]
     assert "log() does not raise" in warnings[0]
     assert "writable again" in stderr and "none were lost" in stderr
@@ -184,7 +188,8 @@ def test_a_disk_that_stays_full_ends_the_run_in_bounded_time_with_an_exact_count
     assert lost, stderr
     assert int(lost.group(1)) == len(acked) - len(stored)
     assert "memory held for the journal" in stderr and "are dropped" in stderr
-    assert stderr.count("WARNING") == 3, stderr  # the refusal, the memory full, the loss at the end
+    journal_warnings = [line for line in stderr.splitlines() if "WARNING" in line and "journal" in line]
+    assert len(journal_warnings) == 3, stderr  # the refusal, the memory full, the loss at the end
 
 
 # -- damage in the middle of a journal ------------------------------------------------------------

@@ -89,7 +89,8 @@ class JournalReader:
     def _open(self) -> bool:
         if self._handle is None:
             try:
-                self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open while tailing
+                # Unbuffered: bytes read again (a frame cut back and rewritten) must come from the file.
+                self._handle = open(self.path, "rb", buffering=0)  # noqa: SIM115 - kept open while tailing
             except FileNotFoundError:
                 return False
             magic = self._handle.read(len(MAGIC))
