@@ -1,4 +1,5 @@
-"""Artifacts: log and download N MB in 1,000 files vs a plain copy on the same disk; re-log unchanged.
+"""Artifacts: log and download N MB in 1,000 files vs a plain copy on the same disk; re-log unchanged;
+the cost of capturing files at add time (the default policy) against reading them in place.
 
     python bench/bench_artifacts.py                 # 1 GB, 1,000 files, 5 rounds
     python bench/bench_artifacts.py --size-mb 100   # quicker
@@ -14,11 +15,20 @@ on the same disk. Each round times a plain copy right next to the log
 and another right next to the download, alternating which goes first, and the ratios are taken
 within the round; the figures are medians over the rounds (this machine's CPUs and disk are
 shared, so single timings are noisy).
+
+Capture (issue 17): `add_dir` copies every file into a staging directory by default
+(`policy="mutable"`), so a file overwritten after `log_artifact` cannot cost the version. Each round
+also logs the same files with `policy="immutable"` (no copy: read in place at upload, the path
+every log took before), with its own empty blob directory and digest cache, right before or after
+the default log; the ratio is taken within the round. It also times the two ways to capture: copy
+with `copy_file_range` then hash the copy (what `add_dir` does), against one pass that reads each
+file once, hashing it while writing the copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import shutil
@@ -31,6 +41,8 @@ from pathlib import Path
 
 import branchline
 from branchline.artifacts import public
+from branchline.artifacts.hashing import parallel_map, thread_buffer
+from branchline.artifacts.staging import Capture
 from branchline.store import open_store
 
 
@@ -101,6 +113,50 @@ def _timed_to_disk(fn: Callable[[], object], key: str = "") -> tuple[float, floa
 Round = dict[str, float]
 
 
+def _one_pass(paths: list[str], folder: Path) -> None:
+    """The alternative capture: read each file once, hashing it while writing the copy."""
+    folder.mkdir(parents=True)
+
+    def one(i: int) -> str:
+        buf = thread_buffer()
+        view = memoryview(buf)
+        h = hashlib.sha256()
+        src = os.open(paths[i], os.O_RDONLY)
+        out = os.open(folder / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            while n := os.readv(src, [buf]):
+                h.update(view[:n])
+                written = 0
+                while written < n:
+                    written += os.write(out, view[written:n])
+        finally:
+            os.close(src)
+            os.close(out)
+        return h.hexdigest()
+
+    parallel_map(one, list(range(len(paths))), min(8, (os.cpu_count() or 1) * 2))
+
+
+def _capture_trial(work: Path, data: Path, n: int, out: Round) -> None:
+    """Time both ways to capture the files, in alternating order (staging only; no upload)."""
+    paths = sorted(str(p) for p in data.rglob("*") if p.is_file())
+    os.environ["BRANCHLINE_CACHE_DIR"] = str(work / f"cache-capture-{n}")
+
+    def copy_then_hash() -> None:
+        capture = Capture()
+        capture_dirs.append(capture)
+        capture.add(paths, policy="mutable", use_cache=False)
+
+    capture_dirs: list[Capture] = []
+    steps = [("stage_copy_hash", copy_then_hash), ("stage_one_pass", lambda: _one_pass(paths, work / f"pass-{n}"))]
+    for key, fn in steps if n % 2 == 0 else steps[::-1]:
+        out[key], _ = _timed_to_disk(fn, key)
+        out[key + "_cpu"] = _CPU[key]
+        for capture in capture_dirs:
+            capture.cleanup()
+        shutil.rmtree(work / f"pass-{n}", ignore_errors=True)
+
+
 def _trial(work: Path, data: Path, n: int) -> Round:
     """One round in fresh directories and an empty digest cache."""
     os.environ["BRANCHLINE_CACHE_DIR"] = str(work / f"cache-{n}")  # empty: the first log hashes everything
@@ -112,8 +168,24 @@ def _trial(work: Path, data: Path, n: int) -> Round:
 
     def log() -> None:
         art = branchline.Artifact("data", "dataset")
-        art.add_dir(data)
+        art.add_dir(data)  # policy="mutable": every file copied into staging first
         run.log_artifact(art).wait()
+
+    def log_in_place() -> None:
+        """policy="immutable" into its own empty blob directory and digest cache: the lazy path."""
+        saved = {key: os.environ[key] for key in ("BRANCHLINE_CACHE_DIR", "BRANCHLINE_ARTIFACT_STORAGE")}
+        os.environ["BRANCHLINE_CACHE_DIR"] = str(work / f"cache-lazy-{n}")
+        os.environ["BRANCHLINE_ARTIFACT_STORAGE"] = (work / f"blobs-lazy-{n}").as_uri()
+        try:
+            art = branchline.Artifact("data-in-place", "dataset")
+            art.add_dir(data, policy="immutable")
+            run.log_artifact(art).wait()
+        finally:
+            os.environ.update(saved)
+
+    def lazy() -> None:
+        out["log_lazy"], out["log_lazy_disk"] = _timed_to_disk(log_in_place, "log_lazy")
+        out["log_lazy_cpu"] = _CPU["log_lazy"]
 
     def copy(key: str) -> None:
         target = work / f"copy-{n}"
@@ -124,10 +196,14 @@ def _trial(work: Path, data: Path, n: int) -> Round:
     copy_first = n % 2 == 0  # alternate, so neither side always runs on the warmer machine
     if copy_first:
         copy("copy_log")
+    else:
+        lazy()
     out["log"], out["log_disk"] = _timed_to_disk(log, "log")
     out["log_cpu"] = _CPU["log"]
     if not copy_first:
         copy("copy_log")
+    else:
+        lazy()
     out["relog"] = _timed(log)
     entity = run.entity
     run.finish()
@@ -146,8 +222,9 @@ def _trial(work: Path, data: Path, n: int) -> Round:
         out["again"] = _timed(lambda: logged.download(work / f"download-{n}"))
     finally:
         store.close()
-    for name in (f"download-{n}", f"blobs-{n}"):
+    for name in (f"download-{n}", f"blobs-{n}", f"blobs-lazy-{n}"):
         shutil.rmtree(work / name, ignore_errors=True)
+    _capture_trial(work, data, n, out)
     return out
 
 
@@ -179,7 +256,7 @@ def main() -> int:
         print("| step | time | throughput | vs plain copy (same round) | target |")
         print("| --- | --- | --- | --- | --- |")
         print(line("plain copy (shutil.copytree), next to log", "copy_log", "copy_log"))
-        print(line("log_artifact + wait (hash + store)", "log", "copy_log", "<= 2x"))
+        print(line("log_artifact + wait (capture + hash + store)", "log", "copy_log", "<= 2x"))
         print(line("plain copy, next to download", "copy_download", "copy_download"))
         print(line("download (sha256-verified)", "download", "copy_download", "<= 2x"))
         print(line("log, until on disk (+ os.sync())", "log_disk", "copy_log_disk"))
@@ -189,12 +266,31 @@ def main() -> int:
         print(f"| re-log unchanged | {med['relog']:.3f} s | | | <= 1 s |")
         print(f"| download again (all present) | {med['again']:.3f} s | | | |")
         print()
+        print("Capture at add time (issue 17), same rounds:\n")
+        print("| step | time | throughput | ratio (same round) |")
+        print("| --- | --- | --- | --- |")
+        for label, key, base in (
+            ("log in place (policy=immutable, the lazy path)", "log_lazy", "log_lazy"),
+            ("log with capture (the default), vs in place", "log", "log_lazy"),
+            ("  until on disk, vs in place", "log_disk", "log_lazy_disk"),
+            ("  CPU time, vs in place", "log_cpu", "log_lazy_cpu"),
+            ("stage: copy_file_range, then hash the copy", "stage_copy_hash", "stage_copy_hash"),
+            ("stage: one pass, hash while copying, vs the above", "stage_one_pass", "stage_copy_hash"),
+            ("stage: copy then hash, CPU time", "stage_copy_hash_cpu", "stage_copy_hash_cpu"),
+            ("stage: one pass, CPU time, vs the above", "stage_one_pass_cpu", "stage_copy_hash_cpu"),
+        ):
+            unit = "MB/cpu-s" if key.endswith("_cpu") else "MB/s"
+            print(f"| {label} | {med[key]:.3f} s | {mb / med[key]:.0f} {unit} | {ratio(key, base):.2f}x |")
+        print()
         for n, r in enumerate(rounds):
             print(
                 f"round {n}: log {r['log']:.3f} s / copy {r['copy_log']:.3f} s = {r['log'] / r['copy_log']:.2f}x, "
                 f"download {r['download']:.3f} s / copy {r['copy_download']:.3f} s = "
                 f"{r['download'] / r['copy_download']:.2f}x, re-log {r['relog']:.3f} s; CPU log "
-                f"{r['log_cpu'] / r['copy_log_cpu']:.2f}x, download {r['download_cpu'] / r['copy_download_cpu']:.2f}x"
+                f"{r['log_cpu'] / r['copy_log_cpu']:.2f}x, download {r['download_cpu'] / r['copy_download_cpu']:.2f}x; "
+                f"capture {r['log']:.3f} s / in place {r['log_lazy']:.3f} s = {r['log'] / r['log_lazy']:.2f}x, "
+                f"stage one pass {r['stage_one_pass']:.3f} s / copy+hash {r['stage_copy_hash']:.3f} s = "
+                f"{r['stage_one_pass'] / r['stage_copy_hash']:.2f}x"
             )
         met = ratio("log", "copy_log") <= 2 and ratio("download", "copy_download") <= 2 and med["relog"] <= 1.0
         print("targets met" if met else "TARGETS MISSED")
