@@ -310,6 +310,42 @@ def test_a_journal_whose_last_records_cannot_be_read_is_kept(tmp_path: Path) -> 
     assert stored == list(range(600))
 
 
+def test_the_writer_of_a_live_run_reads_past_damage_and_says_where(tmp_path: Path) -> None:
+    # The writer is frozen while rows are logged; a frame in the middle of what it has not read yet
+    # is overwritten; thawed, it stores every intact row and the run finishes.
+    code = f"""
+        import os, signal, branchline
+        run = branchline.init(project="dmg", id="d1", settings={QUIET!r})
+        run.log({{"i": 0}})
+        writer = run._res.writer.proc
+        os.kill(writer.pid, signal.SIGSTOP)
+        journal = run._res.journal
+        start = os.path.getsize(journal.path)
+        for i in range(1, 600):
+            run.log({{"f": float(i)}} if i % 3 else {{"i": i}})
+        middle = (start + os.path.getsize(journal.path)) // 2
+        fd = os.open(journal.path, os.O_WRONLY)
+        os.pwrite(fd, b"\\xee" * 30, middle)
+        os.close(fd)
+        print("damaged at", middle, flush=True)
+        os.kill(writer.pid, signal.SIGCONT)
+        run.finish()
+    """
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    at = int(result.stdout.split("damaged at")[1].split()[0])
+    reported = re.search(
+        r"the journal .* is damaged: skipped (\d+) damaged bytes at offset (\d+) \(record", result.stderr
+    )
+    assert reported, result.stderr
+    offset, size = int(reported.group(2)), int(reported.group(1))
+    assert offset <= at < offset + size
+    stored, state = _dmg_steps(tmp_path)
+    assert state == "finished"
+    lost = set(range(600)) - set(stored)
+    assert 1 <= len(lost) <= 3 and max(lost) - min(lost) < 3, lost  # only the rows in the damaged bytes
+
+
 # -- finish and sync say what is not stored ---------------------------------------------------------
 
 
