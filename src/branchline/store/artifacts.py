@@ -192,6 +192,31 @@ def commit_version(
 
     Aliases (and `latest`, always) move to the returned version.
     """
+    collection = _locked_collection(conn, entity, project, name, type, description, now)
+    existing = conn.execute(
+        select(artifact_versions.c.id).where(
+            artifact_versions.c.collection_id == collection.id, artifact_versions.c.digest == digest
+        )
+    ).scalar()
+    created = existing is None
+    if existing is None:
+        creator = incarnation_id if role == LOGGED else None
+        version_id = _insert_version(conn, collection, digest, entries, description, metadata, creator, now)
+    else:
+        version_id = str(existing)
+    for alias in dict.fromkeys([*aliases, _LATEST]):
+        _point_alias(conn, collection.id, alias, version_id)
+    if incarnation_id is not None:
+        record_use(conn, version_id, incarnation_id, role, now)
+    found = get_version(conn, version_id)
+    assert found is not None
+    return found, created
+
+
+def _locked_collection(
+    conn: Connection, entity: str, project: str, name: str, type: str, description: str | None, now: float
+) -> Any:
+    """The collection `name` of the project (created if new), locked for choosing a version number."""
     project_id = ensure_project(conn, entity, project, now)
     conn.execute(
         _insert_ignore(conn)(artifact_collections)
@@ -218,57 +243,49 @@ def commit_version(
             f"Artifact {name!r} in {entity}/{project} has type {collection.type!r}; "
             f"it cannot be logged with type {type!r}."
         )
-    existing = conn.execute(
-        select(artifact_versions.c.id).where(
-            artifact_versions.c.collection_id == collection.id, artifact_versions.c.digest == digest
+    return collection
+
+
+def _insert_version(
+    conn: Connection,
+    collection: Any,
+    digest: str,
+    entries: Sequence[EntryRow],
+    description: str | None,
+    metadata: dict[str, Any],
+    created_by: str | None,
+    now: float,
+) -> str:
+    """Add the collection's next version with its manifest entries; returns the new version's id."""
+    version_id = secrets.token_hex(16)
+    index = int(collection.next_version)
+    conn.execute(
+        insert(artifact_versions).values(
+            id=version_id,
+            collection_id=collection.id,
+            version_index=index,
+            digest=digest,
+            description=description,
+            artifact_metadata=metadata,
+            size=sum(e.size or 0 for e in entries),
+            file_count=len(entries),
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
         )
-    ).scalar()
-    created = existing is None
-    if existing is None:
-        version_id = secrets.token_hex(16)
-        index = int(collection.next_version)
-        conn.execute(
-            insert(artifact_versions).values(
-                id=version_id,
-                collection_id=collection.id,
-                version_index=index,
-                digest=digest,
-                description=description,
-                artifact_metadata=metadata,
-                size=sum(e.size or 0 for e in entries),
-                file_count=len(entries),
-                created_by=incarnation_id if role == LOGGED else None,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        rows = [
-            {
-                "version_id": version_id,
-                "path": e.path,
-                "digest": e.digest,
-                "size": e.size,
-                "ref": e.ref,
-                "extra": e.extra,
-            }
-            for e in entries
-        ]
-        for offset in range(0, len(rows), _CHUNK):
-            conn.execute(insert(artifact_entries), rows[offset : offset + _CHUNK])
-        conn.execute(
-            update(artifact_collections)
-            .where(artifact_collections.c.id == collection.id)
-            .values(next_version=index + 1, updated_at=now)
-        )
-    else:
-        version_id = str(existing)
-    for alias in dict.fromkeys([*aliases, _LATEST]):
-        _point_alias(conn, collection.id, alias, version_id)
-    if incarnation_id is not None:
-        record_use(conn, version_id, incarnation_id, role, now)
-    found = get_version(conn, version_id)
-    assert found is not None
-    return found, created
+    )
+    rows = [
+        {"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref, "extra": e.extra}
+        for e in entries
+    ]
+    for offset in range(0, len(rows), _CHUNK):
+        conn.execute(insert(artifact_entries), rows[offset : offset + _CHUNK])
+    conn.execute(
+        update(artifact_collections)
+        .where(artifact_collections.c.id == collection.id)
+        .values(next_version=index + 1, updated_at=now)
+    )
+    return version_id
 
 
 def _parse_index(spec: str) -> int | None:

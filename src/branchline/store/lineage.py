@@ -6,6 +6,7 @@ rows. Nothing is copied: readers walk the chain and concatenate segments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,94 +91,9 @@ def derive_summary(conn: Connection, segments: list[Segment], rules: dict[str, A
         return agg
 
     for seg in segments:
-        c = history_chunks.c
-        in_seg = and_(c.incarnation_id == seg.incarnation_id, c.stream == 0, c.first_step <= seg.max_step)
-        # Whole chunks below the bound: statistics only.
-        stats = conn.execute(
-            select(
-                c.key,
-                func.min(c.vmin),
-                func.max(c.vmax),
-                func.sum(c.vsum),
-                func.sum(c.vcount),
-            )
-            .where(in_seg, c.last_step <= seg.max_step)
-            .group_by(c.key)
-        ).all()
-        for key, vmin, vmax, vsum, vcount in stats:
-            if vcount:
-                agg = aggregate(key)
-                agg.min = vmin if agg.min is None else min(agg.min, vmin)
-                agg.max = vmax if agg.max is None else max(agg.max, vmax)
-                agg.sum += float(vsum)
-                agg.count += int(vcount)
-        # The last chunk at or below the bound per key: decode it for the last value (and the
-        # partial statistics when it straddles the bound).
-        last_chunk = select(c.key, func.max(c.chunk).label("chunk")).where(in_seg).group_by(c.key).subquery()
-        edge_rows = conn.execute(
-            select(c.key, c.chunk, c.first_step, c.last_step, c.count, c.dtype, c.steps, c.vals).join(
-                last_chunk,
-                and_(
-                    c.key == last_chunk.c.key,
-                    c.chunk == last_chunk.c.chunk,
-                    c.incarnation_id == seg.incarnation_id,
-                    c.stream == 0,
-                ),
-            )
-        ).all()
-        first_rows = conn.execute(
-            select(c.key, c.first_step, c.count, c.dtype, c.steps, c.vals).where(
-                c.incarnation_id == seg.incarnation_id, c.stream == 0, c.chunk == 0, c.first_step <= seg.max_step
-            )
-        ).all()
-        for key, _first_step, _count, dtype, _steps, vals in first_rows:
-            agg = aggregate(key)
-            if not agg.has_first:
-                agg.first = decode_values(vals, dtype)[0].item()
-                agg.has_first = True
-        for key, _chunk, first_step, last_step, count, dtype, steps_blob, vals in edge_rows:
-            steps = decode_steps(steps_blob, first_step, count)
-            values = decode_values(vals, dtype)
-            keep = int(np.searchsorted(steps, seg.max_step, side="right"))
-            if keep == 0:
-                continue
-            last[key] = (int(steps[keep - 1]), values[keep - 1].item())
-            agg = aggregate(key)
-            agg.last = last[key][1]
-            if last_step > seg.max_step and dtype != "t":
-                partial = values[:keep].astype(np.float64)
-                partial = partial[~np.isnan(partial)]
-                if len(partial):
-                    agg.min = float(partial.min()) if agg.min is None else min(agg.min, float(partial.min()))
-                    agg.max = float(partial.max()) if agg.max is None else max(agg.max, float(partial.max()))
-                    agg.sum += float(partial.sum())
-                    agg.count += len(partial)
-        # Non-numeric values: the last one per key within the bound.
-        v = history_values.c
-        latest = (
-            select(v.key, func.max(v.step).label("step"))
-            .where(v.incarnation_id == seg.incarnation_id, v.stream == 0, v.step <= seg.max_step)
-            .group_by(v.key)
-            .subquery()
-        )
-        for key, step, blob in conn.execute(
-            select(v.key, v.step, v.value).join(
-                latest,
-                and_(
-                    v.key == latest.c.key,
-                    v.step == latest.c.step,
-                    v.incarnation_id == seg.incarnation_id,
-                    v.stream == 0,
-                ),
-            )
-        ).all():
-            value = msgpack.unpackb(blob)
-            if key not in last or last[key][0] <= step:
-                last[key] = (int(step), value)
-            agg = aggregate(key)
-            agg.last = value
-            if not agg.has_first:
-                agg.first, agg.has_first = value, True
+        _add_whole_chunks(conn, seg, aggregate)
+        _add_edge_chunks(conn, seg, aggregate, last)
+        _add_objects(conn, seg, aggregate, last)
 
     for key, (_step, value) in last.items():
         metric = state.definition_for(key)
@@ -191,3 +107,106 @@ def derive_summary(conn: Connection, segments: list[Segment], rules: dict[str, A
     if last:
         state.summary["_step"] = max(step for step, _ in last.values())
     return state
+
+
+def _add_whole_chunks(conn: Connection, seg: Segment, aggregate: Callable[[str], Aggregate]) -> None:
+    """Whole chunks of the segment below its bound: their statistics only."""
+    c = history_chunks.c
+    in_seg = and_(c.incarnation_id == seg.incarnation_id, c.stream == 0, c.first_step <= seg.max_step)
+    stats = conn.execute(
+        select(
+            c.key,
+            func.min(c.vmin),
+            func.max(c.vmax),
+            func.sum(c.vsum),
+            func.sum(c.vcount),
+        )
+        .where(in_seg, c.last_step <= seg.max_step)
+        .group_by(c.key)
+    ).all()
+    for key, vmin, vmax, vsum, vcount in stats:
+        if vcount:
+            agg = aggregate(key)
+            agg.min = vmin if agg.min is None else min(agg.min, vmin)
+            agg.max = vmax if agg.max is None else max(agg.max, vmax)
+            agg.sum += float(vsum)
+            agg.count += int(vcount)
+
+
+def _add_edge_chunks(
+    conn: Connection, seg: Segment, aggregate: Callable[[str], Aggregate], last: dict[str, tuple[int, Any]]
+) -> None:
+    """The last chunk at or below the bound per key: decode it for the last value (and the partial
+    statistics when it straddles the bound); chunk 0 gives the first value."""
+    c = history_chunks.c
+    in_seg = and_(c.incarnation_id == seg.incarnation_id, c.stream == 0, c.first_step <= seg.max_step)
+    last_chunk = select(c.key, func.max(c.chunk).label("chunk")).where(in_seg).group_by(c.key).subquery()
+    edge_rows = conn.execute(
+        select(c.key, c.chunk, c.first_step, c.last_step, c.count, c.dtype, c.steps, c.vals).join(
+            last_chunk,
+            and_(
+                c.key == last_chunk.c.key,
+                c.chunk == last_chunk.c.chunk,
+                c.incarnation_id == seg.incarnation_id,
+                c.stream == 0,
+            ),
+        )
+    ).all()
+    first_rows = conn.execute(
+        select(c.key, c.first_step, c.count, c.dtype, c.steps, c.vals).where(
+            c.incarnation_id == seg.incarnation_id, c.stream == 0, c.chunk == 0, c.first_step <= seg.max_step
+        )
+    ).all()
+    for key, _first_step, _count, dtype, _steps, vals in first_rows:
+        agg = aggregate(key)
+        if not agg.has_first:
+            agg.first = decode_values(vals, dtype)[0].item()
+            agg.has_first = True
+    for key, _chunk, first_step, last_step, count, dtype, steps_blob, vals in edge_rows:
+        steps = decode_steps(steps_blob, first_step, count)
+        values = decode_values(vals, dtype)
+        keep = int(np.searchsorted(steps, seg.max_step, side="right"))
+        if keep == 0:
+            continue
+        last[key] = (int(steps[keep - 1]), values[keep - 1].item())
+        agg = aggregate(key)
+        agg.last = last[key][1]
+        if last_step > seg.max_step and dtype != "t":
+            partial = values[:keep].astype(np.float64)
+            partial = partial[~np.isnan(partial)]
+            if len(partial):
+                agg.min = float(partial.min()) if agg.min is None else min(agg.min, float(partial.min()))
+                agg.max = float(partial.max()) if agg.max is None else max(agg.max, float(partial.max()))
+                agg.sum += float(partial.sum())
+                agg.count += len(partial)
+
+
+def _add_objects(
+    conn: Connection, seg: Segment, aggregate: Callable[[str], Aggregate], last: dict[str, tuple[int, Any]]
+) -> None:
+    """Non-numeric values: the last one per key within the bound."""
+    v = history_values.c
+    latest = (
+        select(v.key, func.max(v.step).label("step"))
+        .where(v.incarnation_id == seg.incarnation_id, v.stream == 0, v.step <= seg.max_step)
+        .group_by(v.key)
+        .subquery()
+    )
+    for key, step, blob in conn.execute(
+        select(v.key, v.step, v.value).join(
+            latest,
+            and_(
+                v.key == latest.c.key,
+                v.step == latest.c.step,
+                v.incarnation_id == seg.incarnation_id,
+                v.stream == 0,
+            ),
+        )
+    ).all():
+        value = msgpack.unpackb(blob)
+        if key not in last or last[key][0] <= step:
+            last[key] = (int(step), value)
+        agg = aggregate(key)
+        agg.last = value
+        if not agg.has_first:
+            agg.first, agg.has_first = value, True
