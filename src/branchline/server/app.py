@@ -34,12 +34,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.store_url, crash_timeout=settings.crash_timeout)
+        store.stop_timeout = settings.stop_timeout
         app.state.store = store
         app.state.chart_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="branchline-charts")
         try:
-            # Runs silent past the crash timeout become `crashed` even if nobody reads them; with
-            # several replicas, only the one holding the store's lease does it (server/background.py).
-            interval = max(1.0, min(60.0, settings.crash_timeout / 4))
+            # Runs silent past the crash timeout become `crashed`, and runs whose stop is overdue
+            # `killed`, even if nobody reads them; with several replicas, only the one holding the
+            # store's lease does it (server/background.py).
+            interval = max(1.0, min(60.0, min(settings.crash_timeout, settings.stop_timeout) / 4))
             async with background.background_work(lambda: app.state.store, interval, app.state.background):
                 yield
         finally:

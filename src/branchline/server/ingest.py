@@ -37,6 +37,7 @@ from branchline.server.ingest_models import (
 )
 from branchline.server.ingest_records import validate_records
 from branchline.store import Store
+from branchline.store.stops import NOTE_ESCALATED
 
 __all__ = [
     "MAX_BATCH_BYTES",
@@ -264,3 +265,18 @@ async def crashed(
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _killed(store: Store, principal: Principal, incarnation_id: str) -> None:
+    _owned_incarnation(store, principal, incarnation_id)
+    store.mark_killed(incarnation_id, NOTE_ESCALATED)
+
+
+@router.post(
+    "/incarnations/{incarnation_id}/killed",
+    response_model=Ok,
+    summary="A stop was ignored and the writer terminated the training process: mark the run killed",
+)
+async def killed(incarnation_id: IncarnationPath, request: Request, principal: AuthPrincipalDep) -> dict[str, Any]:
+    await run_in_threadpool(_killed, _store(request), principal, incarnation_id)
+    return {"ok": True}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from branchline.store import DEFAULT_CRASH_TIMEOUT
+from branchline.store.stops import DEFAULT_STOP_TIMEOUT
 
 __all__ = ["DEFAULT_UI_DIST", "ServerSettings"]
 
@@ -29,6 +30,8 @@ class ServerSettings:
     artifacts_url: str | None = None
     read_only: bool = False
     crash_timeout: float = DEFAULT_CRASH_TIMEOUT
+    #: Seconds a stop from the UI may take before the run is marked killed (store/stops.py).
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
     #: Origins allowed to call the API from another origin (the Vite dev server, for instance).
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     #: Check API keys (server/auth.py). Off: the caller is the local single user (`branchline ui`).

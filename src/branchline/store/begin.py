@@ -16,6 +16,7 @@ from branchline.store.lineage import derive_summary, segments_for
 from branchline.store.liveness import incarnation_row, is_alive
 from branchline.store.schema import incarnations, projects, runs, writer_sessions
 from branchline.store.sql import ensure_project
+from branchline.store.stops import without_stop
 from branchline.vocab import RunState, random_run_name
 
 __all__ = ["begin_run", "forked_from_info"]
@@ -98,7 +99,7 @@ class _Begin:
             run_pk=self.existing.pk,
             branch_kind="rewind",
             ordinal=int(cur.ordinal) + 1,
-            run_metadata=spec.metadata or dict(cur.run_metadata),
+            run_metadata=spec.metadata or without_stop(cur.run_metadata),
         )
         _update_run_fields(self.conn, self.existing.pk, spec, self.now, current_incarnation=spec.incarnation_id)
         return self.started(spec.incarnation_id)
@@ -217,7 +218,8 @@ def _create_run(conn: Connection, spec: RunSpec, project_id: int, now: float) ->
 
 
 def _update_run_fields(conn: Connection, pk: int, spec: RunSpec, now: float, **extra: Any) -> None:
-    values: dict[str, Any] = {"updated_at": now, **extra}
+    # A resumed or rewound run starts afresh: an earlier stop request is not for it.
+    values: dict[str, Any] = {"updated_at": now, "stop_requested": False, **extra}
     for name, column in (("name", "name"), ("notes", "notes"), ("group", "run_group"), ("job_type", "job_type")):
         if getattr(spec, name) is not None:
             values[column] = getattr(spec, name)

@@ -18,7 +18,7 @@ from branchline.rejects import Rejected, isolate, rejection
 from branchline.runspec import RunSpec, RunStart
 from branchline.store import apply as apply_mod
 from branchline.store import artifacts as arts
-from branchline.store import catalog, charts, reads, writes
+from branchline.store import catalog, charts, reads, stops, writes
 from branchline.store import schema as tables
 from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
@@ -71,6 +71,8 @@ class Store(AuthStoreMixin):
         self.url = normalize_url(url)
         self.files_dir = files_dir
         self.crash_timeout = crash_timeout
+        #: Seconds a stop request may take before the run is marked killed (store/stops.py).
+        self.stop_timeout = stops.DEFAULT_STOP_TIMEOUT
         self.engine = make_engine(self.url)
         try:
             ensure_schema(self.engine, url, create=create)
@@ -164,12 +166,23 @@ class Store(AuthStoreMixin):
             )
 
     def reap_stale(self) -> int:
-        """Mark runs whose writer is gone as crashed; a cheap read unless some are."""
+        """Mark runs whose writer is gone as crashed, and runs whose stop is overdue as killed;
+        a cheap read unless some are."""
         with self._read() as conn:
-            if not writes.stale_incarnations(conn, time.time(), self.crash_timeout):
+            now = time.time()
+            if not writes.stale_incarnations(conn, now, self.crash_timeout) and not stops.overdue_stops(
+                conn, now, self.stop_timeout
+            ):
                 return 0
         with self._write() as conn:
-            return writes.reap_stale(conn, time.time(), self.crash_timeout)
+            # Overdue stops first: a run asked to stop that then went silent ends killed, not crashed.
+            killed = stops.reap_overdue_stops(conn, time.time(), self.stop_timeout)
+            return killed + writes.reap_stale(conn, time.time(), self.crash_timeout)
+
+    def mark_killed(self, incarnation_id: str, note: str) -> bool:
+        """End a live incarnation as `killed` with `note` (store/stops.py); whether it was live."""
+        with self._write() as conn:
+            return stops.mark_killed(conn, incarnation_id, note, time.time())
 
     def lease(self, name: str) -> Lease:
         """The lease on background job `name`, held by one process at a time (store/leases.py)."""
@@ -259,7 +272,7 @@ class Store(AuthStoreMixin):
 
     def request_stop(self, run: RunView) -> None:
         with self._write() as conn:
-            conn.execute(update(runs).where(runs.c.pk == run.pk).values(stop_requested=True))
+            stops.record_stop_request(conn, run.pk, run.incarnation_id, time.time())
 
     def move_run(self, run: RunView, project: str, entity: str | None = None) -> None:
         target_entity = entity or run.entity
