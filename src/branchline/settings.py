@@ -90,6 +90,8 @@ class Settings:
     x_stats_sampling_interval: float = 15.0
     x_stats_disk_paths: tuple[str, ...] = ("/",)
     x_writer_poll_seconds: float = 0.1
+    # Seconds a process stopped from the UI has to end before it gets SIGTERM, then SIGKILL.
+    x_stop_grace: float = 15.0
     max_end_of_run_history_metrics: int = 10
     capture_loggers: dict[str, str | int] | None = None  # logger name -> level, into the console log
     alert_webhook_url: str | None = None

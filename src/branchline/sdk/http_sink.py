@@ -82,6 +82,10 @@ class HttpSink:
     def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None:
         self.http.request("POST", f"/api/v1/incarnations/{incarnation_id}/crashed", params={"session_id": session_id})
 
+    def mark_killed(self, incarnation_id: str) -> None:
+        # The server writes the note: the writer terminated a process that ignored a stop.
+        self.http.request("POST", f"/api/v1/incarnations/{incarnation_id}/killed")
+
     def close(self) -> None:
         self.http.close()
 

@@ -166,6 +166,7 @@ def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal:
             "target": target,
             "poll_seconds": settings.x_writer_poll_seconds,
             "heartbeat_seconds": settings.heartbeat_seconds,
+            "stop_grace": settings.x_stop_grace,
         }
         if context.store_opener is not None:
             args["begin"] = spec.to_json()  # a fast start: the writer creates the run
@@ -180,10 +181,20 @@ def _start(settings: Settings, spec: RunSpec, moment_kind: str | None, terminal:
 
 def _stop_requested(context: RunContext) -> None:
     import _thread
+    import signal
 
     context.killed = True
+    grace = context.settings.x_stop_grace
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        # interrupt_main() does nothing then: the writer ends the process (sdk/stopping.py).
+        context.terminal.warn(
+            f"Run {context.start.run_id} was stopped from the UI or API, but this process ignores "
+            f"SIGINT; it gets SIGTERM in {grace:g} s and SIGKILL {grace:g} s later."
+        )
+        return
     context.terminal.warn(
-        f"Run {context.start.run_id} was stopped from the UI or API; interrupting the training process."
+        f"Run {context.start.run_id} was stopped from the UI or API; interrupting the training process "
+        f"(if it does not end within {grace:g} s it is terminated)."
     )
     _thread.interrupt_main()
 

@@ -36,6 +36,7 @@ class Sink(Protocol):
     def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int: ...
     def heartbeat(self, incarnation_id: str) -> bool: ...
     def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None: ...
+    def mark_killed(self, incarnation_id: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -79,6 +80,12 @@ class LocalSink:
 
     def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None:
         self.store.mark_crashed(incarnation_id, session_id)
+
+    def mark_killed(self, incarnation_id: str) -> None:
+        """The writer terminated a training process that ignored a stop (sdk/stopping.py)."""
+        from branchline.store.stops import NOTE_ESCALATED
+
+        self.store.mark_killed(incarnation_id, NOTE_ESCALATED)
 
     def close(self) -> None:
         self.store.close()

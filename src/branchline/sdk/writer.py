@@ -28,6 +28,7 @@ from branchline.rejects import isolate, set_aside
 from branchline.runspec import RunSpec
 from branchline.sdk.journal_read import JournalReader, RowBlocks
 from branchline.sdk.sink import Sink, local_store, make_sink
+from branchline.sdk.stopping import DEFAULT_STOP_GRACE, StopEscalation
 from branchline.vocab import RecordKind
 
 __all__ = ["WRITER_NICENESS", "WriterLoop", "main"]
@@ -48,6 +49,7 @@ class WriterLoop:
         poll_seconds: float = 0.1,
         heartbeat_seconds: float = 30.0,
         run_path: str = "",
+        escalation: StopEscalation | None = None,
     ) -> None:
         self.reader = JournalReader(journal, blocks=True)
         self.blocks = RowBlocks()
@@ -63,6 +65,8 @@ class WriterLoop:
         self.saw_exit = False
         self.error_reported = False
         self.stop_sent = False
+        #: Ends the training process if it ignores a stop (sdk/stopping.py); None: never.
+        self.escalation = escalation
         self.backoff = 0.0
 
     def step(self) -> bool:
@@ -133,6 +137,8 @@ class WriterLoop:
         if stop and not self.stop_sent:
             self.stop_sent = True
             self.send({"event": "stop"})
+            if self.escalation is not None:
+                self.escalation.request()
 
     def drain(self, deadline: float | None) -> None:
         while deadline is None or time.monotonic() < deadline:
@@ -154,6 +160,8 @@ class WriterLoop:
             if now - last_heartbeat >= self.heartbeat_seconds:
                 last_heartbeat = now
                 self.heartbeat()
+            if self.escalation is not None:
+                self.escalation.tick()
             try:
                 command = commands.get(timeout=0 if worked else (self.backoff or self.poll_seconds))
             except queue.Empty:
@@ -163,7 +171,10 @@ class WriterLoop:
                 self.drain(deadline=None)
                 if not self.saw_exit:
                     try:
-                        self.sink.mark_crashed(self.incarnation_id, self.session_id)
+                        if self.escalation is not None and self.escalation.escalated:
+                            self.sink.mark_killed(self.incarnation_id)  # it ignored the stop
+                        else:
+                            self.sink.mark_crashed(self.incarnation_id, self.session_id)
                     except Exception as exc:
                         self._report(exc)
                 return
@@ -261,6 +272,7 @@ def main(argv: list[str]) -> int:
         # When the machine is busy, training goes first: the journal holds what the writer has not
         # stored yet, and finish() waits for it.
         os.nice(WRITER_NICENESS)
+    parent_pid = os.getppid()  # the training process, which a stop may have to end
     if len(argv) >= 2 and argv[0] == "--prewarm":
         _prewarm(argv[1])
         first = sys.stdin.readline()
@@ -319,6 +331,7 @@ def main(argv: list[str]) -> int:
         poll_seconds=float(args.get("poll_seconds", 0.1)),
         heartbeat_seconds=float(args.get("heartbeat_seconds", 30.0)),
         run_path=str(args.get("run_path") or ""),
+        escalation=StopEscalation(parent_pid, float(args.get("stop_grace", DEFAULT_STOP_GRACE))),
     )
     try:
         loop.serve(commands)

@@ -1,0 +1,137 @@
+"""A stop from the UI or API ends in a known state within a bounded time, whatever the process does.
+
+- A training process that ignores SIGINT (or SIGINT and SIGTERM) is escalated on by its writer:
+  SIGTERM, then SIGKILL; the run ends `killed` with a note, and every step logged before is stored.
+- A run whose process cannot be reached (its writer is gone, its host elsewhere) is marked `killed`
+  by the server's background loop once the stop timeout has passed, without anyone reading it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from branchline.server.app import create_app
+from branchline.server.settings import ServerSettings
+from branchline.store import Store, open_store
+from branchline.store.reads import RunView
+from branchline.store.stops import NOTE_ESCALATED, NOTE_UNCONFIRMED, STOP_KEY
+from tests import store_factory
+from tests.conftest import QUIET
+from tests.test_store_contract import history, spec
+
+any_store_url = store_factory.any_store_url
+
+STEPS = 300
+
+_STUBBORN = """
+    import signal, sys, time, branchline
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup, or a framework's own handler
+    if sys.argv[2] == "term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settings = {{**{quiet!r}, "store_url": sys.argv[1], "heartbeat_seconds": 0.2, "x_stop_grace": 0.5}}
+    run = branchline.init(entity="team", project="stops", id="stubborn", settings=settings)
+    for step in range({steps}):
+        run.log({{"x": float(step)}})
+    print("LOGGED", flush=True)
+    while True:  # training that never notices the stop
+        time.sleep(0.05)
+"""
+
+
+def _child_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
+    env["BRANCHLINE_CONFIG_DIR"] = str(tmp_path / ".config")
+    return env
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.mark.parametrize("ignores", ["int", "term"], ids=["ignores-SIGINT", "ignores-SIGINT-and-SIGTERM"])
+def test_a_process_ignoring_the_interrupt_is_terminated_and_the_run_ends_killed(
+    sqlite_url: str, tmp_path: Path, ignores: str
+) -> None:
+    code = textwrap.dedent(_STUBBORN.format(quiet=QUIET, steps=STEPS))
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, sqlite_url, ignores],
+        cwd=tmp_path,
+        env=_child_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.strip() == "LOGGED", child.stderr.read() if child.stderr else line
+        with open_store(sqlite_url) as store:
+            store.request_stop(_wait_for_state(store, "team", "stops", "stubborn", "running", timeout=20))
+            requested = time.monotonic()
+            # Heartbeat (0.2 s) + SIGINT's grace (0.5 s) + SIGTERM's grace (0.5 s), with room to spare.
+            returncode = child.wait(timeout=20)
+            ended = time.monotonic() - requested
+            expected = -signal.SIGKILL if ignores == "term" else -signal.SIGTERM
+            assert returncode == expected, (returncode, child.stderr.read() if child.stderr else "")
+            run = _wait_for_state(store, "team", "stops", "stubborn", "killed", timeout=20)
+            assert run.metadata[STOP_KEY]["note"] == NOTE_ESCALATED
+            assert run.metadata[STOP_KEY]["ended_at"] >= run.metadata[STOP_KEY]["requested_at"]
+            steps, values = store.read_series(run.incarnation_id, "x")
+            assert list(steps) == list(range(STEPS)) and list(values) == [float(s) for s in range(STEPS)]
+        assert ended < 15, f"the stubborn process took {ended:.1f} s to end"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def _wait_for_state(store: Store, entity: str, project: str, run_id: str, state: str, timeout: float) -> RunView:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = store.get_run(entity, project, run_id)
+        if (run is not None and run.state == state) or time.monotonic() > deadline:
+            assert run is not None and run.state == state, run
+            return run
+        time.sleep(0.05)
+
+
+def test_a_stop_nobody_confirms_is_marked_killed_by_the_servers_bound(any_store_url: str) -> None:
+    """The run's process is on another host and its writer went quiet: nothing can escalate."""
+    with open_store(any_store_url) as store:
+        s = spec("unreachable")  # host "elsewhere": its liveness comes from heartbeats only
+        start = store.begin_run(s)
+        store.apply(s.session_id, history(0, 10))
+        store.heartbeat(start.incarnation_id)  # alive a moment ago; then silence (crash timeout: 300 s)
+    settings = ServerSettings(store_url=any_store_url, ui_dist=None, stop_timeout=1.0)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        url = "/api/v1/runs/team/proj/unreachable"
+        stopped = client.post(url + "/stop")
+        assert stopped.status_code == 200, stopped.text
+        assert stopped.json()["stop_requested"] is True and stopped.json()["state"] == "running"
+        requested_at = stopped.json()["metadata"][STOP_KEY]["requested_at"]
+        # Nobody reads the run meanwhile: the background loop (under its lease) ends it.
+        time.sleep(3.5)
+        with open_store(any_store_url) as other:
+            view = other.get_incarnation(start.incarnation_id)
+            assert view is not None and view.state == "killed", view
+            assert view.metadata[STOP_KEY]["note"] == NOTE_UNCONFIRMED.format(seconds=1.0)
+            assert view.metadata[STOP_KEY]["ended_at"] - requested_at >= 1.0
+        detail = client.get(url).json()
+        assert detail["state"] == "killed" and detail["metadata"][STOP_KEY]["note"].startswith("stopped from the UI")
+        # A later heartbeat from the lost writer does not revive it, and it learns to stop.
+        with open_store(any_store_url) as other:
+            assert other.heartbeat(start.incarnation_id) is True
+            assert other.require_run("team", "proj", "unreachable").state == "killed"
+            steps, _ = other.read_series(start.incarnation_id, "loss")
+            assert list(steps) == list(range(10))
