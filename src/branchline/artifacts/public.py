@@ -37,16 +37,17 @@ RunWrapper = Callable[[Any], Any] | None
 
 def _backend(store: Any, blob_url: str | None, wrap_run: RunWrapper, entity: str | None = None) -> ArtifactBackend:
     """The artifact backend for an `Api` backend: the one it serves (a server's), else the store plus blobs."""
-    if isinstance(store, ServesArtifacts):
+    if not isinstance(store, ServesArtifacts):
+        return embedded_backend(store, blob_url, wrap_run)
+    reader: Any = store  # also the Api backend's run catalog
 
-        def load(incarnation_id: str) -> Any:
-            view = store.get_incarnation(incarnation_id)  # type: ignore[attr-defined]
-            if view is None:
-                return None
-            return wrap_run(view) if wrap_run is not None else view
+    def load(incarnation_id: str) -> Any:
+        view = reader.get_incarnation(incarnation_id)
+        if view is None:
+            return None
+        return wrap_run(view) if wrap_run is not None else view
 
-        return store.artifact_backend(entity, load)
-    return embedded_backend(store, blob_url, wrap_run)
+    return store.artifact_backend(entity, load)
 
 
 def _where(entity: str | None, project: str | None, text: str) -> tuple[str, str]:
