@@ -271,3 +271,14 @@ def test_offline_loop_stages_each_epoch_and_keeps_no_copies(tmp_path: Path) -> N
     with store_at(tmp_path) as store:
         rows = sync_offline_artifacts(run_dir, store, entity=entity, project="p", incarnation_id=incarnation)
         assert [r.version for r in rows] == [f"v{i}" for i in range(EPOCHS)]
+
+
+def test_an_unusable_staging_directory_says_how_to_get_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "w.bin").write_bytes(b"w")
+    (tmp_path / "not-a-dir").write_bytes(b"")
+    monkeypatch.setenv("BRANCHLINE_ARTIFACT_STAGING_DIR", str(tmp_path / "not-a-dir" / "staging"))
+    art = branchline.Artifact("m", "model")
+    with pytest.raises(OSError, match=r"BRANCHLINE_ARTIFACT_STAGING_DIR.*policy='immutable'"):
+        art.add_file(tmp_path / "w.bin")
+    art.add_file(tmp_path / "w.bin", policy="immutable")  # no copy, so no staging directory needed
+    assert len(art.manifest) == 1

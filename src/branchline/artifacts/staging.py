@@ -202,6 +202,19 @@ def _capture_one(source: str, target: str, known: str | None, known_stat: FileSt
         os.close(src)
 
 
+_STAGING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def _staging_error(exc: OSError, what: str) -> OSError:
+    """The same OSError, saying what failed and the two ways out."""
+    return type(exc)(
+        exc.errno,
+        f"Cannot {what} ({exc.strerror}). Files added with policy='mutable' (the default) are copied "
+        f"there; set {STAGING_ENV} to a writable directory with room, or add files you will not "
+        "change with policy='immutable' (no copy).",
+    )
+
+
 class Capture:
     """The staged copies of one draft artifact; `cleanup()` deletes them."""
 
@@ -222,7 +235,10 @@ class Capture:
                     _swept = True
                     sweep_stale(root)
                 folder = root / f"{_HOST}.{os.getpid()}.{secrets.token_hex(4)}"
-                folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise _staging_error(exc, f"create the artifact staging directory {folder}") from exc
                 self._dir = str(folder)
             return self._dir
 
@@ -253,7 +269,12 @@ class Capture:
                     self._deferred.add(paths[i])
                 return digest, paths[i], stats[i]
             target = self._target(paths[i])
-            found, staged = _capture_one(paths[i], target, digest, stats[i])
+            try:
+                found, staged = _capture_one(paths[i], target, digest, stats[i])
+            except OSError as exc:
+                if exc.errno not in _STAGING_ERRNOS or exc.filename == paths[i]:
+                    raise  # about the file itself (gone, unreadable): the usual error
+                raise _staging_error(exc, f"copy {paths[i]} to {target}") from exc
             return found, target, staged
 
         count = min(8, (os.cpu_count() or 1) * 2)
