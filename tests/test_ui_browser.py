@@ -742,6 +742,8 @@ def test_stop_a_running_run(page: Any, site: dict[str, Any]) -> None:
         page.get_by_role("button", name="Stop run").click()
         page.get_by_role("dialog").get_by_role("button", name="Stop run").click()
         page.get_by_role("button", name="Stopping…").wait_for()
+        # Meanwhile the page says when the stop was asked for, not just that it is pending.
+        page.get_by_test_id("stop-status").filter(has_text="stop requested at").wait_for()
         assert proc.wait(timeout=30) != 0
         page.locator(".run-title .state-killed").wait_for(timeout=20_000)
         assert page.get_by_role("button", name="Stop run").count() == 0

@@ -34,6 +34,39 @@ function isRunning(state: string): boolean {
   return state === "running" || state === "preempting" || state === "pending";
 }
 
+// A stop from the UI: when it was asked for while it is under way (the SDK interrupts the process,
+// then terminates it; the server marks the run killed if nothing confirms), the note once it ended.
+type StopInfo = { requested_at?: number; ended_at?: number; note?: string };
+
+function stopInfo(run: RunDetail): StopInfo {
+  const stop = run.metadata.stop;
+  return stop !== null && typeof stop === "object" ? (stop as StopInfo) : {};
+}
+
+function clock(epoch: number): string {
+  return new Date(epoch * 1000).toLocaleTimeString();
+}
+
+function StopStatus({ run }: { run: RunDetail }) {
+  const stop = stopInfo(run);
+  if (run.stop_requested && isRunning(run.state)) {
+    const when = typeof stop.requested_at === "number" ? ` at ${clock(stop.requested_at)}` : "";
+    return (
+      <span class="muted" role="status" data-testid="stop-status">
+        {` · stop requested${when}; escalating: interrupt, then terminate the process if it ignores the stop`}
+      </span>
+    );
+  }
+  if (run.state === "killed" && typeof stop.note === "string") {
+    return (
+      <span class="muted" data-testid="stop-status">
+        {` · ${stop.note}`}
+      </span>
+    );
+  }
+  return null;
+}
+
 function Field({ label, children }: { label: string; children: ComponentChildren }) {
   return (
     <div class="field-row">
@@ -252,7 +285,7 @@ function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
           <Field label="State">
             <StateBadge state={run.state} />
             {run.exit_code !== null && <span class="muted"> exit code {run.exit_code}</span>}
-            {run.stop_requested && isRunning(run.state) && <span class="muted"> · stop requested</span>}
+            <StopStatus run={run} />
           </Field>
           <Field label="Start time">{formatDate(run.started_at)}</Field>
           <Field label="Duration">{formatDuration(run.duration)}</Field>
@@ -416,6 +449,11 @@ export function RunPage({
               type="button"
               class="btn btn-danger"
               disabled={run.stop_requested}
+              title={
+                run.stop_requested && typeof stopInfo(run).requested_at === "number"
+                  ? `Stop requested at ${clock(stopInfo(run).requested_at as number)}`
+                  : undefined
+              }
               onClick={async () => {
                 const ok = await confirmDialog({
                   title: "Stop this run?",
