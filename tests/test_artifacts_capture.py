@@ -282,3 +282,24 @@ def test_an_unusable_staging_directory_says_how_to_get_out(tmp_path: Path, monke
         art.add_file(tmp_path / "w.bin")
     art.add_file(tmp_path / "w.bin", policy="immutable")  # no copy, so no staging directory needed
     assert len(art.manifest) == 1
+
+
+def test_branchline_sync_removes_a_killed_process_staging(tmp_path: Path) -> None:
+    (tmp_path / "w.bin").write_bytes(b"w" * 1000)
+    env = {**os.environ, "BRANCHLINE_CACHE_DIR": str(tmp_path / ".cache")}
+    killed = textwrap.dedent(
+        f"""
+        import os, signal, branchline
+        art = branchline.Artifact("m", "model")
+        art.add_file({str(tmp_path / "w.bin")!r})
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", killed], env=env, cwd=tmp_path, capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(staged_files()) == 1
+    proc = subprocess.run(
+        [sys.executable, "-m", "branchline", "sync"], env=env, cwd=tmp_path, capture_output=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert staged_files() == [] and list(staging_root().iterdir()) == []

@@ -35,6 +35,10 @@ def sync(
     from branchline.sdk.sync import describe_failure, journal_in_use, pending_journals, sync_journal
 
     settings = settings_for(root_dir, store_url)
+    if not dry_run:
+        from branchline.artifacts.staging import sweep_stale
+
+        sweep_stale()  # artifact copies a killed process left in staging
     journals: list[Path] = []
     for path in paths:
         if path.is_dir():
