@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,6 +26,7 @@ from branchline.store import Store, open_store
 from branchline.store.reads import RunView
 from branchline.store.stops import NOTE_ESCALATED, NOTE_UNCONFIRMED, STOP_KEY
 from tests import store_factory
+from tests.backends import ServerProcess
 from tests.conftest import QUIET
 from tests.test_store_contract import history, spec
 
@@ -37,8 +39,10 @@ _STUBBORN = """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup, or a framework's own handler
     if sys.argv[2] == "term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    settings = {{**{quiet!r}, "store_url": sys.argv[1], "heartbeat_seconds": 0.2, "x_stop_grace": 0.5}}
-    run = branchline.init(entity="team", project="stops", id="stubborn", settings=settings)
+    settings = {{**{quiet!r}, "heartbeat_seconds": 0.2, "x_stop_grace": 0.5}}
+    if sys.argv[1] != "-":  # else a server, from BRANCHLINE_BASE_URL and BRANCHLINE_API_KEY
+        settings["store_url"] = sys.argv[1]
+    run = branchline.init(entity=sys.argv[3], project="stops", id="stubborn", settings=settings)
     for step in range({steps}):
         run.log({{"x": float(step)}})
     print("LOGGED", flush=True)
@@ -62,19 +66,8 @@ def sqlite_url(tmp_path: Path) -> str:
 def test_a_process_ignoring_the_interrupt_is_terminated_and_the_run_ends_killed(
     sqlite_url: str, tmp_path: Path, ignores: str
 ) -> None:
-    code = textwrap.dedent(_STUBBORN.format(quiet=QUIET, steps=STEPS))
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, sqlite_url, ignores],
-        cwd=tmp_path,
-        env=_child_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = _start_stubborn(tmp_path, sqlite_url, ignores, "team", {})
     try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        assert line.strip() == "LOGGED", child.stderr.read() if child.stderr else line
         with open_store(sqlite_url) as store:
             store.request_stop(_wait_for_state(store, "team", "stops", "stubborn", "running", timeout=20))
             requested = time.monotonic()
@@ -93,6 +86,69 @@ def test_a_process_ignoring_the_interrupt_is_terminated_and_the_run_ends_killed(
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def _start_stubborn(
+    tmp_path: Path, target: str, ignores: str, entity: str, env: dict[str, str]
+) -> subprocess.Popen[str]:
+    """A training process that ignores SIGINT (and SIGTERM), once it has logged STEPS steps."""
+    code = textwrap.dedent(_STUBBORN.format(quiet=QUIET, steps=STEPS))
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, target, ignores, entity],
+        cwd=tmp_path,
+        env={**_child_env(tmp_path), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if line.strip() != "LOGGED":
+        child.kill()
+        pytest.fail(f"the training process did not start: {child.communicate()[1]}")
+    return child
+
+
+def test_a_remote_run_ignoring_the_interrupt_ends_killed_on_the_server(tmp_path: Path) -> None:
+    """Over HTTP: the writer escalates and tells the server, which writes the note."""
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    store_url = f"sqlite:///{workdir / 'store.db'}"
+    with open_store(store_url) as store:
+        store.create_user("alice")
+        key = store.create_api_key("alice")[1]
+    # A long stop timeout: the writer's escalation, not the server's bound, ends this run.
+    server = ServerProcess(store_url, workdir, extra_args=["--stop-timeout", "600"])
+    server.start()
+    try:
+        env = {"BRANCHLINE_BASE_URL": server.base_url, "BRANCHLINE_API_KEY": key}
+        child = _start_stubborn(tmp_path, "-", "int", "alice", env)
+        try:
+            headers = {"Authorization": f"Bearer {key}"}
+            url = f"{server.base_url}/api/v1/runs/alice/stops/stubborn"
+            deadline = time.monotonic() + 20
+            while httpx.get(url, headers=headers).status_code != 200:
+                assert time.monotonic() < deadline, "the run never reached the server"
+                time.sleep(0.1)
+            stopped = httpx.post(url + "/stop", headers=headers)
+            assert stopped.status_code == 200, stopped.text
+            assert child.wait(timeout=20) == -signal.SIGTERM
+            deadline = time.monotonic() + 20
+            while (detail := httpx.get(url, headers=headers).json())["state"] != "killed":
+                assert time.monotonic() < deadline, detail
+                time.sleep(0.1)
+            assert detail["metadata"][STOP_KEY]["note"] == NOTE_ESCALATED
+            assert detail["last_step"] == STEPS - 1
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        with open_store(store_url) as store:
+            run = store.require_run("alice", "stops", "stubborn")
+            steps, _ = store.read_series(run.incarnation_id, "x")
+            assert list(steps) == list(range(STEPS))
+    finally:
+        server.stop()
 
 
 def _wait_for_state(store: Store, entity: str, project: str, run_id: str, state: str, timeout: float) -> RunView:

@@ -84,6 +84,7 @@ def serve(
     crash_timeout: float | None = None,
     workers: int = 1,
     artifacts_url: str | None = None,
+    stop_timeout: float | None = None,
 ) -> None:
     """Open the store, serve the app until Ctrl+C, and optionally open a browser once it listens."""
     import dataclasses
@@ -107,6 +108,8 @@ def serve(
         crash_timeout=DEFAULT_CRASH_TIMEOUT if crash_timeout is None else crash_timeout,
         artifacts_url=artifacts_url,
     )
+    if stop_timeout is not None:
+        settings = dataclasses.replace(settings, stop_timeout=stop_timeout)
     if workers > 1:
         # Several processes need an import string and a factory; settings travel in the environment.
         values = dataclasses.asdict(settings)
@@ -185,6 +188,12 @@ def ui(port: int, host: str, no_browser: bool, read_only: bool, root_dir: Path |
     default=None,
     help="Seconds without a heartbeat before a run is marked crashed (default 300).",
 )
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="Seconds a stop from the UI or API may take before the run is marked killed (default 120).",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--artifacts",
@@ -200,6 +209,7 @@ def server(
     read_only: bool,
     auth: bool | None,
     crash_timeout: float | None,
+    stop_timeout: float | None,
     workers: int,
     artifacts_url: str | None,
     root_dir: Path | None,
@@ -250,4 +260,5 @@ def server(
         crash_timeout=crash_timeout,
         workers=workers,
         artifacts_url=artifacts_url,
+        stop_timeout=stop_timeout,
     )
