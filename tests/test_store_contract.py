@@ -412,6 +412,25 @@ def test_close_releases_the_store(any_store_url: str) -> None:
         assert again.list_projects() == []
 
 
+def test_a_live_run_is_killed_once(store: Store) -> None:
+    s = spec("stuck")
+    start = store.begin_run(s)
+    assert store.mark_killed(start.incarnation_id, "no answer to the stop")
+    assert store.require_run("team", "proj", "stuck").state == "killed"
+    assert not store.mark_killed(start.incarnation_id, "again")  # no longer live
+
+
+def test_a_lease_is_held_by_one_holder_at_a_time(store: Store, any_store_url: str) -> None:
+    first = store.lease("reaper")
+    assert first.acquire() and first.held
+    with open_store(any_store_url) as other:
+        second = other.lease("reaper")
+        assert not second.acquire()
+        first.release()
+        assert second.acquire()
+        second.release()
+
+
 def _called_methods() -> set[str]:
     """Names this module calls as methods (`x.name(...)`), read from its source."""
     tree = ast.parse(Path(__file__).read_text())

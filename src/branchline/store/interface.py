@@ -18,6 +18,7 @@ from branchline.runspec import RunSpec, RunStart
 from branchline.store.artifacts import EntryRow, VersionRow
 from branchline.store.auth import AuthUser, KeyRow, TeamRow, UserRow
 from branchline.store.charts import ChartSeries
+from branchline.store.leases import Lease
 from branchline.store.options import ChartOptions, ListQuery, StepRange
 from branchline.store.overview import Overview
 from branchline.store.reads import RunView
@@ -32,6 +33,7 @@ __all__ = [
     "ChartSeries",
     "Closable",
     "EntryRow",
+    "Leases",
     "ListQuery",
     "ProjectReader",
     "ProjectStats",
@@ -60,6 +62,7 @@ class RunLog(Protocol):
     def applied_seq(self, session_id: str) -> int | None: ...
     def heartbeat(self, incarnation_id: str) -> bool: ...
     def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None: ...
+    def mark_killed(self, incarnation_id: str, note: str) -> bool: ...
     def reap_stale(self) -> int: ...
 
 
@@ -180,6 +183,12 @@ class ArtifactIndex(Protocol):
     def blob_in_project(self, entity: str, project: str, digest: str) -> bool: ...
 
 
+class Leases(Protocol):
+    """Background work that one process of many runs at a time."""
+
+    def lease(self, name: str) -> Lease: ...
+
+
 class Closable(Protocol):
     def close(self) -> None: ...
 
@@ -189,7 +198,7 @@ class ApiBackend(RunCatalog, SeriesReader, ProjectReader, RunFiles, Closable, Pr
 
 
 class StoreInterface(
-    RunLog, RunLookup, ChartReader, ProjectStats, RunTelemetry, AuthDirectory, ArtifactIndex, Closable, Protocol
+    RunLog, RunLookup, ChartReader, ProjectStats, RunTelemetry, AuthDirectory, ArtifactIndex, Leases, Closable, Protocol
 ):
     """Everything a server, the SDK's writer and the CLI may ask of persistence."""
 
@@ -207,6 +216,7 @@ ROLES: tuple[type, ...] = (
     RunTelemetry,
     AuthDirectory,
     ArtifactIndex,
+    Leases,
     Closable,
 )
 
