@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from branchline.sdk.stopping import StopEscalation
 from branchline.server.app import create_app
 from branchline.server.settings import ServerSettings
 from branchline.store import Store, open_store
@@ -191,3 +192,44 @@ def test_a_stop_nobody_confirms_is_marked_killed_by_the_servers_bound(any_store_
             assert other.require_run("team", "proj", "unreachable").state == "killed"
             steps, _ = other.read_series(start.incarnation_id, "loss")
             assert list(steps) == list(range(10))
+
+
+def test_escalation_signals_only_its_own_training_process_and_only_when_due() -> None:
+    """SIGTERM after one grace, SIGKILL after two; nothing once the process that started it is gone."""
+    now = [100.0]
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        parent = [sleeper.pid]
+        escalation = StopEscalation(sleeper.pid, 2.0, clock=lambda: now[0], parent=lambda: parent[0])
+        escalation.tick()
+        assert escalation.sent == []  # no stop yet
+        escalation.request()
+        now[0] += 1.9
+        escalation.tick()
+        assert escalation.sent == [] and not escalation.escalated
+        now[0] += 0.2
+        escalation.tick()
+        assert escalation.sent == [signal.SIGTERM] and escalation.escalated
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+        # Re-parented: the pid may name another process by now, so nothing more is sent.
+        parent[0] = 1
+        now[0] += 5
+        escalation.tick()
+        assert escalation.sent == [signal.SIGTERM] and escalation.gone
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_a_resumed_run_does_not_inherit_an_old_stop(any_store_url: str) -> None:
+    with open_store(any_store_url) as store:
+        first = spec("again")
+        start = store.begin_run(first)
+        store.request_stop(store.require_run("team", "proj", "again"))
+        assert store.mark_killed(start.incarnation_id, NOTE_ESCALATED) is True
+        assert store.mark_killed(start.incarnation_id, NOTE_ESCALATED) is False  # ended already
+        store.begin_run(spec("again", resume="allow"))
+        run = store.require_run("team", "proj", "again")
+        assert run.state == "running" and run.stop_requested is False
+        assert store.heartbeat(start.incarnation_id) is False

@@ -140,6 +140,14 @@ class WriterLoop:
             if self.escalation is not None:
                 self.escalation.request()
 
+    def _mark_killed(self) -> None:
+        try:
+            self.sink.mark_killed(self.incarnation_id)
+        except Exception as exc:
+            # A server from before stops were bounded has no such call: crashed is still true.
+            self._report(exc)
+            self.sink.mark_crashed(self.incarnation_id, self.session_id)
+
     def drain(self, deadline: float | None) -> None:
         while deadline is None or time.monotonic() < deadline:
             if not self.step():
@@ -172,7 +180,7 @@ class WriterLoop:
                 if not self.saw_exit:
                     try:
                         if self.escalation is not None and self.escalation.escalated:
-                            self.sink.mark_killed(self.incarnation_id)  # it ignored the stop
+                            self._mark_killed()  # it ignored the stop and was terminated
                         else:
                             self.sink.mark_crashed(self.incarnation_id, self.session_id)
                     except Exception as exc:
