@@ -14,7 +14,7 @@ from fastapi import Depends, Path, Request
 from branchline.server.auth import Principal, check_access, get_principal
 from branchline.server.errors import ApiError
 from branchline.server.settings import ServerSettings
-from branchline.store import RunView, Store
+from branchline.store.interface import RunView, StoreInterface
 
 __all__ = [
     "EntityPath",
@@ -40,8 +40,9 @@ def get_settings(request: Request) -> ServerSettings:
     return settings
 
 
-def get_store(request: Request) -> Store:
-    store: Store | None = getattr(request.app.state, "store", None)
+def get_store(request: Request) -> StoreInterface:
+    """The app's open store, typed by its interface: routes ask it nothing else."""
+    store: StoreInterface | None = getattr(request.app.state, "store", None)
     if store is None:
         raise ApiError(503, "The store is not open: the app's lifespan has not started.", code="unavailable")
     return store
@@ -59,7 +60,7 @@ async def current_principal(request: Request) -> Principal:
     return await get_principal(request)
 
 
-StoreDep = Annotated[Store, Depends(get_store)]
+StoreDep = Annotated[StoreInterface, Depends(get_store)]
 #: Where chart series are computed: one thread, so concurrent panels queue instead of thrashing the
 #: GIL (a SQLite row fetch gives it up and waits to get it back behind every other busy thread).
 ChartPoolDep = Annotated[Executor, Depends(get_chart_pool)]
@@ -79,14 +80,14 @@ def authorize(principal: Principal, entity: str, project: str, *, write: bool = 
     check_access(principal, entity, project, write=write)
 
 
-def find_run(store: Store, entity: str, project: str, run_id: str) -> RunView:
+def find_run(store: StoreInterface, entity: str, project: str, run_id: str) -> RunView:
     view = store.get_run(entity, project, run_id)
     if view is None:
         raise ApiError(404, f"Run {entity}/{project}/{run_id} not found.", field="run_id")
     return view
 
 
-def find_incarnation(store: Store, entity: str, project: str, run_id: str, incarnation_id: str) -> RunView:
+def find_incarnation(store: StoreInterface, entity: str, project: str, run_id: str, incarnation_id: str) -> RunView:
     """An incarnation (current or archived) of the run at `entity/project/run_id`."""
     run = find_run(store, entity, project, run_id)
     if incarnation_id == run.incarnation_id:

@@ -49,7 +49,7 @@ from branchline.server.models import (
 )
 from branchline.server.series import chart_series, group_series, series_response
 from branchline.server.settings import ServerSettings
-from branchline.store import RunView, Store
+from branchline.store.interface import RunView, StoreInterface
 
 __all__ = ["any_incarnation", "current_run", "install_run_resources", "register_run_resources", "router"]
 
@@ -90,7 +90,7 @@ def any_incarnation(
     return find_incarnation(store, entity, project, run_id, incarnation_id)
 
 
-def _keys_of(store: Store, incarnation_ids: list[str], stream: int) -> dict[str, dict[str, Any]]:
+def _keys_of(store: StoreInterface, incarnation_ids: list[str], stream: int) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
     for keys in store.history_keys_many(incarnation_ids, stream=stream).values():
         for key, info in keys.items():
@@ -105,7 +105,7 @@ def _keys_of(store: Store, incarnation_ids: list[str], stream: int) -> dict[str,
     return dict(sorted(merged.items()))
 
 
-def _series(store: Store, incarnation_ids: list[str], body: SeriesRequest) -> dict[str, Any]:
+def _series(store: StoreInterface, incarnation_ids: list[str], body: SeriesRequest) -> dict[str, Any]:
     if body.min_step is not None and body.max_step is not None and body.min_step > body.max_step:
         raise ApiError(422, "min_step is greater than max_step.", code="invalid_request", field="min_step")
     out = chart_series(
@@ -121,7 +121,7 @@ def _series(store: Store, incarnation_ids: list[str], body: SeriesRequest) -> di
     return {"x": body.x, "stream": body.stream, "buckets": body.buckets, "series": out}
 
 
-def _check_incarnations(store: Store, principal: Any, ids: list[str]) -> None:
+def _check_incarnations(store: StoreInterface, principal: Any, ids: list[str]) -> None:
     owners = store.incarnation_owners(ids)
     for index, inc_id in enumerate(ids):
         owner = owners.get(inc_id)
@@ -295,7 +295,7 @@ def _register_files(app_router: APIRouter, prefix: str, target: Any) -> None:
         return {"incarnation_id": view.incarnation_id, **store.run_artifact_summaries(view.incarnation_id)}
 
 
-def _file_response(store: Store, settings: ServerSettings, view: RunView, path: str, inline: bool) -> Response:
+def _file_response(store: StoreInterface, settings: ServerSettings, view: RunView, path: str, inline: bool) -> Response:
     """A run file's content: from the run files directory, else from blob storage by its sha256."""
     rel = _safe_relpath(path)
     digests = {str(row["path"]): str(row["sha256"]) for row in store.files(view.incarnation_id)}

@@ -22,7 +22,7 @@ from branchline.server.errors import ApiError
 from branchline.server.models import ErrorBody, MoveRequest, Ok, RunDetail, RunList, RunPatch
 from branchline.server.routes_data import any_incarnation, current_run
 from branchline.server.serialize import run_detail, run_item
-from branchline.store import RunView, Store
+from branchline.store.interface import RunView, StoreInterface
 from branchline.vocab import RunState, validate_project_name
 
 __all__ = ["build_filters", "router"]
@@ -74,7 +74,7 @@ def build_filters(filters: str | None, search: str | None, states: list[str] | N
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def _detail(store: Store, view: RunView, run: RunView | None = None) -> RunDetail:
+def _detail(store: StoreInterface, view: RunView, run: RunView | None = None) -> RunDetail:
     """The Overview of `view` (the run itself, or one of its incarnations when `run` is given)."""
     owner = run or view
     forks = store.forks(owner)
