@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from branchline.api.backend import SeriesSource
 from branchline.errors import UsageError
-from branchline.store.history import minmax_indices
+from branchline.sampling import minmax_indices
 
 __all__ = [
     "STEP",
