@@ -130,7 +130,8 @@ def moto_s3() -> Iterator[str]:
 def haproxy_config(port: int, servers: list[tuple[str, int]], stats_socket: Path, *, check_ms: int = 500) -> str:
     """The load balancer's configuration: round robin over the replicas, active health checks.
 
-    - `option httpchk` takes a replica out after 2 failed checks of `/api/v1/health`;
+    - `option httpchk` takes a replica out after 2 failed checks of `/api/v1/server/alive` (answered
+      on the event loop, so a replica busy with ingest is not taken for a dead one);
     - `retries` + `option redispatch` resend a request whose connection failed (nothing was sent,
       so even a POST is safe) to another replica; other failures reach the client, whose retries
       land elsewhere (ingest is idempotent on the writer's sequence numbers);
@@ -155,7 +156,7 @@ def haproxy_config(port: int, servers: list[tuple[str, int]], stats_socket: Path
         "    default_backend replicas",
         "backend replicas",
         "    balance roundrobin",
-        "    option httpchk GET /api/v1/health",
+        "    option httpchk GET /api/v1/server/alive",
         "    http-check expect status 200",
         f"    default-server inter {check_ms} fall 2 rise 2",
         "    http-response set-header X-Branchline-Replica %s",

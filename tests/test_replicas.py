@@ -95,7 +95,7 @@ def test_the_documented_haproxy_configuration_is_valid(tmp_path: Path) -> None:
         pytest.skip("HAProxy is not installed (scripts/install.sh installs Debian's haproxy when run as root)")
     doc = (Path(__file__).parents[1] / "docs" / "self-hosting.md").read_text()
     config = doc.split("```haproxy\n", 1)[1].split("```", 1)[0]
-    assert "option httpchk GET /api/v1/health" in config and "option redispatch" in config
+    assert "option httpchk GET /api/v1/server/alive" in config and "option redispatch" in config
     (tmp_path / "haproxy.cfg").write_text(config)
     check = subprocess.run([binary, "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr

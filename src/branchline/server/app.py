@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from branchline._version import __version__
-from branchline.server import auth, background, blobs_api, ingest, routes_data, routes_projects, routes_runs, store_api
+from branchline.server import (
+    auth,
+    background,
+    blobs_api,
+    ingest,
+    liveness,
+    routes_data,
+    routes_projects,
+    routes_runs,
+    store_api,
+)
 from branchline.server.errors import ApiJSONResponse, install_error_handlers
 from branchline.server.settings import ServerSettings
 from branchline.server.ui import SinglePageApp
@@ -77,6 +87,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(store_api.router)
     app.include_router(blobs_api.router)
     app.include_router(background.router)
+    app.include_router(liveness.router)
     app.include_router(routes_projects.router)
     app.include_router(routes_runs.router)
     routes_data.install_run_resources(app)
