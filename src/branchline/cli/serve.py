@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import secrets
 import socket
 import threading
 import time
@@ -24,6 +25,8 @@ __all__ = ["app_from_env", "is_loopback", "serve", "server", "ui"]
 DEFAULT_PORT = 8765
 #: How `--workers N` hands the settings to each worker process's app factory.
 _SETTINGS_ENV = "BRANCHLINE_SERVER_SETTINGS"
+#: The secret signed URLs are made with (server/wandb/signing.py reads it).
+_SECRET_ENV = "BRANCHLINE_SERVER_SECRET"
 
 
 def _shown_url(url: str) -> str:
@@ -115,6 +118,9 @@ def serve(
         values = dataclasses.asdict(settings)
         values = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
         os.environ[_SETTINGS_ENV] = json.dumps(values)
+        # Signed file URLs (the wandb protocol) must verify in whichever worker gets the request, so
+        # the workers share one secret. Replicas on several machines set it themselves (the same value).
+        os.environ.setdefault(_SECRET_ENV, secrets.token_hex(32))
         click.echo(f"{label}: serving {_shown_url(store_url)} at {_url(host, port)} with {workers} workers", err=True)
         uvicorn.run(
             "branchline.cli.serve:app_from_env",
