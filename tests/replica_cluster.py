@@ -340,7 +340,8 @@ def replica_cluster(
         with open_store(store_url) as store:
             store.create_user(USER)
             key = store.create_api_key(USER)[1]
-        env = {**S3_CREDENTIALS, "BRANCHLINE_S3_ENDPOINT_URL": endpoint}
+        # The same environment on every replica, signing secret included (docs/self-hosting.md).
+        env = {**S3_CREDENTIALS, "BRANCHLINE_S3_ENDPOINT_URL": endpoint, "BRANCHLINE_SERVER_SECRET": uuid.uuid4().hex}
         servers: dict[str, ServerProcess] = {}
         for i in range(1, replicas + 1):
             home = workdir / f"replica{i}"
