@@ -18,6 +18,16 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet "torch==2.13.0" || echo "install: torch could not be installed; torch tests will be skipped"
 fi
 
+# The real wandb client, in its own venv (never the project's): tests/test_wandb_client.py drives it
+# against a branchline server. Pinned to the newest release on the index when this was written.
+WANDB_CLIENT_VERSION="0.31.0"
+if ! .wandb-venv/bin/python -c "import wandb, sys; sys.exit(wandb.__version__ != '$WANDB_CLIENT_VERSION')" 2>/dev/null; then
+  "$python" -m venv .wandb-venv
+  .wandb-venv/bin/python -m pip install --quiet "wandb==$WANDB_CLIENT_VERSION"
+  # Byte-compile it too: each scenario starts a fresh client process.
+  .wandb-venv/bin/python -m compileall -q .wandb-venv/lib >/dev/null 2>&1 || true
+fi
+
 if [ -f frontend/package.json ]; then
   bash scripts/build-frontend.sh
 fi

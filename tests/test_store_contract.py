@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from branchline.errors import RunNotFoundError, SchemaError, UsageError
+from branchline.errors import RunNotFoundError, SchemaError, StoreError, UsageError
 from branchline.runspec import RunSpec
 from branchline.store import Store, open_store
 from branchline.store.artifacts import EntryRow
@@ -330,6 +330,23 @@ def test_console_files_and_alerts(store: Store) -> None:
         store.read_file(inc, "../escape")
     with pytest.raises(UsageError, match="not stored here"):
         store.read_file(inc, "remote.bin")
+
+
+def test_stream_sessions_and_console_lines_at_numbers(store: Store) -> None:
+    s = spec("streams")
+    store.begin_run(s)
+    inc = s.incarnation_id
+    history = store.stream_session(inc, "history")
+    assert store.stream_session(inc, "history") == history != store.stream_session(inc, "events")
+    assert store.applied_seq(history) == 0
+    row = [[1, int(RecordKind.HISTORY), 0, 1.0, 0.5, {"loss": 1.0}]]
+    assert store.apply(history, row) == 1 and store.apply(history, row) == 1  # a replay stores nothing
+    assert store.read_series(inc, "loss")[0].tolist() == [0]
+    store.set_console_lines(inc, 0, [["stdout", 1.0, "progress 10"], ["stdout", 1.0, "next"]])
+    store.set_console_lines(inc, 0, [["stdout", 2.0, "progress 90"]])
+    assert [line["text"] for line in store.console_lines(inc)] == ["progress 90", "next"]
+    with pytest.raises(StoreError):
+        store.stream_session("nope", "history")
 
 
 def test_auth_directory(store: Store) -> None:

@@ -142,6 +142,10 @@ def serve(
             time.sleep(0.05)
         if server.started:
             click.echo(f"{label}: serving {_shown_url(store_url)} at {url}  (Ctrl+C to stop)", err=True)
+            from branchline.server.wandb import client_env
+
+            lines = "\n".join(f"  export {line}" for line in client_env(url, auth_required=auth_required))
+            click.echo(f"{label}: to log with the wandb client, set\n{lines}", err=True)
             if open_browser:
                 webbrowser.open(url)
 

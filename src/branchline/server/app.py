@@ -21,6 +21,7 @@ from branchline.server import (
     routes_runs,
     store_api,
 )
+from branchline.server import wandb as wandb_protocol
 from branchline.server.errors import ApiJSONResponse, install_error_handlers
 from branchline.server.settings import ServerSettings
 from branchline.server.ui import SinglePageApp
@@ -91,5 +92,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(routes_projects.router)
     app.include_router(routes_runs.router)
     routes_data.install_run_resources(app)
+    app.include_router(wandb_protocol.router)  # the wandb client's /graphql, file_stream and file URLs
     app.mount("/", SinglePageApp(settings.ui_dist, app.router), name="web-app")
     return app

@@ -4,7 +4,7 @@ An *entity* (the first part of `entity/project/run_id`) is either a user's own n
 both live in one namespace. A user may read and write the runs of their own entity and of the
 teams they belong to; anyone may read a public project.
 
-API keys look like `bl_<12-char id><32-char secret>`. Only a salted sha256 of the whole key is
+API keys look like `bl_<12-char id><32-char secret>` (letters and digits). Only a salted sha256 of the whole key is
 stored, found by the id; the key itself is shown once, when it is created. A slow password hash
 buys nothing here: keys carry ~190 bits of randomness, so a leaked digest cannot be brute-forced.
 """
@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import string
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -60,7 +61,11 @@ __all__ = [
 
 KEY_PREFIX = "bl_"
 _KEY_ID_LEN = 12
-_KEY_LEN = len(KEY_PREFIX) + _KEY_ID_LEN + 32
+_SECRET_LEN = 32
+_KEY_LEN = len(KEY_PREFIX) + _KEY_ID_LEN + _SECRET_LEN
+#: Letters and digits only (no `-`): the wandb client accepts a key only as an optional `prefix-`
+#: then 40 or more of [A-Za-z0-9_]. Keys minted before this change may hold `-` or `_`; they still work.
+_SECRET_ALPHABET = string.ascii_letters + string.digits
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ROLES = ("admin", "member")
 #: last_used_at is a hint for admins, not an audit log: refresh it at most this often per key,
@@ -198,7 +203,7 @@ def create_key(conn: Connection, username: str, *, name: str = "", now: float) -
     """A new key for `username`: its row and the key itself, which is never stored or shown again."""
     user_id = _user_id(conn, username)
     key_id = secrets.token_hex(_KEY_ID_LEN // 2)
-    key = KEY_PREFIX + key_id + secrets.token_urlsafe(24)
+    key = KEY_PREFIX + key_id + "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(_SECRET_LEN))
     salt = secrets.token_hex(16)
     conn.execute(
         api_keys.insert().values(

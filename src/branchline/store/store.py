@@ -18,7 +18,7 @@ from branchline.rejects import Rejected, isolate, rejection
 from branchline.runspec import RunSpec, RunStart
 from branchline.store import apply as apply_mod
 from branchline.store import artifacts as arts
-from branchline.store import catalog, charts, reads, stops, writes
+from branchline.store import catalog, charts, reads, stops, streams, writes
 from branchline.store import schema as tables
 from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
@@ -138,6 +138,16 @@ class Store(AuthStoreMixin):
                 return apply_mod.skip_records(conn, session_id, found.sequence)
 
         return isolate(apply_part, list(records), bad=apply_mod.record_at_fault, rejected=reject)
+
+    def stream_session(self, incarnation_id: str, stream: str) -> str:
+        """A writer session of the incarnation for one named stream (store/streams.py)."""
+        with self._write() as conn:
+            return streams.stream_session(conn, incarnation_id, stream, time.time())
+
+    def set_console_lines(self, incarnation_id: str, first: int, lines: Sequence[Sequence[Any]]) -> None:
+        """Console lines `[stream, timestamp, text]` written at line numbers from `first` on."""
+        with self._write() as conn:
+            streams.console_at(conn, incarnation_id, first, lines)
 
     def applied_seq(self, session_id: str) -> int | None:
         with self._read() as conn:

@@ -1,0 +1,193 @@
+"""`POST /files/{entity}/{project}/{run}/file_stream`: a run's live data from the wandb client.
+
+Each file in the body is a run of lines starting at an absolute `offset`:
+
+- `wandb-history.jsonl`: one history row per line → HISTORY records (the journal's own), on the
+  `history` stream, sequence = offset + 1, so a retried or replayed chunk stores nothing twice;
+- `wandb-events.jsonl`: system metrics → SYSTEM records on the `events` stream (`system.` dropped
+  from the keys, as our SDK stores them);
+- `output.log`: console lines, written at their line numbers (a progress bar rewrites its line);
+- `wandb-summary.json`: the whole current summary, replacing the previous one;
+- `complete` / `exitcode`: the run's end (finished or failed), `preempting`: preempting.
+
+The answer carries `stopped: true` once the run was asked to stop from the web app or the Api.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from branchline.server.auth import Principal
+from branchline.server.errors import ApiError
+from branchline.server.wandb.context import SPECIAL_KEYS, WandbContext, context_for
+from branchline.server.wandb.routes import errors, principal_or_error
+from branchline.vocab import RecordKind, RunState
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["wandb"], include_in_schema=False)
+Segment = Annotated[str, Path(min_length=1, max_length=128)]
+#: Largest body accepted (the client sends at most 10 MiB per request), compressed or not.
+MAX_BODY = 64 * 1024 * 1024
+_LEGACY_LINE = re.compile(r"^(ERROR )?(\d{4}-\d\d-\d\dT[\d:.]+)\s?(.*)$", re.S)
+
+
+def _loads(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _history(offset: int, lines: list[str]) -> list[list[Any]]:
+    records: list[list[Any]] = []
+    for i, line in enumerate(lines):
+        row = _loads(line)
+        if not isinstance(row, dict):
+            continue
+        step = row.pop("_step", None)
+        runtime = row.pop("_runtime", 0.0)
+        stamp = row.pop("_timestamp", time.time())
+        row.pop("_wandb", None)
+        if type(step) is not int:
+            continue
+        records.append([offset + i + 1, int(RecordKind.HISTORY), step, _number(stamp), _number(runtime), row])
+    return records
+
+
+def _events(offset: int, lines: list[str]) -> list[list[Any]]:
+    records: list[list[Any]] = []
+    for i, line in enumerate(lines):
+        row = _loads(line)
+        if not isinstance(row, dict):
+            continue
+        sample = {
+            key.removeprefix("system."): value
+            for key, value in row.items()
+            if key not in SPECIAL_KEYS and isinstance(value, int | float) and not isinstance(value, bool)
+        }
+        stamp, runtime = _number(row.get("_timestamp", time.time())), _number(row.get("_runtime", 0.0))
+        records.append([offset + i + 1, int(RecordKind.SYSTEM), stamp, runtime, sample])
+    return records
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+
+
+def console_line(line: str) -> list[Any]:
+    """`[stream, timestamp, text]` of a console line, plain (`[ERROR ]<iso time> text`) or structured JSON."""
+    if line.startswith("{"):
+        data = _loads(line)
+        if isinstance(data, dict) and "content" in data:
+            stream = "stderr" if data.get("level") == "error" else "stdout"
+            return [stream, _iso_seconds(str(data.get("ts") or "")), str(data["content"])]
+    match = _LEGACY_LINE.match(line)
+    if match is None:
+        return ["stdout", time.time(), line]
+    return ["stderr" if match.group(1) else "stdout", _iso_seconds(match.group(2)), match.group(3)]
+
+
+def _iso_seconds(text: str) -> float:
+    import datetime as dt
+
+    try:
+        parsed = dt.datetime.fromisoformat(text.rstrip("Z"))
+    except ValueError:
+        return time.time()
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def _summary(ctx: WandbContext, incarnation_id: str, line: str) -> list[Any] | None:
+    """A SUMMARY record replacing the summary with `line` (the client's whole summary)."""
+    new = _loads(line)
+    if not isinstance(new, dict):
+        return None
+    current = ctx.store.get_incarnation(incarnation_id)
+    old = current.summary if current is not None else {}
+    sets = [[[key], value] for key, value in new.items() if key not in SPECIAL_KEYS]
+    removes = [[key] for key in old if key not in SPECIAL_KEYS and key not in new]
+    return [sets, removes]
+
+
+def _store(ctx: WandbContext, entity: str, project: str, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    run = ctx.require_run(ctx.entity(entity), project, run_id, write=True)
+    inc = run.incarnation_id
+    stopped = ctx.store.heartbeat(inc)
+    found = body.get("files")
+    files: dict[str, Any] = found if isinstance(found, dict) else {}
+    control: list[tuple[RecordKind, list[Any]]] = []
+    for name, chunk in files.items():
+        if not isinstance(chunk, dict):
+            continue
+        offset = chunk["offset"] if type(chunk.get("offset")) is int else 0
+        lines = [str(line) for line in chunk.get("content") or [] if isinstance(line, str)]
+        if not lines or offset < 0:
+            continue
+        if name == "wandb-history.jsonl":
+            ctx.apply_lines(inc, "history", _history(offset, lines))
+        elif name == "wandb-events.jsonl":
+            ctx.apply_lines(inc, "events", _events(offset, lines))
+        elif name == "output.log":
+            ctx.store.set_console_lines(inc, offset, [console_line(line) for line in lines])
+        elif name == "wandb-summary.json":
+            summary = _summary(ctx, inc, lines[-1])
+            if summary is not None:
+                control.append((RecordKind.SUMMARY, summary))
+    if body.get("preempting"):
+        control.append((RecordKind.PREEMPTING, []))
+    if body.get("complete"):
+        code = body.get("exitcode") if type(body.get("exitcode")) is int else 0
+        state = RunState.FINISHED if code == 0 else RunState.FAILED
+        view = ctx.store.get_incarnation(inc)
+        control.append((RecordKind.EXIT, [code, state.value, float(view.runtime if view else 0.0)]))
+    ctx.apply_control(inc, control)
+    return {"exitcode": None, "limits": {}, **({"stopped": True} if stopped else {})}
+
+
+def _decode(raw: bytes, encoding: str) -> Any:
+    if encoding == "gzip":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ApiError(400, f"The body is not valid gzip data: {exc}.") from None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"The body is not JSON: {exc}.") from None
+
+
+def _handle(
+    request: Request, principal: Principal, path: tuple[str, str, str], raw: bytes, encoding: str
+) -> dict[str, Any]:
+    body = _decode(raw, encoding)
+    if not isinstance(body, dict):
+        raise ApiError(400, "The body must be a JSON object.")
+    return _store(context_for(request, principal), *path, body)
+
+
+@router.post("/files/{entity}/{project}/{run_id}/file_stream")
+async def file_stream(entity: Segment, project: Segment, run_id: Segment, request: Request) -> JSONResponse:
+    principal = await principal_or_error(request)
+    if isinstance(principal, JSONResponse):
+        return principal
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        return errors(f"The body is larger than {MAX_BODY} bytes.", 413)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    try:
+        answer = await run_in_threadpool(_handle, request, principal, (entity, project, run_id), raw, encoding)
+    except ApiError as exc:
+        return errors(exc.message, exc.status)
+    return JSONResponse(answer)

@@ -1,0 +1,82 @@
+"""The GraphQL operations served, by name: each builds a root value the selection set is projected through.
+
+The client names every operation (`operationName`), so dispatch is by name; what a resolver
+answers is a superset of what any client version asks, and `graphql_doc.project` keeps only the
+selected fields. An operation not listed here is answered with a GraphQL error naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from branchline.server.wandb import buckets
+from branchline.server.wandb.context import WandbContext, input_of
+
+__all__ = ["OPERATIONS", "Resolver", "viewer"]
+
+Resolver = Callable[[WandbContext, dict[str, Any]], dict[str, Any]]
+
+
+def viewer(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """Who the key belongs to; `entity` is where runs go when the client names none."""
+    entity = ctx.default_entity
+    teams = sorted(e for e in ctx.principal.entities if e != entity)
+    return {
+        "viewer": {
+            "__typename": "User",
+            "id": entity,
+            "entity": entity,
+            "username": entity,
+            "name": entity,
+            "email": "",
+            "admin": ctx.principal.admin,
+            "flags": "{}",
+            "apiKeys": {"edges": []},
+            "defaultFramework": None,
+            "teams": {"edges": [{"node": {"__typename": "Entity", "id": t, "name": t}} for t in teams]},
+            "organizations": [],
+        }
+    }
+
+
+def server_features(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """No optional features yet: every request keeps its plainest shape (plain console lines too)."""
+    return {"serverInfo": {"__typename": "ServerInfo", "features": [], "cliVersionInfo": None}}
+
+
+def organization_id(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    name = str(variables.get("entityName") or ctx.default_entity)
+    return {"entity": {"__typename": "Entity", "id": name, "name": name, "organization": None}}
+
+
+def create_run_files(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """One signed upload URL per named file, in order (the client needs exactly as many)."""
+    source = input_of(variables)
+    entity = ctx.entity(source.get("entity") or source.get("entityName"))
+    project = str(source.get("project") or source.get("projectName") or "uncategorized")
+    run_id = str(source.get("run") or source.get("runName") or "")
+    run = ctx.require_run(entity, project, run_id, write=True)
+    names = [str(n) for n in source.get("files") or []]
+    files = [
+        {
+            "__typename": "File",
+            "name": name,
+            "uploadUrl": f"{ctx.base_url}/wandb/files/{ctx.signer.sign('PUT', run.incarnation_id, name)}",
+            "uploadHeaders": [],
+        }
+        for name in names
+    ]
+    return {"createRunFiles": {"runID": run.incarnation_id, "uploadHeaders": [], "files": files}}
+
+
+OPERATIONS: dict[str, Resolver] = {
+    "Viewer": viewer,
+    "GetViewer": viewer,
+    "ServerFeaturesQuery": server_features,
+    "OrganizationCoreWeaveOrganizationID": organization_id,
+    "UpsertBucket": buckets.upsert_bucket,
+    "CreateRunFiles": create_run_files,
+    "RunResumeStatus": buckets.resume_status,
+    "RewindRun": buckets.rewind_run,
+}
