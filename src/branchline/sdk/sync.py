@@ -11,8 +11,9 @@ from typing import Any
 
 from branchline.records import RecordError
 from branchline.rejects import isolate, set_aside
-from branchline.runspec import RunSpec
+from branchline.runspec import RunSpec, RunStart
 from branchline.sdk.journal_read import JournalReader, RowBlocks, Skip
+from branchline.sdk.media.stage import MediaStage
 from branchline.sdk.sink import Sink, local_store, run_file_uploader
 from branchline.vocab import RecordKind
 
@@ -87,6 +88,21 @@ def pending_journals(branchline_dir: Path) -> list[Path]:
     return [p for p in sorted(branchline_dir.glob("runs/*/journal.blj")) if not journal_in_use(p)]
 
 
+def _store_beside_records(journal: Path, sink: Sink, spec: RunSpec, start: RunStart, saved: dict[str, str]) -> None:
+    """What the records point at: run files' contents (to a server), offline artifacts (to a store)."""
+    uploader = run_file_uploader(sink)
+    if uploader is not None:  # a server: it has the file records now, send the contents too
+        files_dir = journal.parent.parent.parent / "files" / spec.incarnation_id
+        uploader.upload_run_files(start, [(name, files_dir / name, sha) for name, sha in saved.items()])
+    store = local_store(sink)
+    if store is not None and (journal.parent / "artifacts").exists():
+        from branchline.sdk.artifacts import sync_offline_artifacts
+
+        sync_offline_artifacts(
+            journal.parent, store, entity=start.entity, project=start.project, incarnation_id=start.incarnation_id
+        )
+
+
 def sync_journal(
     journal: Path,
     sink: Sink,
@@ -112,6 +128,8 @@ def sync_journal(
                     setattr(spec, name, value)
         start = sink.begin_run(spec)
         blocks = RowBlocks()
+        # Media records become stored files; their contents go up with the other run files below.
+        media = MediaStage(journal.parent.parent.parent / "files" / spec.incarnation_id)
         count = 1
         finished = False
         last_seq = int(first[0][0])  # the header: begin_run stored it
@@ -121,7 +139,7 @@ def sync_journal(
             records, torn_bytes = reader.read_available(limit=BATCH)
             if not records:
                 break
-            body = blocks.compact(records)
+            body = media.transform(blocks.compact(records))
             applied = isolate(
                 lambda part: sink.apply(spec.session_id, part),
                 body,
@@ -145,17 +163,7 @@ def sync_journal(
         reader.close()
     if not finished:
         sink.mark_crashed(start.incarnation_id, spec.session_id)
-    uploader = run_file_uploader(sink)
-    if uploader is not None:  # a server: it has the file records now, send the contents too
-        files_dir = journal.parent.parent.parent / "files" / spec.incarnation_id
-        uploader.upload_run_files(start, [(name, files_dir / name, sha) for name, sha in saved.items()])
-    store = local_store(sink)
-    if store is not None and (journal.parent / "artifacts").exists():
-        from branchline.sdk.artifacts import sync_offline_artifacts
-
-        sync_offline_artifacts(
-            journal.parent, store, entity=start.entity, project=start.project, incarnation_id=start.incarnation_id
-        )
+    _store_beside_records(journal, sink, spec, start, saved)
     kept_as = None
     if delete and reader.skipped:
         # Every intact record is stored and the damage is reported; keep the bytes for a look.
