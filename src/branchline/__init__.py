@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from branchline.sdk.alerts import AlertLevel
     from branchline.sdk.config import Config
     from branchline.sdk.init import init
+    from branchline.sdk.media import Audio, Histogram, Html, Image, Table, Video
     from branchline.sdk.run import Metric, Run
     from branchline.sdk.summary import Summary
 
@@ -54,6 +55,12 @@ __all__ = [
     "Api",
     "Artifact",
     "AlertLevel",
+    "Image",
+    "Table",
+    "Histogram",
+    "Audio",
+    "Video",
+    "Html",
     "Settings",
     "Error",
     "UsageError",
@@ -122,6 +129,12 @@ _LAZY = {
     "Api": "branchline.api",
     "Artifact": "branchline.artifacts",
     "AlertLevel": "branchline.sdk.alerts",
+    "Image": "branchline.sdk.media",
+    "Table": "branchline.sdk.media",
+    "Histogram": "branchline.sdk.media",
+    "Audio": "branchline.sdk.media",
+    "Video": "branchline.sdk.media",
+    "Html": "branchline.sdk.media",
 }
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "MAX_KEYS",
     "MAX_LAYOUTS",
+    "MAX_MEDIA_BYTES",
+    "MEDIA_KINDS",
     "MAX_TEXT",
     "Field",
     "RecordError",
@@ -348,6 +350,37 @@ def _block_columns(record: list[Any], where: str) -> None:
 
 _STEP = integer(0, INT32 - 1)
 
+#: Media kinds a MEDIA record may carry (sdk/media): the writer encodes each into a run file.
+MEDIA_KINDS = frozenset({"image", "mask", "table", "audio", "video", "html"})
+#: Most raw bytes one MEDIA record may carry (the journal takes records up to 64 MiB).
+MAX_MEDIA_BYTES = 48 * 1024 * 1024
+
+
+def _media_kind(value: Any, field: str) -> str:
+    if value not in MEDIA_KINDS:
+        raise RecordError(field, f"{field} must be one of {', '.join(sorted(MEDIA_KINDS))}")
+    return str(value)
+
+
+def _media_payload(value: Any, field: str) -> dict[str, Any]:
+    """A media object's raw content: JSON-like fields, plus bytes (pixels, samples, a file's content)."""
+    if type(value) is not dict:
+        raise RecordError(field, f"{field} must be an object")
+    out: dict[str, Any] = {}
+    size = 0
+    for name, item in value.items():
+        if type(name) is not str:
+            raise RecordError(field, f"{field} has a non-string key {name!r}")
+        if type(item) is bytes:
+            size += len(item)
+            out[name] = item
+        else:
+            out[name] = clean_value(item, f"{field}.{name}", 1, allow_nonfinite=True)
+    if size > MAX_MEDIA_BYTES:
+        limit = MAX_MEDIA_BYTES
+        raise RecordError(field, f"{field} carries {size} bytes; the most one media object may carry is {limit}")
+    return out
+
 
 def _spec(kind: RecordKind, doc: str, *fields: tuple[str, str, Checker], whole: Any = None) -> RecordSpec:
     return RecordSpec(kind, tuple(Field(n, t, c) for n, t, c in fields), doc, whole)
@@ -434,6 +467,14 @@ SPECS: dict[RecordKind, RecordSpec] = {
             ("runtimes", "<f8 bytes", column),
             ("values", "<f8 bytes, row-major", column),
             whole=_block_columns,
+        ),
+        _spec(
+            RecordKind.MEDIA,
+            "a media object's raw content; the writer encodes it and stores a FILE record in its place",
+            ("key", "str", text(MAX_KEY_LENGTH)),
+            ("step", "int", _STEP),
+            ("kind", "str", _media_kind),
+            ("payload", "dict", _media_payload),
         ),
     )
 }

@@ -55,6 +55,7 @@ class RecordKind(enum.IntEnum):
     ROW_SCHEMA = 14  # the keys of a float-row layout: (layout id, keys)
     FLOAT_ROW = 15  # one committed row of floats in a known layout (a binary frame, see sdk/journal.py)
     ROW_BLOCK = 16  # consecutive float rows as columns: what the writer hands the store for FLOAT_ROWs
+    MEDIA = 17  # a logged media object's raw content: the writer encodes it into a run file
 
 
 _RUN_ID_FORBIDDEN = set(":;,#?/'")

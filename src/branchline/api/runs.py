@@ -289,6 +289,24 @@ class Run:
         self._backend.write_file(self._view.incarnation_id, name, local.read_bytes())
         return self.file(name)
 
+    def media(self, descriptor: dict[str, Any]) -> bytes:
+        """The content of a logged media file, from its history descriptor (a fork reads its source's)."""
+        from branchline.api.media import media_bytes
+
+        return media_bytes(self._backend, self._view, descriptor)
+
+    def download_media(self, descriptor: dict[str, Any], root: str = ".", replace: bool = True) -> Path:
+        """Write a logged media file under `root` (keeping its `media/...` path); returns where."""
+        from branchline.api.media import save_media
+
+        return save_media(self._backend, self._view, descriptor, root, replace=replace)
+
+    def table(self, descriptor: dict[str, Any]) -> Any:
+        """A logged `Table` (its `table-file` descriptor) as a pandas DataFrame."""
+        from branchline.api.media import table_frame
+
+        return table_frame(self._backend, self._view, descriptor)
+
     # -- changes ---------------------------------------------------------------------------------------
     def logged_artifacts(self, per_page: int = 100) -> list[Any]:
         """Artifact versions this run (incarnation) logged."""

@@ -20,6 +20,8 @@ from branchline.errors import UsageError
 from branchline.records import check_loggable
 from branchline.sdk.config import Config
 from branchline.sdk.journal import FRAME, ROW_MARK, row_struct
+from branchline.sdk.media.prepare import has_media
+from branchline.sdk.media.prepare import prepare as prepare_media
 from branchline.sdk.summary import Summary
 from branchline.summaries import MetricDef, SummaryState, parse_summary_ops
 from branchline.vocab import RecordKind, RunState
@@ -315,6 +317,9 @@ class Run:
                 )
                 return
         values = {k: v for k, v in data.items() if k != "_step"}
+        if has_media(values):  # raw content to the journal now; the writer encodes it
+            target = step if step is not None and step > self._step else self._step
+            values = prepare_media(self._journal.write, values, target)
         # Fail in the caller, before anything is written, for values that cannot be stored.
         check_loggable(values)
         self._packer.pack(values)

@@ -27,6 +27,7 @@ from branchline.records import RecordError
 from branchline.rejects import isolate, set_aside
 from branchline.runspec import RunSpec
 from branchline.sdk.journal_read import JournalReader, RowBlocks
+from branchline.sdk.media.stage import stage_for
 from branchline.sdk.sink import Sink, local_store, make_sink
 from branchline.sdk.stopping import DEFAULT_STOP_GRACE, StopEscalation
 from branchline.vocab import RecordKind
@@ -68,6 +69,8 @@ class WriterLoop:
         #: Ends the training process if it ignores a stop (sdk/stopping.py); None: never.
         self.escalation = escalation
         self.backoff = 0.0
+        # Media records become stored files (encoded here, never on the training thread).
+        self.media = stage_for(journal, incarnation_id, sink, run_path, self._media_failed)
 
     def step(self) -> bool:
         """Read and apply what is new; returns whether anything was applied."""
@@ -75,7 +78,7 @@ class WriterLoop:
             records, _ = self.reader.read_available(limit=20_000 - len(self.pending))
             if len(self.reader.skipped) > self.reader.reported:
                 self._report_damage()
-            self.pending.extend(self.blocks.compact(records))
+            self.pending.extend(self.media.transform(self.blocks.compact(records)))
         if not self.pending:
             return False
         try:
@@ -106,6 +109,10 @@ class WriterLoop:
                     "message": f"{type(exc).__name__}: {exc}. Records stay in the journal and are retried.",
                 }
             )
+
+    def _media_failed(self, message: str) -> None:
+        print(f"branchline writer: {message}", file=sys.stderr, flush=True)
+        self.send({"event": "error", "message": message})
 
     def _report_damage(self) -> None:
         """Say where the journal was damaged; the records after the damage are stored all the same."""
@@ -155,7 +162,7 @@ class WriterLoop:
                     records, _ = self.reader.read_available(limit=1)
                     if not records:
                         return
-                    self.pending.extend(self.blocks.compact(records))
+                    self.pending.extend(self.media.transform(self.blocks.compact(records)))
                 else:
                     time.sleep(self.backoff or self.poll_seconds)
 

@@ -230,6 +230,12 @@ def _file(b: _Batch, path: str, size: int, sha256: str, timestamp: float) -> Non
     b.files.append({"incarnation_id": b.inc_id, "path": path, "size": size, "sha256": sha256, "updated_at": timestamp})
 
 
+def _media(b: _Batch, key: str, step: int, kind: str, payload: dict[str, Any]) -> None:
+    # The writer (or `branchline sync`) encodes media into run files and sends FILE records in
+    # their place (sdk/media/stage.py); raw media reaching a store is refused, never half-stored.
+    raise RecordError("kind", f"the {kind} logged as {key!r} at step {step} was not encoded into a run file")
+
+
 def _alert(b: _Batch, title: str, text: str, level: str, timestamp: float) -> None:
     b.alert_rows.append({"incarnation_id": b.inc_id, "title": title, "text": text, "level": level, "ts": timestamp})
 
@@ -261,6 +267,7 @@ HANDLERS: dict[RecordKind, Callable[..., None]] = {
     RecordKind.METADATA: _metadata,
     RecordKind.ROW_SCHEMA: _row_schema,
     RecordKind.ROW_BLOCK: _row_block,
+    RecordKind.MEDIA: _media,
 }
 _ROW_KINDS = frozenset({RecordKind.HISTORY, RecordKind.ROW_BLOCK, RecordKind.ROW_SCHEMA})
 _BY_INT: dict[int, Callable[..., None]] = {int(k): h for k, h in HANDLERS.items()}

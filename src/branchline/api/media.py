@@ -1,0 +1,74 @@
+"""Reading logged media back: a descriptor's file (following fork and rewind lineage), a table.
+
+History values of media are descriptors (`{"_type": "image-file", "path": ..., "sha256": ...}`);
+the file belongs to the incarnation that logged it, which for a fork's inherited steps is its
+source. So the content is looked up along the incarnation's `forked_from` chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from branchline.errors import UsageError
+from branchline.store.interface import ApiBackend, RunView
+
+__all__ = ["FILE_TYPES", "media_bytes", "save_media", "table_frame"]
+
+#: Descriptor types that point at a run file.
+FILE_TYPES = frozenset({"image-file", "table-file", "audio-file", "video-file", "html-file", "mask"})
+_MAX_HOPS = 64
+
+
+def _descriptor(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or value.get("_type") not in FILE_TYPES or not isinstance(value.get("path"), str):
+        raise UsageError(
+            f"{str(value)[:80]!r} is not a media descriptor; expected a history value with _type one of "
+            f"{', '.join(sorted(FILE_TYPES))} and a path."
+        )
+    return value
+
+
+def media_bytes(backend: ApiBackend, view: RunView, value: Any) -> bytes:
+    """The content of the file a media descriptor names, checked against its sha256."""
+    descriptor = _descriptor(value)
+    path, sha = descriptor["path"], descriptor.get("sha256")
+    current: RunView | None = view
+    for _ in range(_MAX_HOPS):
+        if current is None:
+            break
+        listed = {row["path"]: row for row in backend.files(current.incarnation_id)}
+        row = listed.get(path)
+        if row is not None and (sha is None or row["sha256"] == sha):
+            data = backend.read_file(current.incarnation_id, path)
+            if sha is not None and hashlib.sha256(data).hexdigest() != sha:
+                raise UsageError(f"The stored content of {path!r} does not match its sha256.")
+            return data
+        parent = current.forked_from
+        current = backend.get_incarnation(str(parent["incarnation_id"])) if parent else None
+    raise UsageError(f"No stored file {path!r} in run {view.entity}/{view.project}/{view.run_id} or its sources.")
+
+
+def save_media(backend: ApiBackend, view: RunView, value: Any, root: str | Path, replace: bool = True) -> Path:
+    """Write a media descriptor's file under `root` (keeping its path); returns where."""
+    descriptor = _descriptor(value)
+    target = Path(root) / str(descriptor["path"])
+    if target.exists() and not replace:
+        return target
+    data = media_bytes(backend, view, descriptor)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def table_frame(backend: ApiBackend, view: RunView, value: Any) -> Any:
+    """A logged table as a pandas DataFrame (media cells as their descriptors)."""
+    import pandas as pd
+
+    descriptor = _descriptor(value)
+    if descriptor["_type"] != "table-file":
+        raise UsageError(f"{descriptor['path']!r} is a {descriptor['_type']}, not a table-file.")
+    body = json.loads(media_bytes(backend, view, descriptor))
+    return pd.DataFrame(body["data"], columns=body["columns"])
