@@ -268,7 +268,7 @@ def report(results: list[dict[str, Any]], opts: argparse.Namespace) -> None:
                 r["points_per_s"],
                 "pts/s",
                 baseline=base["points_per_s"] if r is not base else None,
-                baseline_name="(1 replica)",
+                baseline_name=f"({base['name']})",
                 ratio=ratio if r is not base else None,
                 note=f"{fmt(r['wall'])} s for {opts.runs}×{opts.steps}×10",
             )
@@ -333,9 +333,9 @@ def main() -> None:
             name, replicas, kill_at = plan[key]
             print(f"bench_replicas: {name} …", file=sys.stderr, flush=True)
             results.append(phase(name, replicas, kill_at, opts, Path(tmp)))
+            report(results, opts)  # after each phase, so a long run shows what it has so far
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=1))
-    report(results, opts)
 
 
 if __name__ == "__main__":
