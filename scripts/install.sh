@@ -23,7 +23,8 @@ fi
 WANDB_CLIENT_VERSION="0.31.0"
 if ! .wandb-venv/bin/python -c "import wandb, sys; sys.exit(wandb.__version__ != '$WANDB_CLIENT_VERSION')" 2>/dev/null; then
   "$python" -m venv .wandb-venv
-  .wandb-venv/bin/python -m pip install --quiet "wandb==$WANDB_CLIENT_VERSION"
+  # numpy and Pillow: what wandb.Image needs, for the media scenario.
+  .wandb-venv/bin/python -m pip install --quiet "wandb==$WANDB_CLIENT_VERSION" numpy pillow
   # Byte-compile it too: each scenario starts a fresh client process.
   .wandb-venv/bin/python -m compileall -q .wandb-venv/lib >/dev/null 2>&1 || true
 fi

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
+import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ import httpx
 import pytest
 
 from branchline.store import Store, open_store
-from tests.backends import ServerProcess
+from tests.backends import ServerProcess, free_port
 from tests.replica_cluster import Replica
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +125,9 @@ run.config.update({"late": True})
 run.summary["best"] = 42
 open("extra.txt", "w").write("saved")
 run.save("extra.txt", policy="now")
+run.tags = ("t1", "t2")
+run.name = "renamed"
+run.alert(title="Loss low", text="loss reached 0.2", level=wandb.AlertLevel.WARN)
 run.finish()
 """
 
@@ -130,7 +136,7 @@ def test_init_log_finish(server: Server) -> None:
     server.client(BASIC)
     store = server.store
     run = store.require_run("alice", "proj", "basic")
-    assert (run.state, run.exit_code, run.notes, run.tags) == ("finished", 0, "hello", ["t1"])
+    assert (run.state, run.exit_code, run.notes) == ("finished", 0, "hello")
     assert run.config == {"lr": 0.1, "opt": {"m": 0.9}, "late": True}
     assert "_wandb" not in run.config and run.metadata["wandb"]["cli_version"]
     inc = run.incarnation_id
@@ -145,6 +151,62 @@ def test_init_log_finish(server: Server) -> None:
     files = {f["path"]: f for f in store.files(inc)}
     assert {"extra.txt", "output.log", "config.yaml", "wandb-metadata.json", "wandb-summary.json"} <= set(files)
     assert files["extra.txt"]["size"] == len("saved")
+    assert (run.name, run.tags) == ("renamed", ["t1", "t2"])
+    assert [(a["title"], a["text"], a["level"]) for a in store.alerts(inc)] == [
+        ("Loss low", "loss reached 0.2", "WARN")
+    ]
+
+
+MEDIA = """
+import numpy as np
+import wandb
+run = wandb.init(project="media", id="images")
+pixels = np.zeros((8, 8, 3), dtype=np.uint8)
+for i in range(2):
+    run.log({"sample": wandb.Image(pixels + i), "loss": float(i)})
+run.finish()
+"""
+
+
+def test_media_files_and_their_descriptors(server: Server) -> None:
+    server.client(MEDIA)
+    run = server.store.require_run("alice", "media", "images")
+    inc = run.incarnation_id
+    values = server.store.read_objects(inc, "sample")
+    assert [step for step, _ in values] == [0, 1]
+    files = {f["path"]: f for f in server.store.files(inc)}
+    for _, descriptor in values:  # the client's own descriptor, untouched, naming a stored file
+        assert descriptor["_type"] == "image-file" and descriptor["format"] == "png"
+        stored = files[descriptor["path"]]
+        assert descriptor["path"].startswith("media/images/")
+        assert stored["size"] == descriptor["size"] and stored["sha256"] == descriptor["sha256"]
+    assert server.store.read_series(inc, "loss")[1].tolist() == [0.0, 1.0]
+
+
+def test_branchline_ui_prints_the_client_environment(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "BRANCHLINE_"))}
+    command = [sys.executable, "-m", "branchline", "ui", "--no-browser", "--port", str(port), "--dir", str(tmp_path)]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "WANDB_API_KEY" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+        assert f"export WANDB_BASE_URL=http://127.0.0.1:{port}" in seen
+        key = seen.split("export WANDB_API_KEY=")[1].split()[0]
+        assert re.fullmatch(r"(\w+-)?\w{40,}", key), key  # the client's own format check
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": "query Viewer { viewer { entity } }", "operationName": "Viewer"},
+            headers={"Authorization": "Basic " + base64.b64encode(f"api:{key}".encode()).decode()},
+            timeout=30,
+        )
+        assert answer.status_code == 200 and answer.json()["data"]["viewer"]["entity"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _logger(run_id: str, steps: range, extra: str = "", project: str = "proj") -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from branchline.server.wandb import buckets
 from branchline.server.wandb.context import WandbContext, input_of
+from branchline.vocab import RecordKind
 
 __all__ = ["OPERATIONS", "Resolver", "viewer"]
 
@@ -53,10 +54,7 @@ def organization_id(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
 def create_run_files(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
     """One signed upload URL per named file, in order (the client needs exactly as many)."""
     source = input_of(variables)
-    entity = ctx.entity(source.get("entity") or source.get("entityName"))
-    project = str(source.get("project") or source.get("projectName") or "uncategorized")
-    run_id = str(source.get("run") or source.get("runName") or "")
-    run = ctx.require_run(entity, project, run_id, write=True)
+    run = ctx.require_run(*_run_args(ctx, variables), write=True)
     names = [str(n) for n in source.get("files") or []]
     files = [
         {
@@ -70,6 +68,33 @@ def create_run_files(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, 
     return {"createRunFiles": {"runID": run.incarnation_id, "uploadHeaders": [], "files": files}}
 
 
+def _run_args(ctx: WandbContext, variables: dict[str, Any]) -> tuple[str, str, str]:
+    source = input_of(variables)
+    entity = ctx.entity(source.get("entity") or source.get("entityName"))
+    project = str(source.get("project") or source.get("projectName") or "uncategorized")
+    return entity, project, str(source.get("run") or source.get("runName") or source.get("name") or "")
+
+
+def notify_alert(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`run.alert(title, text, level)`: stored as the run's alert (the web app lists it)."""
+    run = ctx.require_run(*_run_args(ctx, variables), write=True)
+    source = input_of(variables)
+    level = str(source.get("severity") or "INFO").upper()[:8]
+    record = [str(source.get("title") or "")[:256], str(source.get("text") or ""), level, ctx.now]
+    ctx.apply_control(run.incarnation_id, [(RecordKind.ALERT, record)])
+    return {"notifyScriptableRunAlert": {"success": True}}
+
+
+def run_state(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`project { run { id state } }`: a run's state, as W&B spells it."""
+    entity, project, run_id = _run_args(ctx, variables)
+    run = ctx.find_run(entity, project, run_id)
+    found = (
+        None if run is None else {"__typename": "Run", "id": run.incarnation_id, "name": run.run_id, "state": run.state}
+    )
+    return {"project": {"__typename": "Project", "name": project, "run": found}}
+
+
 OPERATIONS: dict[str, Resolver] = {
     "Viewer": viewer,
     "GetViewer": viewer,
@@ -79,4 +104,6 @@ OPERATIONS: dict[str, Resolver] = {
     "CreateRunFiles": create_run_files,
     "RunResumeStatus": buckets.resume_status,
     "RewindRun": buckets.rewind_run,
+    "NotifyScriptableRunAlert": notify_alert,
+    "RunState": run_state,
 }
