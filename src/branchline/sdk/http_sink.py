@@ -21,7 +21,7 @@ from branchline.http_client import NO_RETRY, RETRY_STATUSES, WRITER, HttpClient,
 from branchline.records import RecordError
 from branchline.rejects import Rejected
 from branchline.runspec import RunSpec, RunStart
-from branchline.sdk.sink import SinkCapabilities
+from branchline.sdk.sink_types import SinkCapabilities
 from branchline.sdk.values import encode_default
 
 __all__ = ["BEGIN_RETRY_SECONDS", "RETRY_STATUSES", "HttpSink"]

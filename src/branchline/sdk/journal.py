@@ -98,7 +98,7 @@ class JournalWriter:
         self._error: str | None = None
         _LIVE_WRITERS.add(self)
 
-    def write(self, kind: int, *fields: Any) -> int:
+    def write(self, kind: RecordKind, *fields: Any) -> int:
         """Append one record from any thread; raises TypeError (nothing written) if a value cannot
         be stored, OSError(EBADF) once the journal is closed."""
         with self.lock:

@@ -4,40 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from branchline.rejects import Rejected
 from branchline.runspec import RunSpec, RunStart
+from branchline.sdk.sink_types import Sink, SinkCapabilities
 
 if TYPE_CHECKING:
     from branchline.store import Store
 
 __all__ = ["Sink", "SinkCapabilities", "LocalSink", "local_store", "make_sink", "run_file_uploader"]
-
-
-@dataclass(frozen=True)
-class SinkCapabilities:
-    """What a sink offers besides applying records: declared by the sink, never probed for."""
-
-    #: It writes into a `Store` in this process (`sink.store`): offline artifacts, footer sparklines.
-    local_store: bool = False
-    #: Run files' contents go to it beside the records (`sink.upload_run_files`): a server.
-    run_files: bool = False
-
-
-class Sink(Protocol):
-    capabilities: SinkCapabilities
-    #: Records the sink set aside as unstorable since the caller last emptied the list.
-    rejected: list[Rejected]
-
-    def begin_run(self, spec: RunSpec) -> RunStart: ...
-    def apply(self, session_id: str, records: Sequence[Sequence[Any]]) -> int: ...
-    def heartbeat(self, incarnation_id: str) -> bool: ...
-    def mark_crashed(self, incarnation_id: str, session_id: str | None = None) -> None: ...
-    def mark_killed(self, incarnation_id: str) -> None: ...
-    def close(self) -> None: ...
 
 
 class _StoreSink(Sink, Protocol):
