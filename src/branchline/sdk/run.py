@@ -344,7 +344,7 @@ class Run:
             return
         self._pending = None
         now = self._pending_ts or time.time()
-        self._journal.write(_HISTORY, self._step, now, now - self._t0 + self._runtime_offset, row)
+        self._journal.write(RecordKind.HISTORY, self._step, now, now - self._t0 + self._runtime_offset, row)
         if self._state.has_rules:
             extra = self._state.step_sync_items(row)
             self._state.apply_row({**row, **extra, "_step": self._step})
