@@ -52,16 +52,13 @@ class Server:
         return run_clients([script], self, key=key, check=check)[0]
 
 
-def run_clients(
-    scripts: list[str], server: Server, *, key: str | None = None, check: bool = True
-) -> list[subprocess.CompletedProcess[str]]:
-    """Run scripts at once (each ~5 s of client start-up), in their own directories."""
+def start_clients(scripts: list[str], server: Server, *, key: str | None = None) -> list[subprocess.Popen[str]]:
+    """Start scripts at once (each ~5 s of client start-up), each in its own directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "BRANCHLINE_"))}
     env.update(
         WANDB_BASE_URL=server.url,
         WANDB_API_KEY=key or server.key,
         WANDB_SILENT="true",
-        WANDB_X_DISABLE_STATS="false",
         WANDB_CONFIG_DIR=str(server.workdir / "wandb-config"),
         WANDB_CACHE_DIR=str(server.workdir / "wandb-cache"),
         PYTHONUNBUFFERED="1",
@@ -82,14 +79,27 @@ def run_clients(
                 text=True,
             )
         )
+    return procs
+
+
+def wait_clients(
+    procs: list[subprocess.Popen[str]], server: Server, *, check: bool = True
+) -> list[subprocess.CompletedProcess[str]]:
     done = []
     for proc in procs:
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=180)
         done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""))
     if check:
         for result in done:
             assert result.returncode == 0, result.stdout + server.process.log.read_text()[-3000:]
     return done
+
+
+def run_clients(
+    scripts: list[str], server: Server, *, key: str | None = None, check: bool = True
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run scripts at once and wait for them all."""
+    return wait_clients(start_clients(scripts, server, key=key), server, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -380,3 +390,33 @@ def test_upload_urls_are_signed(server: Server) -> None:
     run = server.store.require_run("alice", "raw", "files")
     listed = {f["path"]: f["size"] for f in server.store.files(run.incarnation_id)}
     assert listed == {"media/images/a.png": 7}
+
+
+SURVIVOR = """
+import time
+import wandb
+run = wandb.init(project="kill", id="survivor", settings=wandb.Settings(x_file_stream_transmit_interval=0.5))
+for i in range(60):
+    run.log({"x": float(i)})
+    time.sleep(0.1)
+    if i == 15:
+        open("killme", "w").close()
+run.finish()
+"""
+
+
+def test_a_server_killed_mid_run_loses_and_duplicates_nothing(server: Server) -> None:
+    (proc,) = start_clients([SURVIVOR], server)
+    cwd = max(server.workdir.glob("client*"), key=lambda p: int(p.name.removeprefix("client")))
+    deadline = time.monotonic() + 120
+    while not (cwd / "killme").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert (cwd / "killme").exists(), proc.stdout.read() if proc.stdout and proc.poll() is not None else ""
+    server.process.kill()  # SIGKILL: nothing is flushed or closed
+    time.sleep(1.0)
+    server.process.start()
+    wait_clients([proc], server)
+    run = server.store.require_run("alice", "kill", "survivor")
+    steps, values = server.store.read_series(run.incarnation_id, "x")
+    assert steps.tolist() == list(range(60)) and values.tolist() == [float(i) for i in range(60)]
+    assert run.state == "finished"

@@ -14,6 +14,8 @@ import json
 import secrets
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from branchline.errors import RunNotFoundError, UsageError
 from branchline.runspec import RunSpec
 from branchline.server.errors import ApiError
@@ -125,6 +127,8 @@ def _begin(ctx: WandbContext, spec: RunSpec) -> None:
         raise ApiError(404, str(exc), code="run_not_found") from None
     except UsageError as exc:
         raise ApiError(409, str(exc), code="conflict") from None
+    except IntegrityError:
+        pass  # a concurrent upsert started the same run first: the caller reads it back and edits it
 
 
 def _spec(ctx: WandbContext, entity: str, project: str, run_id: str, variables: dict[str, Any]) -> RunSpec:
