@@ -102,12 +102,6 @@ def test_the_documented_haproxy_configuration_is_valid(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: two replicas (or two threads of one) applying overlapping batches of one writer session "
-    "at once can regress applied_seq and overwrite the history tail; the fix is to lock the session row "
-    "(SELECT … FOR UPDATE) at the start of Store.apply",
-)
 def test_concurrent_overlapping_batches_of_one_session_store_every_step_once() -> None:
     """A client that times out and retries while its first request is still being applied elsewhere
     sends an overlapping batch of the same session: both replicas apply at once."""

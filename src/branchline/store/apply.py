@@ -274,7 +274,14 @@ _BY_INT: dict[int, Callable[..., None]] = {int(k): h for k, h in HANDLERS.items(
 
 
 def _session(conn: Connection, session_id: str) -> Any:
-    session = conn.execute(select(writer_sessions).where(writer_sessions.c.id == session_id)).first()
+    """The session's row, locked until the transaction ends (PostgreSQL; SQLite writes one at a time).
+
+    Two server replicas can apply overlapping batches of one session at once (a client retried while
+    its first request was still being applied); the lock makes the second wait and then see the
+    first's applied sequence, so neither regresses it nor stores a row twice.
+    """
+    query = select(writer_sessions).where(writer_sessions.c.id == session_id).with_for_update()
+    session = conn.execute(query).first()
     if session is None:
         raise StoreError(f"Unknown writer session {session_id}; start the run before sending records.")
     return session
