@@ -49,6 +49,7 @@ from branchline.artifacts.hashing import (
     thread_buffer,
 )
 from branchline.artifacts.manifest import ArtifactManifestEntry
+from branchline.processes import pid_alive
 
 __all__ = [
     "POLICIES",
@@ -111,16 +112,6 @@ def _known_stored(digest: str) -> bool:
         return digest in _stored
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale(root: Path | None = None) -> int:
     """Delete staging directories of dead processes on this host (any host's after a day); returns how many."""
     base = root or staging_root()
@@ -135,7 +126,7 @@ def sweep_stale(root: Path | None = None) -> int:
         path = base / name
         try:
             mine = len(parts) == 3 and parts[0] == _HOST
-            stale = (mine and int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1]))) or (
+            stale = (mine and int(parts[1]) != os.getpid() and not pid_alive(int(parts[1]))) or (
                 not mine and now - path.stat().st_mtime > _STALE_AFTER
             )
         except (OSError, ValueError):

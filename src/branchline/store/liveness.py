@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Any
 
 from sqlalchemy import Connection, and_, select, update
 
 from branchline.errors import StoreError
+from branchline.processes import pid_alive
 from branchline.store.schema import incarnations, runs, writer_sessions
 from branchline.vocab import RunState
 
@@ -22,18 +22,6 @@ __all__ = [
     "stale_incarnations",
     "writer_process_alive",
 ]
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_alive(inc: Any, now: float, timeout: float) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from branchline.artifacts.blobstores.base import BlobStore, copy_fd, copy_verified
 from branchline.artifacts.hashing import CHUNK, FileStat, stat_key
+from branchline.processes import pid_alive
 
 __all__ = ["FSYNC_ENV", "LocalBlobStore"]
 
@@ -57,7 +58,7 @@ class LocalBlobStore(BlobStore):
             parts = name.split(".")
             path = self._tmp / name
             try:
-                stale = len(parts) >= 4 and parts[1] == self._host and not _pid_alive(int(parts[2]))
+                stale = len(parts) >= 4 and parts[1] == self._host and not pid_alive(int(parts[2]))
                 if stale or now - path.stat().st_mtime > 86400:
                     path.unlink()
             except (OSError, ValueError):
@@ -146,13 +147,3 @@ def _read_chunks(fh: object) -> Iterator[bytes]:
     with fh:  # type: ignore[attr-defined]
         while chunk := fh.read(CHUNK):  # type: ignore[attr-defined]
             yield chunk
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
