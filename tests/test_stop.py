@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,7 +27,7 @@ from branchline.server.app import create_app
 from branchline.server.settings import ServerSettings
 from branchline.store import Store, open_store
 from branchline.store.reads import RunView
-from branchline.store.stops import NOTE_ESCALATED, NOTE_UNCONFIRMED, STOP_KEY
+from branchline.store.stops import NOTE_ENDED, NOTE_ESCALATED, NOTE_UNCONFIRMED, STOP_KEY
 from tests import store_factory
 from tests.backends import ServerProcess
 from tests.conftest import QUIET
@@ -77,8 +79,9 @@ def test_a_process_ignoring_the_interrupt_is_terminated_and_the_run_ends_killed(
             ended = time.monotonic() - requested
             expected = -signal.SIGKILL if ignores == "term" else -signal.SIGTERM
             assert returncode == expected, (returncode, child.stderr.read() if child.stderr else "")
-            run = _wait_for_state(store, "team", "stops", "stubborn", "killed", timeout=20)
-            assert run.metadata[STOP_KEY]["note"] == NOTE_ESCALATED
+            # Reads meanwhile may see the process gone first (killed, "the process has ended"); the
+            # writer then stores the journal and says why.
+            run = _wait_for_state(store, "team", "stops", "stubborn", "killed", timeout=20, note=NOTE_ESCALATED)
             assert run.metadata[STOP_KEY]["ended_at"] >= run.metadata[STOP_KEY]["requested_at"]
             steps, values = store.read_series(run.incarnation_id, "x")
             assert list(steps) == list(range(STEPS)) and list(values) == [float(s) for s in range(STEPS)]
@@ -135,10 +138,12 @@ def test_a_remote_run_ignoring_the_interrupt_ends_killed_on_the_server(tmp_path:
             assert stopped.status_code == 200, stopped.text
             assert child.wait(timeout=20) == -signal.SIGTERM
             deadline = time.monotonic() + 20
-            while (detail := httpx.get(url, headers=headers).json())["state"] != "killed":
+            while (detail := httpx.get(url, headers=headers).json())["metadata"].get(STOP_KEY, {}).get(
+                "note"
+            ) != NOTE_ESCALATED:
                 assert time.monotonic() < deadline, detail
                 time.sleep(0.1)
-            assert detail["metadata"][STOP_KEY]["note"] == NOTE_ESCALATED
+            assert detail["state"] == "killed"
             assert detail["last_step"] == STEPS - 1
         finally:
             if child.poll() is None:
@@ -152,12 +157,16 @@ def test_a_remote_run_ignoring_the_interrupt_ends_killed_on_the_server(tmp_path:
         server.stop()
 
 
-def _wait_for_state(store: Store, entity: str, project: str, run_id: str, state: str, timeout: float) -> RunView:
+def _wait_for_state(
+    store: Store, entity: str, project: str, run_id: str, state: str, timeout: float, note: str | None = None
+) -> RunView:
     deadline = time.monotonic() + timeout
     while True:
         run = store.get_run(entity, project, run_id)
-        if (run is not None and run.state == state) or time.monotonic() > deadline:
-            assert run is not None and run.state == state, run
+        done = run is not None and run.state == state
+        done = done and (note is None or run.metadata.get(STOP_KEY, {}).get("note") == note)
+        if done or time.monotonic() > deadline:
+            assert done and run is not None, run
             return run
         time.sleep(0.05)
 
@@ -233,3 +242,25 @@ def test_a_resumed_run_does_not_inherit_an_old_stop(any_store_url: str) -> None:
         run = store.require_run("team", "proj", "again")
         assert run.state == "running" and run.stop_requested is False
         assert store.heartbeat(start.incarnation_id) is False
+
+
+def test_a_stopped_process_seen_gone_ends_killed_not_crashed(any_store_url: str) -> None:
+    """On this host a dead pid reads as crashed at once; with a stop pending it reads as killed."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open_store(any_store_url) as store:
+        s = dataclasses.replace(spec("gone"), host=socket.gethostname(), pid=proc.pid)
+        start = store.begin_run(s)
+        store.request_stop(store.require_run("team", "proj", "gone"))
+        proc.kill()
+        proc.wait()
+        run = store.require_run("team", "proj", "gone")  # a read reaps
+        assert run.state == "killed" and run.metadata[STOP_KEY]["note"] == NOTE_ENDED
+        ended_at = run.metadata[STOP_KEY]["ended_at"]
+        # The writer, having stored the journal, says why: the note is refined, the end time kept.
+        assert store.mark_killed(start.incarnation_id, NOTE_ESCALATED) is True
+        run = store.require_run("team", "proj", "gone")
+        assert run.metadata[STOP_KEY] == {**run.metadata[STOP_KEY], "note": NOTE_ESCALATED, "ended_at": ended_at}
+        # Without a stop, a dead pid is still a crash.
+        other = dataclasses.replace(spec("plain"), host=socket.gethostname(), pid=proc.pid)
+        store.begin_run(other)
+        assert store.require_run("team", "proj", "plain").state == "crashed"

@@ -22,9 +22,11 @@ from branchline.vocab import RunState
 
 __all__ = [
     "DEFAULT_STOP_TIMEOUT",
+    "NOTE_ENDED",
     "NOTE_ESCALATED",
     "NOTE_UNCONFIRMED",
     "STOP_KEY",
+    "end_dead_stops",
     "mark_killed",
     "overdue_stops",
     "reap_overdue_stops",
@@ -44,6 +46,9 @@ NOTE_UNCONFIRMED = (
     "stopped from the UI; the process did not confirm the stop within {seconds:g} s "
     "(it ignored the signals or its host is unreachable), so the run was marked killed"
 )
+
+#: The store ended the run: its process was gone (on this host, its pid) with a stop pending.
+NOTE_ENDED = "stopped from the UI; the process has ended"
 
 _LIVE = (RunState.RUNNING.value, RunState.PREEMPTING.value, RunState.PENDING.value)
 
@@ -76,14 +81,25 @@ def without_stop(metadata: Any) -> dict[str, Any]:
 
 
 def mark_killed(conn: Connection, incarnation_id: str, note: str, now: float) -> bool:
-    """End a live incarnation as `killed` with `note`; whether it was live (a finished run stays as it is)."""
+    """End a live incarnation as `killed` with `note`; whether it was live (a finished run stays as it is).
+
+    A run killed with the provisional `NOTE_ENDED` (its process was seen gone before the writer said
+    why) takes the writer's more precise note, keeping the time it ended.
+    """
     row = conn.execute(
         select(incarnations.c.state, incarnations.c.run_metadata).where(incarnations.c.id == incarnation_id)
     ).first()
-    if row is None or row.state not in _LIVE:
+    if row is None:
         return False
     metadata = dict(row.run_metadata or {})
-    metadata[STOP_KEY] = {**_stop_info(metadata), "ended_at": now, "note": note}
+    info = _stop_info(metadata)
+    if row.state == RunState.KILLED and info.get("note") == NOTE_ENDED and note != NOTE_ENDED:
+        metadata[STOP_KEY] = {**info, "note": note}
+        conn.execute(update(incarnations).where(incarnations.c.id == incarnation_id).values(run_metadata=metadata))
+        return True
+    if row.state not in _LIVE:
+        return False
+    metadata[STOP_KEY] = {**info, "ended_at": now, "note": note}
     done = conn.execute(
         update(incarnations)
         .where(and_(incarnations.c.id == incarnation_id, incarnations.c.state == row.state))
@@ -121,3 +137,21 @@ def reap_overdue_stops(conn: Connection, now: float, timeout: float) -> int:
             continue
         killed += mark_killed(conn, row.id, NOTE_UNCONFIRMED.format(seconds=timeout), now)
     return killed
+
+
+def end_dead_stops(conn: Connection, stale: list[Any], now: float) -> int:
+    """Of the incarnations found with their writer gone, mark killed those asked to stop.
+
+    Without this the crash reaper, which sees a process on this host gone at once, would mark
+    `crashed` a run that a stop just ended, before its writer has stored the journal and said so.
+    """
+    ids = [row.id for row in stale]
+    if not ids:
+        return 0
+    c = incarnations.c
+    asked = conn.execute(
+        select(c.id)
+        .join(runs, runs.c.pk == c.run_pk)
+        .where(c.id.in_(ids), runs.c.stop_requested.is_(True), runs.c.current_incarnation == c.id)
+    ).all()
+    return sum(mark_killed(conn, row.id, NOTE_ENDED, now) for row in asked)

@@ -185,9 +185,11 @@ class Store(AuthStoreMixin):
             ):
                 return 0
         with self._write() as conn:
-            # Overdue stops first: a run asked to stop that then went silent ends killed, not crashed.
-            killed = stops.reap_overdue_stops(conn, time.time(), self.stop_timeout)
-            return killed + writes.reap_stale(conn, time.time(), self.crash_timeout)
+            # Stops first: a run asked to stop that is gone or silent ends killed, not crashed.
+            now = time.time()
+            killed = stops.reap_overdue_stops(conn, now, self.stop_timeout)
+            killed += stops.end_dead_stops(conn, writes.stale_incarnations(conn, now, self.crash_timeout), now)
+            return killed + writes.reap_stale(conn, now, self.crash_timeout)
 
     def mark_killed(self, incarnation_id: str, note: str) -> bool:
         """End a live incarnation as `killed` with `note` (store/stops.py); whether it was live."""
