@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import getpass
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from branchline.compat_names import WANDB_SETTINGS
 from branchline.errors import UsageError
 
-__all__ = ["Settings", "settings_file_path", "load_settings_file", "save_settings_file"]
+__all__ = ["Settings", "load_settings_file", "save_settings_file", "settings_file_path", "warn_no_effect"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -80,6 +83,7 @@ class Settings:
     silent: bool = False
     console: str = "auto"
     save_code: bool | None = None
+    sync_tensorboard: bool = False  # `init(sync_tensorboard=True)` / `tensorboard=True`
     reinit: str | bool = "default"
     heartbeat_seconds: float = 30.0
     # Seconds finish() waits for records to be stored; 0 waits forever. None: forever for the
@@ -97,6 +101,10 @@ class Settings:
     alert_webhook_url: str | None = None
     alert_email_to: str | None = None
     smtp_url: str | None = None
+    # Which variable set `base_url` when it came from wandb's WANDB_BASE_URL: init checks that it
+    # names a branchline server before using it (sdk/init_target.py).
+    x_base_url_env: str | None = None
+    # Settings of wandb's with no effect here (kept, warned about once), and `artifact_storage`.
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- resolution -----------------------------------------------------------------
@@ -109,17 +117,27 @@ class Settings:
             if value is None:
                 continue
             if name not in self.names():
-                raise UsageError(
-                    f"Unknown setting {name!r} in {source}. Known settings: {', '.join(sorted(self.names()))}."
-                )
+                self._set_foreign(name, value, source)
+                continue
             setattr(self, name, _coerce(name, value))
+
+    def _set_foreign(self, name: str, value: Any, source: str) -> None:
+        """A name that is not ours: wandb's (kept in `extra`, warned about once) or an error."""
+        if name in WANDB_SETTINGS:
+            warn_no_effect(name)
+            self.extra[name] = value
+            return
+        known = self.names() | WANDB_SETTINGS
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise UsageError(f"Unknown setting {name!r} in {source}; neither branchline nor wandb has it.{hint}")
 
     @classmethod
     def resolve(cls, explicit: Mapping[str, Any], given: Settings | Mapping[str, Any] | None) -> Settings:
         """Build settings from the file, env, `settings=` and explicit `init` arguments, in that order."""
         settings = cls()
         settings.update(load_settings_file(), source="the settings file")
-        settings.update(env_settings(), source="the environment")
+        settings.update(_env_with_precedence(), source="the environment")
         if isinstance(given, Settings):
             settings.update(
                 {
@@ -129,11 +147,15 @@ class Settings:
                 },
                 source="settings=",
             )
+            settings.extra.update(given.extra)
         elif given is not None:
             if not isinstance(given, Mapping):
                 raise UsageError("settings= takes a dict or a branchline.Settings.")
             settings.update(given, source="settings=")
         settings.update(explicit, source="init()")
+        if settings.x_base_url_env and settings.store_url:
+            # A store named for branchline wins over a server URL set for wandb.
+            settings.base_url = settings.x_base_url_env = None
         if settings.mode in ("dryrun",):
             settings.mode = "offline"
         if settings.mode == "run":
@@ -160,6 +182,36 @@ class Settings:
 
     def copy(self) -> Settings:
         return dataclasses.replace(self, extra=dict(self.extra))
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(Settings))
+_dataclass_init = Settings.__init__
+
+
+def _settings_init(self: Settings, *args: Any, **kwargs: Any) -> None:
+    """`Settings(...)` also takes wandb's setting names (warned about once) like `settings={...}`."""
+    foreign = {name: kwargs.pop(name) for name in list(kwargs) if name not in _FIELD_NAMES}
+    _dataclass_init(self, *args, **kwargs)
+    for name, value in foreign.items():
+        self._set_foreign(name, value, "Settings()")
+
+
+Settings.__init__ = _settings_init  # type: ignore[method-assign]
+
+_warned: set[str] = set()
+
+
+def warn_no_effect(name: str, why: str = "") -> None:
+    """Warn once per process that a wandb setting or init argument does nothing here."""
+    if name in _warned:
+        return
+    _warned.add(name)
+    reason = f" ({why})" if why else ""
+    warnings.warn(
+        f"branchline: {name!r} is accepted for wandb compatibility and has no effect here{reason}.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 # setting name -> env var names, BRANCHLINE_* first.
@@ -199,6 +251,25 @@ def env_settings() -> dict[str, Any]:
             if value:
                 found[name] = value
                 break
+    return found
+
+
+#: Variables that choose where runs are stored without a server: any of them beats WANDB_BASE_URL.
+_LOCAL_CHOICE = ("BRANCHLINE_STORE", "BRANCHLINE_DIR")
+
+
+def _env_with_precedence() -> dict[str, Any]:
+    """`env_settings()`, where a server URL set only for wandb yields to a branchline choice.
+
+    WANDB_BASE_URL is often left over from W&B: it may be used only when nothing named
+    BRANCHLINE_* says otherwise, and init checks that it points at a branchline server.
+    """
+    found = env_settings()
+    if found.get("base_url") and not os.environ.get("BRANCHLINE_BASE_URL"):
+        if any(os.environ.get(variable) for variable in _LOCAL_CHOICE):
+            del found["base_url"]
+        else:
+            found["x_base_url_env"] = "WANDB_BASE_URL"
     return found
 
 

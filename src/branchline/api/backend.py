@@ -8,6 +8,8 @@ from settings.
 
 from __future__ import annotations
 
+import warnings
+
 from branchline.errors import UsageError
 from branchline.settings import Settings
 from branchline.store.engine import sqlite_file
@@ -19,6 +21,13 @@ __all__ = ["Backend", "SeriesSource", "open_backend"]
 
 def open_backend(settings: Settings) -> Backend:
     """The backend the settings point at: a server (`base_url`) or a store (`store_url` / the local file)."""
+    if settings.x_base_url_env and settings.base_url and not settings.store_url:
+        from branchline.server_probe import why_not_branchline
+
+        reason = why_not_branchline(settings.base_url)
+        if reason is not None:  # WANDB_BASE_URL left for W&B: read the local store, as init writes it
+            warnings.warn(f"WANDB_BASE_URL={settings.base_url} {reason}; reading the local store.", stacklevel=3)
+            settings.base_url = None
     if settings.base_url and not settings.store_url:
         from branchline.api.remote import RemoteBackend
 
