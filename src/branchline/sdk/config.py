@@ -2,31 +2,97 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import enum
+import os
+import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from branchline.errors import ConfigError, UsageError
 from branchline.sdk.values import normalize
 
-__all__ = ["Config", "config_dict_from"]
+__all__ = ["Config", "config_dict_from", "config_value"]
 
 
 def config_dict_from(obj: Any) -> dict[str, Any]:
-    """A plain dict from a dict, argparse.Namespace or absl/TF flags object."""
+    """A plain dict from a dict or an object holding hyperparameters (wandb reads any `__dict__`).
+
+    Dicts, OmegaConf `DictConfig`, dataclasses, pydantic models, `argparse.Namespace`,
+    `SimpleNamespace` and absl/TF flags are read; their values become stored values with
+    `config_value`.
+    """
     if obj is None:
         return {}
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    if hasattr(obj, "flag_values_dict"):  # absl / TF flags
-        return dict(obj.flag_values_dict())
-    if hasattr(obj, "__dict__") and type(obj).__name__ == "Namespace":
-        return dict(vars(obj))
     if isinstance(obj, str):
         raise UsageError(
-            f"config={obj!r}: pass a dict, an argparse.Namespace or absl flags; YAML files are read with "
+            f"config={obj!r}: pass a dict or an object with attributes; YAML files are read with "
             "branchline.helper.load_config_yaml()."
         )
-    raise UsageError(f"config must be a dict, argparse.Namespace or absl flags, not {type(obj).__name__}.")
+    if hasattr(obj, "flag_values_dict"):  # absl / TF flags
+        return dict(obj.flag_values_dict())
+    container = _container(obj, any_object=True)
+    if isinstance(container, Mapping):
+        return dict(container)
+    raise UsageError(
+        f"config must be a dict or an object with attributes (dataclass, namespace, pydantic model, "
+        f"OmegaConf config), not {type(obj).__name__}."
+    )
+
+
+def _container(value: Any, any_object: bool = False) -> Any:
+    """A dict/list for objects that hold named values, or `value` itself.
+
+    `any_object`: also read the attributes of other objects, as wandb does for `config=` itself
+    (values nested inside are kept as text instead, like wandb's).
+    """
+    module = type(value).__module__
+    if module.startswith("omegaconf"):
+        from omegaconf import OmegaConf  # only loaded when such an object is passed
+
+        return OmegaConf.to_container(value, resolve=True)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if callable(getattr(value, "model_dump", None)) and hasattr(type(value), "model_fields"):  # pydantic v2
+        return value.model_dump()
+    if isinstance(value, (argparse.Namespace, types.SimpleNamespace)):
+        return vars(value)
+    if isinstance(value, Mapping):
+        return value
+    if any_object and not isinstance(value, type) and hasattr(value, "__dict__") and not callable(value):
+        return {k: v for k, v in vars(value).items() if not k.startswith("_")}
+    return value
+
+
+def config_value(value: Any) -> Any:
+    """A config value as stored: JSON-like, with what wandb keeps as text kept as text.
+
+    `Enum` members become their name; `Path`, `torch.device`, `torch.dtype`, `complex` and other
+    objects without a JSON form become `str(value)`; nested dataclasses and namespaces become dicts.
+    """
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, complex):
+        return str(value)
+    if isinstance(value, slice):
+        return {"slice_start": value.start, "slice_step": value.step, "slice_stop": value.stop}
+    if type(value).__module__.split(".")[0] in ("numpy", "torch") and callable(getattr(value, "tolist", None)):
+        converted = value.tolist()
+        return str(value) if converted is value else config_value(converted)
+    container = _container(value)
+    if isinstance(container, Mapping):
+        return {str(k): config_value(v) for k, v in container.items()}
+    if isinstance(container, (list, tuple, set, frozenset)):
+        return [config_value(v) for v in container]
+    try:
+        return normalize(container)
+    except TypeError:
+        return str(value)
 
 
 def _key(key: Any) -> str:
@@ -43,7 +109,7 @@ class Config:
         data: Mapping[str, Any] | None = None,
         on_change: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        object.__setattr__(self, "_items", {_key(k): normalize(v) for k, v in (data or {}).items()})
+        object.__setattr__(self, "_items", {_key(k): config_value(v) for k, v in (data or {}).items()})
         object.__setattr__(self, "_on_change", on_change)
 
     # -- writing -----------------------------------------------------------------
@@ -51,7 +117,7 @@ class Config:
         changed: dict[str, Any] = {}
         for raw_key, raw_value in values.items():
             key = _key(raw_key)
-            value = normalize(raw_value)
+            value = config_value(raw_value)
             if key in self._items and self._items[key] != value and not allow_val_change:
                 raise ConfigError(
                     f"Attempted to change value of key {key!r} from {self._items[key]!r} to {value!r}. "

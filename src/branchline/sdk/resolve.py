@@ -12,7 +12,7 @@ from typing import Any
 from branchline.errors import UsageError
 from branchline.runspec import RunSpec
 from branchline.sdk.branching import plan_branch
-from branchline.sdk.config import config_dict_from
+from branchline.sdk.config import config_dict_from, config_value
 from branchline.settings import Settings
 from branchline.vocab import generate_incarnation_id, generate_run_id, validate_project_name
 
@@ -28,9 +28,7 @@ def filtered_config(config: Any, include: list[str] | None, exclude: list[str] |
         values = {k: v for k, v in values.items() if k in include}
     if exclude:
         values = {k: v for k, v in values.items() if k not in exclude}
-    from branchline.sdk.values import normalize
-
-    return {str(k).strip("-"): normalize(v) for k, v in values.items()}
+    return {str(k).strip("-"): config_value(v) for k, v in values.items()}
 
 
 def build_spec(settings: Settings, config: dict[str, Any]) -> tuple[RunSpec, str | None]:
