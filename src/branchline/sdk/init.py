@@ -15,13 +15,14 @@ from branchline.runspec import RunSpec
 from branchline.sdk import globals as run_globals
 from branchline.sdk.context import RunContext
 from branchline.sdk.hooks import install_hooks, registry
+from branchline.sdk.init_target import check_wandb_base_url
 from branchline.sdk.journal import JournalWriter
 from branchline.sdk.open_run import local_start, open_run, sink_target
 from branchline.sdk.resolve import build_spec, filtered_config
 from branchline.sdk.run import Run, validate_tags
 from branchline.sdk.terminal import Terminal
 from branchline.sdk.writer_process import WRITER_KEY_ENV, WriterProcess
-from branchline.settings import Settings
+from branchline.settings import Settings, warn_no_effect
 
 __all__ = ["init"]
 
@@ -52,6 +53,7 @@ def init(
     sync_tensorboard: bool | None = None,
     tensorboard: bool | None = None,
     monitor_gym: bool | None = None,
+    anonymous: str | None = None,
 ) -> Run:
     """Start a run and return it; it becomes `branchline.run`.
 
@@ -78,8 +80,11 @@ def init(
         "fork_from": fork_from,
         "reinit": reinit,
         "save_code": save_code,
+        "sync_tensorboard": True if (sync_tensorboard or tensorboard) else None,
     }
+    _warn_ignored(force=force, monitor_gym=monitor_gym, anonymous=anonymous)
     resolved = Settings.resolve(explicit, settings)
+    check_wandb_base_url(resolved, Terminal(resolved.quiet))
     if tags is not None:
         resolved.run_tags = validate_tags(tags)
     elif resolved.run_tags is not None:
@@ -98,10 +103,28 @@ def init(
     terminal = Terminal(resolved.quiet)
     install_hooks()
     run, context = _start(resolved, spec, moment_kind, terminal)
+    if resolved.sync_tensorboard and resolved.mode != "disabled":
+        from branchline.sdk.tensorboard import start_sync
+
+        start_sync(run, context)
     registry.add(run, context)
     if resolved.reinit != "create_new" or run_globals.current() is None:
         run_globals.on_init(run)
     return run
+
+
+#: init() arguments of wandb's that do nothing here, and why.
+_IGNORED = {
+    "force": "there is no login to require: runs go to the embedded store or BRANCHLINE_BASE_URL",
+    "monitor_gym": "gym videos are not recorded; log them with the media types",
+    "anonymous": "deprecated in wandb; there are no anonymous accounts",
+}
+
+
+def _warn_ignored(**values: Any) -> None:
+    for name, value in values.items():
+        if value is not None and value is not False:
+            warn_no_effect(name, _IGNORED[name])
 
 
 def _apply_reinit(settings: Settings) -> Run | None:
