@@ -32,15 +32,25 @@ if TYPE_CHECKING:
     from branchline.sdk.alerts import AlertLevel
     from branchline.sdk.config import Config
     from branchline.sdk.init import init
-    from branchline.sdk.media import Audio, Histogram, Html, Image, Table, Video
+    from branchline.sdk.init_compat import login, setup, teardown, termerror, termlog, termsetup, termwarn
+    from branchline.sdk.media import Audio, Histogram, Html, Image, Table, Video, plot
     from branchline.sdk.run import Metric, Run
     from branchline.sdk.summary import Summary
+    from branchline.sdk.watch import unwatch, watch
 
 __all__ = [
     "__version__",
     "init",
     "log",
     "finish",
+    "join",
+    "login",
+    "setup",
+    "teardown",
+    "termlog",
+    "termwarn",
+    "termerror",
+    "termsetup",
     "define_metric",
     "save",
     "alert",
@@ -61,6 +71,9 @@ __all__ = [
     "Audio",
     "Video",
     "Html",
+    "plot",
+    "watch",
+    "unwatch",
     "Settings",
     "Error",
     "UsageError",
@@ -92,6 +105,10 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     """Finish the current run, if any."""
     if run is not None:
         run.finish(exit_code=exit_code)
+
+
+#: wandb's older name for `finish`.
+join = finish
 
 
 def define_metric(name: str, **kwargs: Any) -> Metric:
@@ -129,16 +146,34 @@ _LAZY = {
     "Api": "branchline.api",
     "Artifact": "branchline.artifacts",
     "AlertLevel": "branchline.sdk.alerts",
+    "login": "branchline.sdk.init_compat",
+    "setup": "branchline.sdk.init_compat",
+    "teardown": "branchline.sdk.init_compat",
+    "termlog": "branchline.sdk.init_compat",
+    "termwarn": "branchline.sdk.init_compat",
+    "termerror": "branchline.sdk.init_compat",
+    "termsetup": "branchline.sdk.init_compat",
     "Image": "branchline.sdk.media",
     "Table": "branchline.sdk.media",
     "Histogram": "branchline.sdk.media",
     "Audio": "branchline.sdk.media",
     "Video": "branchline.sdk.media",
     "Html": "branchline.sdk.media",
+    "plot": "branchline.sdk.media",
+    "watch": "branchline.sdk.watch",
+    "unwatch": "branchline.sdk.watch",
 }
 
 
+#: Submodules served as attributes: `wandb.tensorboard.patch()`, `wandb.api.api_key`.
+_LAZY_MODULES = {"tensorboard": "branchline.sdk.tensorboard", "api": "branchline.api"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        submodule = importlib.import_module(_LAZY_MODULES[name])
+        globals()[name] = submodule
+        return submodule
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'branchline' has no attribute {name!r}")
@@ -148,4 +183,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))

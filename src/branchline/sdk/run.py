@@ -400,6 +400,26 @@ class Run:
         self._journal.write(RecordKind.METRIC, definition.to_json(), bool(overwrite))
         return Metric(merged)
 
+    def watch(
+        self,
+        models: Any,
+        criterion: Any = None,
+        log: str | None = "gradients",
+        log_freq: int = 1000,
+        idx: int | None = None,
+        log_graph: bool = False,
+    ) -> None:
+        """Log PyTorch models' gradient and/or parameter histograms every `log_freq` steps."""
+        from branchline.sdk.watch import watch_models
+
+        watch_models(self, models, criterion, log=log, log_freq=log_freq, idx=idx, log_graph=log_graph)
+
+    def unwatch(self, models: Any = None) -> None:
+        """Remove the hooks `watch` put on `models` (all of them when None)."""
+        from branchline.sdk.watch import unwatch_models
+
+        unwatch_models(self, models)
+
     def log_code(self, root: str = ".", name: str | None = None, include_fn: Any = None, exclude_fn: Any = None) -> Any:
         """Log the source files under `root` as a `code` artifact (None if nothing matched)."""
         from branchline.sdk.artifacts import log_code
@@ -426,6 +446,16 @@ class Run:
         from branchline.sdk.artifacts import use_artifact
 
         return use_artifact(self._ctx, artifact_or_name, type=type, aliases=aliases, use_as=use_as)
+
+    def link_artifact(self, artifact: Any, target_path: str, aliases: Any = None) -> Any:
+        """Accepted for wandb scripts: logs a draft artifact; registries do not exist here (a warning)."""
+        from branchline.sdk.init_compat import link_artifact
+
+        self._ensure_active("link_artifact")
+        return link_artifact(self, artifact, target_path, aliases)
+
+    def _label(self, *args: Any, **kwargs: Any) -> None:
+        """Integrations (transformers, torchtune) label runs for wandb's telemetry; nothing to record."""
 
     def save(self, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
         """Store files with the run (`policy`: "live", "now" or "end")."""
