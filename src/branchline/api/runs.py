@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,12 +24,13 @@ from branchline.api.history import (
     scan_rows,
     stream_number,
 )
+from branchline.api.run_parts import METADATA_ALIASES, File, RunSummary
 from branchline.errors import RunNotFoundError, UsageError
 from branchline.store.filters import validate_query
 from branchline.store.reads import RunView
 from branchline.vocab import RunState
 
-__all__ = ["Run", "Runs", "iso_time"]
+__all__ = ["File", "Run", "RunFile", "Runs", "iso_time"]
 
 _STOPPABLE = frozenset({RunState.RUNNING.value, RunState.PREEMPTING.value, RunState.PENDING.value})
 
@@ -63,7 +63,7 @@ class Run:
         self.group: str = view.group
         self.job_type: str = view.job_type
         self.config: dict[str, Any] = copy.deepcopy(view.config)
-        self.summary: dict[str, Any] = copy.deepcopy(view.summary)
+        self.summary: RunSummary = RunSummary(view.summary, self._save_summary)
 
     # -- identity and fields ---------------------------------------------------------------------
     @property
@@ -268,18 +268,25 @@ class Run:
         """Captured console lines: {"line_no", "stream", "ts", "text"}."""
         return self._backend.console_lines(self._view.incarnation_id)
 
-    def files(self) -> list[dict[str, Any]]:
-        """Files saved with the run: {"path", "size", "sha256", "updated_at"}."""
-        return self._backend.files(self._view.incarnation_id)
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[File]:
+        """Files saved with the run (all, or those in `names`), as `File` objects."""
+        if names is not None:
+            return [self.file(name) for name in names]
+        inc = self._view.incarnation_id
+        return [File(self._backend, inc, row) for row in self._backend.files(inc)]
 
-    def file(self, name: str) -> RunFile:
-        """One file saved with the run, by its path inside the run (e.g. "model.pt" or "code/train.py")."""
-        for row in self.files():
-            if row["path"] == name:
-                return RunFile(self._backend, self._view.incarnation_id, row)
+    def file(self, name: str) -> File:
+        """One file saved with the run, by its path inside the run (e.g. "model.pt" or "code/train.py").
+
+        wandb's `wandb-metadata.json` names the run's metadata file.
+        """
+        stored = METADATA_ALIASES.get(name, name)
+        for row in self._backend.files(self._view.incarnation_id):
+            if row["path"] == stored:
+                return File(self._backend, self._view.incarnation_id, row, name=name)
         raise UsageError(f"Run {'/'.join(self.path)} has no file {name!r}; run.files() lists them.")
 
-    def upload_file(self, path: str, root: str = ".") -> RunFile:
+    def upload_file(self, path: str, root: str = ".") -> File:
         """Store a local file with the run after the fact; its name is `path` relative to `root`."""
         self._check_writable("upload a file to")
         local = Path(path)
@@ -360,6 +367,8 @@ class Run:
             new = getattr(self, field)
             if field == "tags":
                 new = [str(tag) for tag in new]
+            elif field == "summary":
+                new = dict(new)
             if new != old:  # send only what changed, so a live run's own writes are not clobbered
                 changes[field] = copy.deepcopy(new)
         if changes:
@@ -367,6 +376,17 @@ class Run:
         self.load()
 
     save = update
+
+    def _save_summary(self) -> None:
+        """Store `summary` alone (what `run.summary.update()` and `del run.summary[k]` do)."""
+        self._check_writable("update the summary of")
+        if dict(self.summary) != self._view.summary:
+            self._backend.update_run(self._view, summary=copy.deepcopy(dict(self.summary)))
+        # Only the summary is re-read: other unsaved edits (name, tags...) stay for `update()`.
+        view = self._backend.get_run(*self.path)
+        if view is not None:
+            self._view = view
+            self.summary = RunSummary(view.summary, self._save_summary)
 
     def delete(self, delete_artifacts: bool = False) -> None:
         """Delete the run and its data; runs forked from it keep the history they inherited."""
@@ -404,31 +424,8 @@ def _system_name(key: str) -> str:
     return key if key.startswith("_") else f"system.{key}"
 
 
-class RunFile:
-    """A file saved with a run: `name`, `size`, `sha256`, `updated_at`, and `download()`."""
-
-    def __init__(self, backend: Backend, incarnation_id: str, row: dict[str, Any]) -> None:
-        self._backend = backend
-        self._incarnation_id = incarnation_id
-        self.name = str(row["path"])
-        self.size = int(row["size"])
-        self.sha256 = str(row["sha256"])
-        self.updated_at = float(row["updated_at"])
-
-    def download(self, root: str = ".", replace: bool = False) -> Path:
-        """Write the file under `root` (keeping its path); refuses to overwrite unless `replace`."""
-        target = Path(root) / self.name
-        if target.exists() and not replace:
-            raise UsageError(f"{target} exists; pass replace=True to overwrite it.")
-        data = self._backend.read_file(self._incarnation_id, self.name)
-        if hashlib.sha256(data).hexdigest() != self.sha256:
-            raise UsageError(f"The stored content of {self.name!r} does not match its sha256; it was not written.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        return target
-
-    def __repr__(self) -> str:
-        return f"<RunFile {self.name} ({self.size} bytes)>"
+#: The old name of `File`.
+RunFile = File
 
 
 class Runs:
