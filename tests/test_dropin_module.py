@@ -71,3 +71,12 @@ def test_join_is_finish_and_importing_the_package_loads_no_sdk() -> None:
     code = "import sys, branchline; assert not [m for m in sys.modules if m.startswith('branchline.sdk')]"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert hasattr(branchline.tensorboard, "patch")
+
+
+def test_the_compatibility_table_names_every_wandb_top_level_name_and_init_argument() -> None:
+    from branchline.compat_names import WANDB_INIT_ARGS, WANDB_TOP_LEVEL
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "sdk.md").read_text()
+    table = text[text.index("## Compatibility with wandb") :]
+    missing = [name for name in (*WANDB_TOP_LEVEL, *WANDB_INIT_ARGS) if f"`{name}`" not in table]
+    assert missing == []
