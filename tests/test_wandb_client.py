@@ -395,7 +395,14 @@ def test_upload_urls_are_signed(server: Server) -> None:
 SURVIVOR = """
 import time
 import wandb
-run = wandb.init(project="kill", id="survivor", settings=wandb.Settings(x_file_stream_transmit_interval=0.5))
+settings = wandb.Settings(
+    x_file_stream_transmit_interval=0.5,
+    x_file_stream_retry_wait_min_seconds=0.5,  # retry often while the server restarts, not after minutes
+    x_file_stream_retry_wait_max_seconds=2,
+    x_graphql_retry_wait_min_seconds=0.5,
+    x_graphql_retry_wait_max_seconds=2,
+)
+run = wandb.init(project="kill", id="survivor", settings=settings)
 for i in range(60):
     run.log({"x": float(i)})
     time.sleep(0.1)
