@@ -115,7 +115,10 @@ def _table(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
     columns = list(payload["columns"])
     body = {"_type": "table", "columns": columns, "data": rows, "ncols": len(columns), "nrows": len(rows)}
     data = json.dumps(body, separators=(",", ":"), allow_nan=True).encode("utf-8")
-    return Encoded("table", "table.json", data, "table-file", {"ncols": len(columns), "nrows": len(rows)})
+    fields: dict[str, Any] = {"ncols": len(columns), "nrows": len(rows)}
+    if payload.get("chart"):
+        fields["chart"] = payload["chart"]  # a plot.* preset: which columns the chart draws
+    return Encoded("table", "table.json", data, "table-file", fields)
 
 
 def _wav(payload: dict[str, Any]) -> bytes:

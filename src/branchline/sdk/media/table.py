@@ -25,6 +25,8 @@ def _cell(value: Any, where: str) -> Any:
 
     if isinstance(value, Histogram):
         return value.to_json()
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        value = value.item()  # a numpy scalar (np.float64 is a float subclass normalize cannot rebuild)
     try:
         return normalize(value)
     except TypeError as exc:
