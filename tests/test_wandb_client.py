@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import pytest
 from branchline.store import Store, open_store
 from tests.backends import ServerProcess, free_port
 from tests.replica_cluster import Replica
+from tests.store_factory import pg_available, pg_schema_url
 
 ROOT = Path(__file__).resolve().parent.parent
 WANDB_PYTHON = ROOT / ".wandb-venv" / "bin" / "python"
@@ -102,25 +104,56 @@ def run_clients(
     return wait_clients(start_clients(scripts, server, key=key), server, check=check)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def _need_client() -> None:
     if not WANDB_PYTHON.exists():
         message = f"the wandb client's venv is missing ({WANDB_PYTHON}); run scripts/install.sh"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    workdir = tmp_path_factory.mktemp("wandb-server")
-    url = f"sqlite:///{workdir / 'store.db'}"
+
+
+@contextmanager
+def _serve(url: str, workdir: Path, extra_args: list[str]) -> Iterator[Server]:
     store = open_store(url)
     store.create_user("alice")
     key = store.create_api_key("alice")[1]
-    process = Replica(url, workdir, crash_timeout=60)  # a ServerProcess with time to start on a busy machine
+    # A ServerProcess with time to start on a busy machine.
+    process = Replica(url, workdir, crash_timeout=60, extra_args=extra_args)
     process.start()
     try:
         yield Server(process, store, key, workdir)
     finally:
         process.stop()
         store.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server over an SQLite store (blobs beside it)."""
+    _need_client()
+    workdir = tmp_path_factory.mktemp("wandb-server")
+    with _serve(f"sqlite:///{workdir / 'store.db'}", workdir, []) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server over PostgreSQL (a fresh schema) with blobs in a directory."""
+    _need_client()
+    if not pg_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    workdir = tmp_path_factory.mktemp("wandb-pg-server")
+    with pg_schema_url("bl_wandb") as url, _serve(url, workdir, ["--artifacts", str(workdir / "blobs")]) as found:
+        yield found
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def any_server(request: pytest.FixtureRequest) -> Server:
+    """The scenarios that must hold on both store backends."""
+    found: Server = request.getfixturevalue("server" if request.param == "sqlite" else "pg_server")
+    return found
 
 
 # -- the real client -------------------------------------------------------------------------------
@@ -142,7 +175,8 @@ run.finish()
 """
 
 
-def test_init_log_finish(server: Server) -> None:
+def test_init_log_finish(any_server: Server) -> None:
+    server = any_server
     server.client(BASIC)
     store = server.store
     run = store.require_run("alice", "proj", "basic")
@@ -263,7 +297,8 @@ run.finish()
     assert store.read_series(store.require_run("alice", "resume", "fresh").incarnation_id, "x")[0].tolist() == [0, 1]
 
 
-def test_fork_and_rewind(server: Server) -> None:
+def test_fork_and_rewind(any_server: Server) -> None:
+    server = any_server
     server.client(_logger("parent", range(6), project="branch", extra=', config={"lr": 0.1}'))
     server.client(
         """
@@ -338,7 +373,8 @@ UPSERT = """mutation UpsertBucket($name: String, $project: String, $config: JSON
     bucket { id name historyLineCount project { name entity { name } } } inserted } }"""
 
 
-def test_file_stream_is_idempotent_by_offset(server: Server) -> None:
+def test_file_stream_is_idempotent_by_offset(any_server: Server) -> None:
+    server = any_server
     made = _gql(server, UPSERT, "UpsertBucket", {"name": "stream", "project": "raw", "config": '{"k": {"value": 1}}'})
     bucket = made.json()["data"]["upsertBucket"]["bucket"]
     assert bucket["project"] == {"name": "raw", "entity": {"name": "alice"}} and bucket["historyLineCount"] == 0
@@ -412,7 +448,8 @@ run.finish()
 """
 
 
-def test_a_server_killed_mid_run_loses_and_duplicates_nothing(server: Server) -> None:
+def test_a_server_killed_mid_run_loses_and_duplicates_nothing(any_server: Server) -> None:
+    server = any_server
     (proc,) = start_clients([SURVIVOR], server)
     cwd = max(server.workdir.glob("client*"), key=lambda p: int(p.name.removeprefix("client")))
     deadline = time.monotonic() + 120
