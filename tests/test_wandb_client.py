@@ -411,6 +411,16 @@ def test_file_stream_is_idempotent_by_offset(any_server: Server) -> None:
     assert again["data"]["upsertBucket"]["bucket"]["historyLineCount"] == 4
 
 
+def test_a_stop_from_the_web_app_reaches_the_client(server: Server) -> None:
+    _gql(server, UPSERT, "UpsertBucket", {"name": "stoppable", "project": "raw"})
+    url = server.url + "/files/alice/raw/stoppable/file_stream"
+    assert "stopped" not in httpx.post(url, json={}, headers=server.headers()).json()  # a heartbeat
+    server.store.request_stop(server.store.require_run("alice", "raw", "stoppable"))
+    assert httpx.post(url, json={}, headers=server.headers()).json()["stopped"] is True
+    missing = httpx.post(server.url + "/files/alice/raw/nope/file_stream", json={}, headers=server.headers())
+    assert missing.status_code == 404 and missing.json()["errors"]
+
+
 def test_upload_urls_are_signed(server: Server) -> None:
     _gql(server, UPSERT, "UpsertBucket", {"name": "files", "project": "raw"})
     query = """mutation CreateRunFiles($entity: String!, $project: String!, $run: String!, $files: [String!]!) {
