@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from branchline._version import __version__
@@ -23,6 +23,7 @@ from branchline.server import (
 )
 from branchline.server import wandb as wandb_protocol
 from branchline.server.errors import ApiJSONResponse, install_error_handlers
+from branchline.server.guards import BEGIN_BODY_LIMIT, BodyLimit, guard_params
 from branchline.server.settings import ServerSettings
 from branchline.server.ui import SinglePageApp
 from branchline.store import open_store
@@ -70,12 +71,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
         default_response_class=ApiJSONResponse,
+        dependencies=[Depends(guard_params)],
     )
     app.state.settings = settings
     app.state.store = None
     app.state.chart_pool = None
     app.state.background = background.BackgroundStatus()
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limits={"/api/v1/runs/begin": BEGIN_BODY_LIMIT})
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

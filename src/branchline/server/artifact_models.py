@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from branchline.artifacts.backend import LOGGED
 from branchline.artifacts.naming import validate_aliases, validate_name, validate_type
 from branchline.errors import UsageError
+from branchline.server.guards import SafeText, entry_path, text_problem
 
 __all__ = ["AliasesBody", "CommitBody", "DigestList", "EntryBody", "JsonObject", "UseBody", "VersionEdit"]
 
@@ -51,10 +52,11 @@ class DigestList(BaseModel):
 
 class EntryBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    # Downloads write entries under one root: a path leaving it is refused before it is stored.
+    path: Annotated[str, StringConstraints(max_length=1024), AfterValidator(entry_path)]
     digest: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     size: int | None = None
-    ref: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    ref: Annotated[SafeText, StringConstraints(max_length=4096)] | None = None
     extra: JsonObject | None = None
 
     @model_validator(mode="after")
@@ -62,6 +64,9 @@ class EntryBody(BaseModel):
         # A stored entry's digest names its blob (a file path on the server): only sha256 hex.
         if self.ref is None and not _HEX.fullmatch(self.digest):
             raise ValueError(f"entry {self.path!r}: digest must be the file's sha256 as 64 lowercase hex characters")
+        problem = text_problem(self.digest)
+        if problem is not None:  # a reference's digest is stored as text
+            raise ValueError(f"entry {self.path!r}: the digest {problem}")
         return self
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -32,6 +33,8 @@ _CODES = {
     500: "internal",
     503: "unavailable",
 }
+#: FastAPI's words for a request body it could not parse (bad JSON, or nested past recursion).
+_UNPARSED_BODY = "There was an error parsing the body"
 
 
 class ApiError(Exception):
@@ -107,7 +110,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-        response = _respond(exc.status_code, _CODES.get(exc.status_code, "error"), message)
+        # A body that cannot be parsed (or is too large) is the body's fault: say so.
+        field = "body" if exc.status_code == 413 or message == _UNPARSED_BODY else None
+        response = _respond(exc.status_code, _CODES.get(exc.status_code, "error"), message, field)
         if exc.headers:
             response.headers.update(exc.headers)
         return response
@@ -121,6 +126,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_schema(_request: Request, exc: Exception) -> Response:
         return _respond(503, "schema_out_of_date", str(exc))
 
+    async def on_data(_request: Request, exc: Exception) -> Response:
+        # The last line of defence: input checks should have named the field before the database
+        # saw the value, but a refused value is still the request's fault, never a 500.
+        log.warning("the store refused a value: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return _respond(422, "invalid_request", "The store refused a value of this request.")
+
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _respond(500, "internal", "Internal server error; the server log has the details.")
@@ -131,4 +142,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RunNotFoundError, on_not_found)
     app.add_exception_handler(UsageError, on_usage)
     app.add_exception_handler(SchemaError, on_schema)
+    app.add_exception_handler(DataError, on_data)
     app.add_exception_handler(Exception, on_crash)

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
+from branchline.server.guards import SafeText
+
 __all__ = [
     "Alert",
     "AlertList",
@@ -38,9 +40,9 @@ __all__ = [
     "SeriesResponse",
 ]
 
-Text256 = Annotated[str, StringConstraints(max_length=256)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
-Key = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+Text256 = Annotated[SafeText, StringConstraints(max_length=256)]
+Tag = Annotated[SafeText, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Key = Annotated[SafeText, StringConstraints(min_length=1, max_length=512)]
 IncarnationId = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 
 

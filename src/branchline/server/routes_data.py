@@ -42,6 +42,7 @@ from branchline.server.models import (
     FileList,
     GroupSeriesRequest,
     GroupSeriesResponse,
+    Key,
     KeysRequest,
     KeysResponse,
     SeriesRequest,
@@ -220,7 +221,7 @@ def _register_history(app_router: APIRouter, prefix: str, target: Any) -> None:
     @app_router.get(prefix + "/series", response_model=SeriesResponse, tags=tags, responses=ERRORS)
     def run_series(
         store: StoreDep,
-        keys: Annotated[list[str], Query(min_length=1, max_length=200, description="Keys to chart.")],
+        keys: Annotated[list[Key], Query(min_length=1, max_length=200, description="Keys to chart.")],
         x: Annotated[str, Query(min_length=1, max_length=512)] = "_step",
         stream: StreamQuery = 0,
         buckets: Annotated[int, Query(ge=1, le=20_000)] = 1000,

@@ -49,7 +49,7 @@ def build_filters(filters: str | None, search: str | None, states: list[str] | N
     if filters:
         try:
             parsed = json.loads(filters)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
             raise ApiError(422, f"filters is not valid JSON: {exc}.", code="invalid_request", field="filters") from None
         if not isinstance(parsed, dict):
             raise ApiError(422, "filters must be a JSON object.", code="invalid_request", field="filters")

@@ -6,7 +6,7 @@ stored on this disk is served from there when the blob store lacks it.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
@@ -18,6 +18,7 @@ from branchline.server.auth import AuthPrincipalDep, Principal, check_access
 from branchline.server.blob_storage import blob_store, pack, receive
 from branchline.server.deps import get_store
 from branchline.server.errors import ApiError
+from branchline.server.guards import run_file_path
 from branchline.server.settings import ServerSettings
 from branchline.store.interface import StoreInterface
 
@@ -47,15 +48,11 @@ async def put_run_file(
     principal: AuthPrincipalDep,
     register: bool = False,
 ) -> Response:
-    if "\x00" in path:
-        raise ApiError(422, "A file path cannot contain a NUL character.", field="path")
+    run_file_path(path)
     store = get_store(request)
     await run_in_threadpool(_incarnation_owner, store, principal, incarnation_id, write=True)
     response = await receive(request, sha256, "files_")
     if register:  # `api_run.upload_file`: list the file with the run (runs list theirs through the journal)
-        parts = PurePosixPath(path).parts
-        if PurePosixPath(path).is_absolute() or ".." in parts:
-            raise ApiError(422, f"{path!r} is not a file path inside the run.", field="path")
         size = int(request.headers.get("content-length") or 0)
         await run_in_threadpool(store.add_run_file, incarnation_id, path, size, sha256)
     return response

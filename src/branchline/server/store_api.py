@@ -16,12 +16,16 @@ from typing import Annotated, Any
 import msgpack
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from branchline.errors import UsageError
+from branchline.records import RecordError, clean_json
 from branchline.server.auth import AuthPrincipalDep, Principal, can_read, check_access
 from branchline.server.deps import IncarnationPath, get_store
 from branchline.server.errors import ApiError
+from branchline.server.guards import SafeText
+from branchline.store.filters import compile_filter
 from branchline.store.interface import RunView, Series, StoreInterface
 
 __all__ = ["MSGPACK", "router", "view_to_wire"]
@@ -37,7 +41,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such run, incarnation or project."},
     422: {"description": "The request is malformed."},
 }
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Name = Annotated[SafeText, StringConstraints(min_length=1, max_length=128)]
+Text256 = Annotated[SafeText, StringConstraints(max_length=256)]
 Key = Annotated[str, Query(min_length=1, max_length=512, description="A history key (dotted).")]
 Stream = Annotated[int, Query(ge=0, le=1, description="0: history, 1: system metrics.")]
 StepBound = Annotated[int | None, Query(ge=-(2**62), le=2**62)]
@@ -59,13 +64,23 @@ class RunFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(max_length=256)] | None = None
-    notes: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
-    tags: Annotated[list[Annotated[str, StringConstraints(max_length=256)]], Field(max_length=1000)] | None = None
-    group: Annotated[str, StringConstraints(max_length=256)] | None = None
-    job_type: Annotated[str, StringConstraints(max_length=256)] | None = None
+    name: Text256 | None = None
+    notes: Annotated[SafeText, StringConstraints(max_length=1_000_000)] | None = None
+    tags: Annotated[list[Text256], Field(max_length=1000)] | None = None
+    group: Text256 | None = None
+    job_type: Text256 | None = None
     config: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
+
+    @field_validator("config", "summary")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The rule `begin` applies to a config: what is stored must come back through msgpack
+        # (64-bit integers) and PostgreSQL (no NUL), or every later read of the run fails.
+        try:
+            return None if value is None else clean_json(value)
+        except RecordError as bad:
+            raise ValueError(bad.message) from None
 
 
 class MoveTarget(BaseModel):
@@ -117,8 +132,18 @@ async def get_run(entity: Name, project: Name, run_id: Name, request: Request, p
     return _pack(await _call(request, _get_run, principal, entity, project, run_id))
 
 
+def _checked_filters(filters: dict[str, Any] | None) -> None:
+    """A malformed filter is a 400 naming `filters`, before any query runs."""
+    if filters:
+        try:
+            compile_filter(filters, "postgresql")
+        except UsageError as exc:
+            raise ApiError(400, str(exc), field="filters") from None
+
+
 def _query(store: StoreInterface, principal: Principal, entity: str, project: str, body: RunQuery) -> Any:
     check_access(principal, entity, project)
+    _checked_filters(body.filters)
     views = store.list_runs(
         entity, project, filters=body.filters, order=body.order, limit=body.limit, offset=body.offset
     )
@@ -134,6 +159,7 @@ async def query_runs(
 
 def _count(store: StoreInterface, principal: Principal, entity: str, project: str, body: RunQuery) -> Any:
     check_access(principal, entity, project)
+    _checked_filters(body.filters)
     return {"count": store.count_runs(entity, project, filters=body.filters)}
 
 

@@ -50,6 +50,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
 from branchline.errors import UsageError
+from branchline.store.filter_checks import check_depth, check_key, check_operand, check_regex
 from branchline.store.schema import incarnations, runs
 
 __all__ = [
@@ -462,6 +463,9 @@ def _unknown_operator(op: str, field: str) -> UsageError:
 
 
 def _field_condition(field: str, op: str, value: Any, dialect: str) -> ColumnElement[bool]:
+    check_operand(field, value)
+    if op == "$regex":
+        check_regex(field, _expect_str(op, field, value))
     if op in _LOGICAL:
         raise UsageError(f"{op} combines whole filters; it cannot be applied to the field {field!r}.")
     if op not in OPERATORS:
@@ -480,13 +484,15 @@ def _field_condition(field: str, op: str, value: Any, dialect: str) -> ColumnEle
     return _json_op(path, field, op, value)
 
 
-def _compile(filters: Any, dialect: str) -> ColumnElement[bool]:
+def _compile(filters: Any, dialect: str, depth: int = 0) -> ColumnElement[bool]:
+    check_depth(depth)
     if not isinstance(filters, Mapping):
         raise UsageError(f"A filter must be a dict (a JSON object), got {filters!r}.")
     clauses: list[ColumnElement[bool]] = []
     for key, value in filters.items():
         if not isinstance(key, str):
             raise UsageError(f"Filter keys must be strings, got {key!r}.")
+        check_key(key)
         if key.startswith("$"):
             if key not in _LOGICAL:
                 raise UsageError(
@@ -495,7 +501,7 @@ def _compile(filters: Any, dialect: str) -> ColumnElement[bool]:
                 )
             if not isinstance(value, list | tuple) or not value:
                 raise UsageError(f"{key} takes a non-empty list of filters, got {value!r}.")
-            parts = [_compile(part, dialect) for part in value]
+            parts = [_compile(part, dialect, depth + 1) for part in value]
             if key == "$and":
                 clauses.append(and_(true(), *parts))
             elif key == "$or":
