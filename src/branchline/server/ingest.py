@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from branchline.errors import RunNotFoundError, StoreError, UsageError
 from branchline.rejects import Rejected
-from branchline.runspec import RunSpec
+from branchline.runspec import RunSpec, RunStart
 from branchline.server.auth import AuthPrincipalDep, Principal, check_access
 from branchline.server.errors import ApiError
 from branchline.server.ingest_models import (
@@ -31,7 +31,6 @@ from branchline.server.ingest_models import (
     Ok,
     RecordBatch,
     RunSpecBody,
-    RunStartBody,
     SessionPath,
     StopFlag,
 )
@@ -46,7 +45,6 @@ __all__ = [
     "IncarnationPath",
     "RecordBatch",
     "RunSpecBody",
-    "RunStartBody",
     "router",
     "validate_records",
 ]
@@ -105,7 +103,7 @@ def _begin(store: Store, principal: Principal, spec: RunSpec) -> dict[str, Any]:
 
 @router.post(
     "/runs/begin",
-    response_model=RunStartBody,
+    response_model=RunStart,  # the store's answer is the wire shape
     summary="Start a run: new, resumed, forked (fork_from) or rewound (resume_from)",
 )
 async def begin_run(body: RunSpecBody, request: Request, principal: AuthPrincipalDep) -> dict[str, Any]:

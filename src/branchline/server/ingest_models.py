@@ -16,7 +16,6 @@ __all__ = [
     "Ok",
     "RecordBatch",
     "RunSpecBody",
-    "RunStartBody",
     "SessionPath",
     "StopFlag",
 ]
@@ -80,28 +79,6 @@ class RunSpecBody(BaseModel):
     @classmethod
     def _text(cls, value: str | None) -> str | None:
         return None if value is None else clean_text(value)
-
-
-class RunStartBody(BaseModel):
-    """What the server answers to `begin`: where logging continues and what the run already has."""
-
-    entity: str
-    project: str
-    run_id: str
-    incarnation_id: str
-    name: str
-    notes: str
-    tags: list[str]
-    group: str
-    job_type: str
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    rules: dict[str, Any]
-    starting_step: int
-    runtime_offset: float
-    resumed: bool
-    forked_from: dict[str, Any] | None
-    warnings: list[str] = Field(default_factory=list)
 
 
 class RecordBatch(BaseModel):
