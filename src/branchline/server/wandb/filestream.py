@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import math
 import re
 import time
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from branchline.server.auth import Principal
@@ -34,6 +36,7 @@ from branchline.vocab import RecordKind, RunState
 
 __all__ = ["router"]
 
+log = logging.getLogger("branchline.server")
 router = APIRouter(tags=["wandb"], include_in_schema=False)
 Segment = Annotated[str, Path(min_length=1, max_length=128)]
 #: Largest body accepted (the client sends at most 10 MiB per request), compressed or not.
@@ -190,4 +193,10 @@ async def file_stream(entity: Segment, project: Segment, run_id: Segment, reques
         answer = await run_in_threadpool(_handle, request, principal, (entity, project, run_id), raw, encoding)
     except ApiError as exc:
         return errors(exc.message, exc.status)
+    except OperationalError:
+        return errors("The store is unavailable; retry.", 503)  # the client resends the same offsets
+    except Exception:
+        # A bug: say so in the log, and let the client go on (it would resend a 5xx'd chunk for hours).
+        log.exception("W&B protocol: file_stream of %s/%s/%s failed", entity, project, run_id)
+        return JSONResponse({"exitcode": None, "limits": {}})
     return JSONResponse(answer)

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from branchline.server.auth import Principal, get_principal
@@ -55,11 +56,17 @@ def _run(request: Request, principal: Principal, body: dict[str, Any]) -> JSONRe
         return errors(f"The operation {op.name!r} is not supported by this branchline server yet.")
     ctx = context_for(request, principal)
     try:
-        root = resolver(ctx, dict(op.variables))
+        return JSONResponse({"data": project(resolver(ctx, dict(op.variables)), op.selection, op)})
     except ApiError as exc:
         # 401 and 403 the client shows at once; anything else is the request's own error, not a retry.
         return errors(exc.message, exc.status if exc.status in (401, 403) else 200)
-    return JSONResponse({"data": project(root, op.selection, op)})
+    except OperationalError:
+        log.warning("W&B protocol: the store is unavailable during %s; the client will retry", op.name)
+        return errors("The store is unavailable; retry.", 503)
+    except Exception:
+        # A bug, not a retryable state: answered as an error (the client would retry a 5xx for minutes).
+        log.exception("W&B protocol: %s failed", op.name)
+        return errors(f"The server could not answer {op.name!r}; see its log.")
 
 
 @router.post("/graphql")
