@@ -154,9 +154,13 @@ def test_values_written_after_init_arrive_while_the_run_is_live_and_histograms_t
     histogram = run.summary["weights"]
     assert histogram["_type"] == "histogram" and sum(histogram["values"]) == 100
     writer.add_scalar("loss", 0.25, 8)  # not flushed: finish flushes the writer and reads it
+    writer.add_image("frame", np.zeros((3, 4, 6)), 8)
     branchline.finish()
-    history = branchline.Api(overrides={"root_dir": "."}).run(run.path).history(keys=["loss", "global_step"])
+    api_run = branchline.Api(overrides={"root_dir": "."}).run(run.path)
+    history = api_run.history(keys=["loss", "global_step"])
     assert list(history["loss"]) == [0.5, 0.25] and list(history["global_step"]) == [7, 8]
+    frame = api_run.summary["frame"]
+    assert frame["_type"] == "image-file" and (frame["width"], frame["height"]) == (6, 4)
 
 
 def test_writers_of_a_finished_run_are_not_read_into_the_next(tmp_path: Path) -> None:
