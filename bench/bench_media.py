@@ -1,10 +1,12 @@
-"""Media on the training thread: `log()` of a 224×224×3 uint8 `Image`, and `Histogram` of 1M values.
+"""Media on the training thread: `log()` of an Image, a 1M-value `Histogram`, and `watch()`'s cost.
 
 Each tracker runs in a fresh process (bench/_media_child.py), repeats interleaved. Baselines in the
 same run: wandb offline when an interpreter that has it is found ($BENCH_PEER_PYTHON, else
 .bench/peers-venv/bin/python), and always the floor: copying the array (and writing its bytes)
 with plain numpy, and numpy's own `np.histogram`. `finish` shows the writer catching up (it
-encodes every PNG after the training loop has moved on).
+encodes every PNG after the training loop has moved on). `watch()` is measured as the median
+step of a small CNN (two conv layers, batch 32, one torch thread) before and after
+`watch(model, log_freq=100)`, in the same process.
 
     .venv/bin/python bench/bench_media.py [--reps 3] [--images 200] [--hists 20]
 """
@@ -36,6 +38,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--hists", type=int, default=20)
+    parser.add_argument("--cnn-steps", type=int, default=300, help="steps of the small CNN (0: skip watch)")
     opts = parser.parse_args()
     peer = peer_python()
     trackers = [("branchline", sys.executable), ("floor", sys.executable)]
@@ -46,8 +49,9 @@ def main() -> int:
     medians: dict[str, dict[str, list[float]]] = {t: {} for t, _ in trackers}
     for rep in range(opts.reps):
         for tracker, python in trackers:
-            result = run_child(python, {"tracker": tracker, "n_images": opts.images, "n_hist": opts.hists})
-            for name in ("image", "histogram", "np_histogram"):
+            args = {"tracker": tracker, "n_images": opts.images, "n_hist": opts.hists, "cnn_steps": opts.cnn_steps}
+            result = run_child(python, args)
+            for name in ("image", "histogram", "np_histogram", "cnn_plain", "cnn_watched"):
                 if name in result:
                     medians[tracker].setdefault(name, []).append(median(result[name]) * MS)
             if "finish" in result:
@@ -78,6 +82,23 @@ def main() -> int:
             other = median(theirs[name])
             rows.append(
                 Row(f"  … wandb {name}", other, "ms", baseline=value, baseline_name="ms ours", ratio=other / value)
+            )
+    for who, numbers in (("ours", ours), ("wandb", theirs)):
+        if numbers.get("cnn_plain") and numbers.get("cnn_watched"):
+            plain, watched = median(numbers["cnn_plain"]), median(numbers["cnn_watched"])
+            extra = watched / plain - 1
+            rows.append(
+                Row(
+                    f"small CNN step with watch(log_freq=100) ({who})",
+                    watched,
+                    "ms",
+                    baseline=plain,
+                    baseline_name="ms unwatched",
+                    ratio=watched / plain,
+                    target="≤ +10%" if who == "ours" else "",
+                    status=("PASS" if extra <= 0.10 else "MISS") if who == "ours" else "",
+                    note=f"{extra:+.1%}",
+                )
             )
     rows.append(Row("floor: numpy copy of 1M values", median(floor.get("histogram", [])), "ms"))
     rows.append(
