@@ -14,6 +14,7 @@ import pytest
 import branchline
 import branchline.settings
 from branchline.compat_names import WANDB_SETTINGS
+from tests.backends import SharedServer
 
 QUIET = {"quiet": True, "x_disable_stats": True, "console": "off"}
 
@@ -135,3 +136,17 @@ def test_branchline_base_url_is_used_as_given(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("BRANCHLINE_BASE_URL", "http://127.0.0.1:9")
     resolved = branchline.Settings.resolve({}, None)
     assert resolved.base_url == "http://127.0.0.1:9" and resolved.x_base_url_env is None
+
+
+def test_wandb_base_url_of_a_branchline_server_is_used_as_today(
+    monkeypatch: pytest.MonkeyPatch, shared_server: SharedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shared_server.wipe()
+    monkeypatch.setenv("WANDB_BASE_URL", shared_server.process.base_url)
+    monkeypatch.setenv("WANDB_API_KEY", shared_server.api_key)
+    run = branchline.init(project="p", settings=QUIET)
+    run.log({"x": 3})
+    run.finish()
+    assert run.url is not None and "WANDB_BASE_URL" not in capsys.readouterr().err
+    stored = shared_server.store.require_run(run.entity, "p", run.id)
+    assert stored.summary["x"] == 3

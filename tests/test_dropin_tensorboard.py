@@ -153,12 +153,14 @@ def test_values_written_after_init_arrive_while_the_run_is_live_and_histograms_t
     assert run.summary["loss"] == 0.5 and run.summary["global_step"] == 7
     histogram = run.summary["weights"]
     assert histogram["_type"] == "histogram" and sum(histogram["values"]) == 100
+    run.log({"custom": 1.0}, step=1000)  # as in wandb, not the row's step while syncing
     writer.add_scalar("loss", 0.25, 8)  # not flushed: finish flushes the writer and reads it
     writer.add_image("frame", np.zeros((3, 4, 6)), 8)
     branchline.finish()
     api_run = branchline.Api(overrides={"root_dir": "."}).run(run.path)
     history = api_run.history(keys=["loss", "global_step"])
     assert list(history["loss"]) == [0.5, 0.25] and list(history["global_step"]) == [7, 8]
+    assert api_run.summary["custom"] == 1.0 and api_run.lastHistoryStep < 1000
     frame = api_run.summary["frame"]
     assert frame["_type"] == "image-file" and (frame["width"], frame["height"]) == (6, 4)
 
