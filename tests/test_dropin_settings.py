@@ -150,3 +150,11 @@ def test_wandb_base_url_of_a_branchline_server_is_used_as_today(
     assert run.url is not None and "WANDB_BASE_URL" not in capsys.readouterr().err
     stored = shared_server.store.require_run(run.entity, "p", run.id)
     assert stored.summary["x"] == 3
+
+
+def test_a_url_chosen_for_branchline_is_not_second_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_BASE_URL", "https://api.wandb.ai")
+    given = branchline.Settings.resolve({}, {"base_url": "http://127.0.0.1:9"})
+    assert given.base_url == "http://127.0.0.1:9" and given.x_base_url_env is None
+    branchline.settings.save_settings_file({"base_url": "http://127.0.0.1:8"})  # `branchline login`
+    assert branchline.Settings.resolve({}, None).base_url == "http://127.0.0.1:8"

@@ -153,6 +153,8 @@ class Settings:
                 raise UsageError("settings= takes a dict or a branchline.Settings.")
             settings.update(given, source="settings=")
         settings.update(explicit, source="init()")
+        if settings.x_base_url_env and settings.base_url != os.environ.get(settings.x_base_url_env):
+            settings.x_base_url_env = None  # `settings=` or an argument chose the URL: it is used as given
         if settings.x_base_url_env and settings.store_url:
             # A store named for branchline wins over a server URL set for wandb.
             settings.base_url = settings.x_base_url_env = None
@@ -266,7 +268,8 @@ def _env_with_precedence() -> dict[str, Any]:
     """
     found = env_settings()
     if found.get("base_url") and not os.environ.get("BRANCHLINE_BASE_URL"):
-        if any(os.environ.get(variable) for variable in _LOCAL_CHOICE):
+        # `branchline login` (the settings file) is a branchline choice too.
+        if any(os.environ.get(variable) for variable in _LOCAL_CHOICE) or load_settings_file().get("base_url"):
             del found["base_url"]
         else:
             found["x_base_url_env"] = "WANDB_BASE_URL"
