@@ -2,10 +2,11 @@
 
 Patching learns the log directory of every event file writer that PyTorch's `SummaryWriter`
 (through `tensorboard`'s `EventFileWriter`) or tensorboardX opens. A background thread tails the
-`*.tfevents.*` files there with TensorBoard's own event file loader and logs each event that holds
-data as one history row: its values under their tags, the TensorBoard step as `global_step`
-(wandb's key for it) and the event's wall time as `_timestamp`. At finish the writers are flushed
-and the files read to the end, so every value written before finish is in the run.
+`*.tfevents.*` files there with TensorBoard's own event file loader. Consecutive events of one
+TensorBoard step become one history row (as wandb combines them): their values under their tags,
+the step as `global_step` (wandb's key for it) and the last event's wall time as `_timestamp`. At
+finish the writers are flushed and the files read to the end, so every value written before finish
+is in the run.
 
 Scalars become numbers, histograms branchline histograms ({"_type": "histogram", "values",
 "bins"}), images `branchline.sdk.media.Image` values when that module exists; other plugins (text,
@@ -144,32 +145,47 @@ class _EventFile:
         self.loader = EventFileLoader(str(path))
         self.namespace = namespace
         self.plugins: dict[str, str] = {}  # tag -> plugin: only a tag's first value names it
+        self.pending: dict[str, Any] | None = None
+        self.pending_step = 0
 
-    def rows(self) -> Iterator[dict[str, Any]]:
+    def rows(self, final: bool = False) -> Iterator[dict[str, Any]]:
+        """The rows read since the last call.
+
+        Consecutive events of one step make one row (wandb combines them the same way); the row of
+        the last step read waits for an event of another step, or for `final`.
+        """
         for event in self.loader.Load():
-            row = self._row(event)
-            if row is not None:
-                yield row
+            values = self._values(event)
+            if not values:
+                continue
+            step = int(event.step)
+            if self.pending is not None and step != self.pending_step:
+                yield self.pending
+                self.pending = None
+            if self.pending is None:
+                self.pending, self.pending_step = {}, step
+            self.pending.update(values)
+            self.pending[self._key("global_step")] = step
+            self.pending["_timestamp"] = float(event.wall_time)
+        if final and self.pending is not None:
+            yield self.pending
+            self.pending = None
 
     def _key(self, name: str) -> str:
         return f"{self.namespace}/{name}" if self.namespace else name
 
-    def _row(self, event: Any) -> dict[str, Any] | None:
+    def _values(self, event: Any) -> dict[str, Any]:
         if not event.HasField("summary"):
-            return None
-        row: dict[str, Any] = {}
+            return {}
+        values: dict[str, Any] = {}
         for value in event.summary.value:
             plugin = value.metadata.plugin_data.plugin_name or self.plugins.get(value.tag, "")
             if plugin:
                 self.plugins[value.tag] = plugin
             converted = _convert(plugin, value)
             if converted is not None:
-                row[self._key(value.tag)] = converted
-        if not row:
-            return None
-        row[self._key("global_step")] = int(event.step)
-        row["_timestamp"] = float(event.wall_time)
-        return row
+                values[self._key(value.tag)] = converted
+        return values
 
 
 def _convert(plugin: str, value: Any) -> Any:
@@ -238,8 +254,11 @@ class TensorBoardSync:
         relative = os.path.relpath(directory, self._first_dir.parent)
         return directory.name if relative.startswith("..") else relative.replace(os.sep, "/")
 
-    def scan(self) -> int:
-        """Read what is new in every event file; returns the number of rows logged."""
+    def scan(self, final: bool = False) -> int:
+        """Read what is new in every event file; returns the number of rows logged.
+
+        `final`: also log each file's last row (at finish, when no later step will come).
+        """
         logged = 0
         with self._scan_lock:
             for directory, recursive in _watched():
@@ -248,7 +267,7 @@ class TensorBoardSync:
                     if path not in self._files and path.is_file():
                         self._files[path] = _EventFile(path, self._namespace(path.parent))
             for event_file in self._files.values():
-                for row in event_file.rows():
+                for row in event_file.rows(final):
                     self._log(row)
                     logged += 1
         return logged
@@ -266,7 +285,7 @@ class TensorBoardSync:
         if self._thread.is_alive():
             self._thread.join()
         _flush_writers()
-        self.scan()
+        self.scan(final=True)
         _forget()
 
 
