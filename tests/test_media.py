@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 
 import branchline
 from branchline.api import Run as ApiRun
+from branchline.api.media import images_of
 from tests.backends import Backend, history
 
 PATH = re.compile(r"^media/images/(\w+)_(\d+)_[0-9a-f]{20}\.png$")
@@ -99,8 +100,14 @@ def test_image_boxes_masks_file_types_and_lists(backend: Backend, quiet: dict[st
     assert mask["path"].startswith("media/images/mask/det_0_")
     np.testing.assert_array_equal(pixels(api_run, mask), classes)
     assert row["jpg"]["path"].endswith(".jpg") and row["jpg"]["format"] == "jpg"
-    assert [d["_type"] for d in row["batch"]] == ["image-file"] * 3
-    assert [int(pixels(api_run, d)[0, 0, 0]) for d in row["batch"]] == [0, 1, 2]
+    batch = row["batch"]  # the wandb client's shape for a list of images under one key
+    assert batch["_type"] == "images/separated" and batch["count"] == 3 and (batch["width"], batch["height"]) == (8, 8)
+    assert batch["filenames"] == [d["path"] for d in images_of(batch)] and batch["format"] == "png"
+    assert [int(pixels(api_run, d)[0, 0, 0]) for d in images_of(batch)] == [0, 1, 2]
+    as_wandb_logs_it = {k: v for k, v in batch.items() if k != "images"}
+    assert [int(pixels(api_run, d)[0, 0, 0]) for d in images_of(as_wandb_logs_it)] == [0, 1, 2]
+    with pytest.raises(branchline.UsageError, match="a list of 3 images"):
+        api_run.media(batch)
 
 
 def test_table_with_image_cells_reads_back_as_a_dataframe(backend: Backend, quiet: dict[str, Any]) -> None:
@@ -334,3 +341,39 @@ def test_offline_media_are_stored_when_synced(tmp_path: Path) -> None:
     assert descriptor["_type"] == "image-file"
     assert run.media(descriptor)[:8] == b"\x89PNG\r\n\x1a\n"
     api.close()
+
+
+def test_the_writer_stage_retries_uploads_and_keeps_sequence_numbers(tmp_path: Path, monkeypatch: Any) -> None:
+    from branchline.sdk.media import stage as stage_module
+    from branchline.sdk.media.prepare import emit
+    from branchline.vocab import RecordKind
+
+    records: list[list[Any]] = []
+
+    def write(kind: int, *fields: Any) -> int:
+        records.append([len(records) + 1, int(kind), *fields])
+        return len(records)
+
+    ref = emit(write, "img", 4, branchline.Image(np.zeros((2, 2), np.uint8)))
+    records.append([len(records) + 1, int(RecordKind.HISTORY), 4, 0.0, 0.0, {"img": ref}])
+    calls: list[int] = []
+
+    def upload(files: list[tuple[str, Path, str]]) -> None:
+        calls.append(len(files))
+        if len(calls) == 1:
+            raise OSError("the server is down")
+
+    messages: list[str] = []
+    clock = [100.0]
+    monkeypatch.setattr(stage_module.time, "monotonic", lambda: clock[0])
+    stage = stage_module.MediaStage(tmp_path, upload, messages.append)
+    out = stage.transform(records)
+    assert [r[:2] for r in out] == [[1, int(RecordKind.FILE)], [2, int(RecordKind.HISTORY)]]
+    path = out[0][2]
+    assert out[1][5]["img"]["path"] == path and (tmp_path / path).is_file()
+    assert calls == [1] and stage.unsent and "will retry" in messages[0]
+    stage.transform([])  # too soon: no new attempt
+    assert calls == [1]
+    clock[0] += 6
+    stage.transform([])
+    assert calls == [1, 1] and not stage.unsent and len(messages) == 1

@@ -15,14 +15,29 @@ from typing import Any
 from branchline.errors import UsageError
 from branchline.store.interface import ApiBackend, RunView
 
-__all__ = ["FILE_TYPES", "media_bytes", "save_media", "table_frame"]
+__all__ = ["FILE_TYPES", "images_of", "media_bytes", "save_media", "table_frame"]
 
 #: Descriptor types that point at a run file.
 FILE_TYPES = frozenset({"image-file", "table-file", "audio-file", "video-file", "html-file", "mask"})
 _MAX_HOPS = 64
 
 
+def images_of(value: Any) -> list[dict[str, Any]]:
+    """The image descriptors of a list of images logged under one key (`images/separated`)."""
+    if not isinstance(value, dict) or value.get("_type") != "images/separated":
+        raise UsageError(f"{str(value)[:80]!r} is not a list of images (_type images/separated).")
+    if isinstance(value.get("images"), list):
+        return list(value["images"])
+    # As the wandb client logs it: file names only.
+    return [{"_type": "image-file", "path": name} for name in value.get("filenames") or []]
+
+
 def _descriptor(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and value.get("_type") == "images/separated":
+        raise UsageError(
+            f"This is a list of {value.get('count')} images; read each one: "
+            "branchline.api.media.images_of(descriptor) lists their descriptors."
+        )
     if not isinstance(value, dict) or value.get("_type") not in FILE_TYPES or not isinstance(value.get("path"), str):
         raise UsageError(
             f"{str(value)[:80]!r} is not a media descriptor; expected a history value with _type one of "

@@ -43,6 +43,32 @@ def media_path(folder: str, key: str, step: int, sha256: str, ext: str) -> str:
     return f"media/{folder}/{name}_{step}_{sha256[:20]}.{ext}"
 
 
+def _is_ref(value: Any) -> bool:
+    return type(value) is dict and value.get("_type") == REF
+
+
+def _image(descriptor: Any) -> bool:
+    return type(descriptor) is dict and descriptor.get("_type") == "image-file"
+
+
+def separated(images: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list of images under one key, as the wandb client logs it (`images/separated`), plus each
+    image's own descriptor under `images` (its sha256 and size, for reading it back)."""
+    first = images[0]
+    value: dict[str, Any] = {
+        "_type": "images/separated",
+        "width": first["width"],
+        "height": first["height"],
+        "format": first["format"],
+        "count": len(images),
+        "filenames": [d["path"] for d in images],
+    }
+    if any("caption" in d for d in images):
+        value["captions"] = [d.get("caption") for d in images]
+    value["images"] = images
+    return value
+
+
 class MediaStage:
     """Turns one run's MEDIA records into stored files and fills descriptors into history rows."""
 
@@ -52,10 +78,13 @@ class MediaStage:
         self.report = report
         self.descriptors: dict[int, dict[str, Any] | None] = {}
         self._reported: set[str] = set()
+        # Files a server has not taken yet: retried with the next batches, at most every few seconds.
+        self.unsent: list[tuple[str, Path, str]] = []
+        self._next_try = 0.0
 
     def transform(self, records: list[list[Any]]) -> list[list[Any]]:
         """`records` with MEDIA records stored (as FILE records) and history placeholders filled."""
-        if not self.descriptors and not any(int(r[1]) == _MEDIA for r in records):
+        if not self.descriptors and not self.unsent and not any(int(r[1]) == _MEDIA for r in records):
             return records  # the common case: no media in this run (yet)
         out: list[list[Any]] = []
         stored: list[tuple[str, Path, str]] = []
@@ -69,12 +98,21 @@ class MediaStage:
                 out.append([*record[:5], self.resolve(record[5])])
             else:
                 out.append(record)
-        if stored and self.upload is not None:
-            try:
-                self.upload(stored)
-            except Exception as exc:  # the server: the files stay local, `branchline sync` can send them
-                self._say("upload", f"could not upload media files to the server: {type(exc).__name__}: {exc}")
+        if self.upload is not None:
+            self.unsent.extend(stored)
+            self._send()
         return out
+
+    def _send(self) -> None:
+        now = time.monotonic()
+        if not self.unsent or self.upload is None or now < self._next_try:
+            return
+        try:
+            self.upload(self.unsent)
+            self.unsent = []
+        except Exception as exc:  # the server: the files stay local and are tried again
+            self._next_try = now + 5.0
+            self._say("upload", f"could not upload media files to the server (will retry): {type(exc).__name__}: {exc}")
 
     def resolve(self, value: Any) -> Any:
         """`value` with every media placeholder replaced by its descriptor (null if it failed)."""
@@ -83,7 +121,10 @@ class MediaStage:
                 return self.descriptors.get(int(value.get("seq", 0)))
             return {k: self.resolve(v) for k, v in value.items()}
         if type(value) is list:
-            return [self.resolve(v) for v in value]
+            items = [self.resolve(v) for v in value]
+            if items and all(_is_ref(v) for v in value) and all(_image(d) for d in items):
+                return separated(items)
+            return items
         return value
 
     def _store(self, record: list[Any], stored: list[tuple[str, Path, str]]) -> list[Any] | None:
