@@ -29,6 +29,15 @@ if ! .wandb-venv/bin/python -c "import wandb, sys; sys.exit(wandb.__version__ !=
   .wandb-venv/bin/python -m compileall -q .wandb-venv/lib >/dev/null 2>&1 || true
 fi
 
+# And one older release, from before the client's Go core: its Python code speaks GraphQL itself
+# (introspection probes, another Viewer shape, lines ending in newlines). 0.17.9 is the last such.
+WANDB_OLD_CLIENT_VERSION="0.17.9"
+if ! .wandb-venv-old/bin/python -c "import wandb, sys; sys.exit(wandb.__version__ != '$WANDB_OLD_CLIENT_VERSION')" 2>/dev/null; then
+  "$python" -m venv .wandb-venv-old
+  .wandb-venv-old/bin/python -m pip install --quiet "wandb==$WANDB_OLD_CLIENT_VERSION"
+  .wandb-venv-old/bin/python -m compileall -q .wandb-venv-old/lib >/dev/null 2>&1 || true
+fi
+
 if [ -f frontend/package.json ]; then
   bash scripts/build-frontend.sh
 fi

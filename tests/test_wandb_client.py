@@ -31,6 +31,8 @@ from tests.store_factory import pg_available, pg_schema_url
 
 ROOT = Path(__file__).resolve().parent.parent
 WANDB_PYTHON = ROOT / ".wandb-venv" / "bin" / "python"
+#: wandb 0.17.9: the last client whose Python code speaks GraphQL itself (no Go core).
+OLD_WANDB_PYTHON = ROOT / ".wandb-venv-old" / "bin" / "python"
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -54,7 +56,9 @@ class Server:
         return run_clients([script], self, key=key, check=check)[0]
 
 
-def start_clients(scripts: list[str], server: Server, *, key: str | None = None) -> list[subprocess.Popen[str]]:
+def start_clients(
+    scripts: list[str], server: Server, *, key: str | None = None, python: Path = WANDB_PYTHON
+) -> list[subprocess.Popen[str]]:
     """Start scripts at once (each ~5 s of client start-up), each in its own directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "BRANCHLINE_"))}
     env.update(
@@ -73,7 +77,7 @@ def start_clients(scripts: list[str], server: Server, *, key: str | None = None)
         env["WANDB_DIR"] = str(cwd)
         procs.append(
             subprocess.Popen(
-                [str(WANDB_PYTHON), "script.py"],
+                [str(python), "script.py"],
                 cwd=cwd,
                 env=dict(env),
                 stdout=subprocess.PIPE,
@@ -98,10 +102,10 @@ def wait_clients(
 
 
 def run_clients(
-    scripts: list[str], server: Server, *, key: str | None = None, check: bool = True
+    scripts: list[str], server: Server, *, key: str | None = None, check: bool = True, python: Path = WANDB_PYTHON
 ) -> list[subprocess.CompletedProcess[str]]:
     """Run scripts at once and wait for them all."""
-    return wait_clients(start_clients(scripts, server, key=key), server, check=check)
+    return wait_clients(start_clients(scripts, server, key=key, python=python), server, check=check)
 
 
 def _need_client() -> None:
@@ -176,10 +180,22 @@ run.finish()
 
 
 def test_init_log_finish(any_server: Server) -> None:
-    server = any_server
-    server.client(BASIC)
-    store = server.store
-    run = store.require_run("alice", "proj", "basic")
+    any_server.client(BASIC)
+    _check_basic(any_server.store, "basic")
+
+
+def test_an_older_client_that_speaks_graphql_itself(server: Server) -> None:
+    if not OLD_WANDB_PYTHON.exists():
+        message = f"the older wandb client's venv is missing ({OLD_WANDB_PYTHON}); run scripts/install.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    run_clients([BASIC.replace('id="basic"', 'id="older"')], server, python=OLD_WANDB_PYTHON)
+    _check_basic(server.store, "older")
+
+
+def _check_basic(store: Store, run_id: str) -> None:
+    run = store.require_run("alice", "proj", run_id)
     assert (run.state, run.exit_code, run.notes) == ("finished", 0, "hello")
     assert run.config == {"lr": 0.1, "opt": {"m": 0.9}, "late": True}
     assert "_wandb" not in run.config and run.metadata["wandb"]["cli_version"]
@@ -196,9 +212,8 @@ def test_init_log_finish(any_server: Server) -> None:
     assert {"extra.txt", "output.log", "config.yaml", "wandb-metadata.json", "wandb-summary.json"} <= set(files)
     assert files["extra.txt"]["size"] == len("saved")
     assert (run.name, run.tags) == ("renamed", ["t1", "t2"])
-    assert [(a["title"], a["text"], a["level"]) for a in store.alerts(inc)] == [
-        ("Loss low", "loss reached 0.2", "WARN")
-    ]
+    alerts = [(a["title"], a["text"], a["level"]) for a in store.alerts(inc)]
+    assert alerts == [("Loss low", "loss reached 0.2", "WARN")]
 
 
 MEDIA = """

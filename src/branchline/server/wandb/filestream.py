@@ -89,6 +89,7 @@ def _number(value: Any) -> float:
 
 def console_line(line: str) -> list[Any]:
     """`[stream, timestamp, text]` of a console line, plain (`[ERROR ]<iso time> text`) or structured JSON."""
+    line = line.removesuffix("\n")  # older clients end each line with its newline
     if line.startswith("{"):
         data = _loads(line)
         if isinstance(data, dict) and "content" in data:

@@ -25,7 +25,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-__all__ = ["Operation", "QueryError", "field_args", "parse_operation", "project"]
+__all__ = ["Operation", "QueryError", "field_args", "introspects_only", "parse_operation", "project"]
 
 #: A value resolved lazily: called only when the selection asks for the field.
 Lazy = Callable[[], Any]
@@ -129,3 +129,9 @@ def project(value: Any, selection: SelectionSetNode | None, op: Operation) -> An
             item = item(field_args(node, op.variables))
         out[key] = project(item, node.selection_set, op)
     return out
+
+
+def introspects_only(op: Operation) -> bool:
+    """Whether every root field the operation selects is an introspection field (`__type`, …)."""
+    fields = _fields(op.selection, op, None)
+    return bool(fields) and all(node.name.value.startswith("__") for node in fields)

@@ -14,9 +14,11 @@ from branchline.server.wandb import buckets
 from branchline.server.wandb.context import WandbContext, input_of
 from branchline.vocab import RecordKind
 
-__all__ = ["OPERATIONS", "Resolver", "viewer"]
+__all__ = ["OPERATIONS", "TESTED_CLIENT", "Resolver", "introspection", "viewer"]
 
 Resolver = Callable[[WandbContext, dict[str, Any]], dict[str, Any]]
+#: The newest wandb client this server was tested with (scripts/install.sh pins it).
+TESTED_CLIENT = "0.31.0"
 
 
 def viewer(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
@@ -37,13 +39,24 @@ def viewer(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
             "defaultFramework": None,
             "teams": {"edges": [{"node": {"__typename": "Entity", "id": t, "name": t}} for t in teams]},
             "organizations": [],
-        }
+        },
+        "serverInfo": _server_info(),
+    }
+
+
+def _server_info() -> dict[str, Any]:
+    # Older clients send alerts only to a server whose `max_cli_version` is at least 0.10.9.
+    return {
+        "__typename": "ServerInfo",
+        "features": [],
+        "cliVersionInfo": {"max_cli_version": TESTED_CLIENT},
+        "latestLocalVersionInfo": None,
     }
 
 
 def server_features(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
     """No optional features yet: every request keeps its plainest shape (plain console lines too)."""
-    return {"serverInfo": {"__typename": "ServerInfo", "features": [], "cliVersionInfo": None}}
+    return {"serverInfo": _server_info()}
 
 
 def organization_id(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +106,32 @@ def run_state(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
         None if run is None else {"__typename": "Run", "id": run.incarnation_id, "name": run.run_id, "state": run.state}
     )
     return {"project": {"__typename": "Project", "name": project, "run": found}}
+
+
+#: The root fields served, for older clients that probe for them (`__type(name: "Mutation")`).
+_ROOT_FIELDS = {
+    "Query": ("viewer", "model", "project", "serverInfo", "entity"),
+    "Mutation": ("upsertBucket", "createRunFiles", "rewindRun", "notifyScriptableRunAlert"),
+    "ServerInfo": ("cliVersionInfo", "features"),
+}
+
+
+class _TypeLookup:
+    """`__type(name:)`: the root types list the fields served; every other type has none, so a
+    client probing for a newer server feature (older clients did, before W&B banned
+    introspection) takes its plainest path."""
+
+    wants_args = True
+
+    def __call__(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = str(args.get("name") or "")
+        fields = [{"__typename": "__Field", "name": f, "args": []} for f in _ROOT_FIELDS.get(name, ())]
+        return {"__typename": "__Type", "name": name, "kind": "OBJECT", "fields": fields, "inputFields": []}
+
+
+def introspection(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """The answer to an operation that only asks `__type`/`__schema`: no extra features."""
+    return {"__type": _TypeLookup(), "__schema": None, "__typename": "Query"}
 
 
 OPERATIONS: dict[str, Resolver] = {

@@ -19,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from branchline.server.auth import Principal, get_principal
 from branchline.server.errors import ApiError
 from branchline.server.wandb.context import context_for
-from branchline.server.wandb.graphql_doc import QueryError, parse_operation, project
-from branchline.server.wandb.operations import OPERATIONS
+from branchline.server.wandb.graphql_doc import QueryError, introspects_only, parse_operation, project
+from branchline.server.wandb.operations import OPERATIONS, introspection
 
 __all__ = ["errors", "router"]
 
@@ -50,7 +50,7 @@ def _run(request: Request, principal: Principal, body: dict[str, Any]) -> JSONRe
         op = parse_operation(query, body.get("operationName"), variables)
     except QueryError as exc:
         return errors(str(exc))
-    resolver = OPERATIONS.get(op.name)
+    resolver = OPERATIONS.get(op.name) or (introspection if introspects_only(op) else None)
     if resolver is None:
         log.info("W&B protocol: operation %r is not served", op.name)
         return errors(f"The operation {op.name!r} is not supported by this branchline server yet.")
