@@ -31,6 +31,7 @@ def test_every_wandb_setting_name_is_accepted_with_one_warning_each() -> None:
         again = branchline.Settings(disable_git=False)
         resolved = branchline.Settings.resolve({}, {name: None for name in WANDB_SETTINGS})
     assert settings.extra["disable_git"] is True and settings.mode == "offline"
+    assert settings.disable_git is True and settings.x_label is None  # read like wandb's fields
     assert again.extra["disable_git"] is False and resolved.mode == "online"
     messages = [str(w.message) for w in caught]
     assert sum("'disable_git'" in m for m in messages) == 1

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from branchline.compat_names import WANDB_SETTINGS
 from branchline.errors import UsageError
@@ -168,6 +168,14 @@ class Settings:
             settings.quiet = True
         settings.x_stats_sampling_interval = max(0.1, float(settings.x_stats_sampling_interval))
         return settings
+
+    if not TYPE_CHECKING:  # type checkers keep flagging unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            """wandb's settings that are not fields here read from `extra` (None when not set)."""
+            if name in WANDB_SETTINGS:
+                return self.__dict__.get("extra", {}).get(name)
+            raise AttributeError(f"'Settings' object has no attribute {name!r}")
 
     # -- derived -----------------------------------------------------------------------
     @property
