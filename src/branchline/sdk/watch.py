@@ -144,12 +144,13 @@ def unwatch_models(run: Any, models: Any = None) -> None:
 
 
 def _current() -> Any:
-    import branchline
     from branchline.errors import Error
+    from branchline.sdk.globals import current
 
-    if branchline.run is None:
+    run = current()
+    if run is None:
         raise Error("You must call branchline.init() before branchline.watch().")
-    return branchline.run
+    return run
 
 
 def watch(
