@@ -123,3 +123,31 @@ def test_watch_refuses_what_it_cannot_watch(quiet: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="log_freq=0"):
         run.watch(SmallCNN(), log_freq=0)
     run.finish()
+
+
+@pytest.mark.embedded_only("runs the example script in a process of its own, into its own directory")
+def test_the_wandb_style_media_example_runs(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "media_demo.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
+    env["BRANCHLINE_CONFIG_DIR"] = str(tmp_path / ".config")
+    done = subprocess.run(
+        [sys.executable, str(script), "--dir", str(tmp_path / "demo"), "--steps", "21"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    api = branchline.Api(overrides={"root_dir": str(tmp_path / "demo")})
+    run = api.runs("media-demo")[0]
+    rows = list(run.scan_history())
+    assert rows[0]["examples"]["_type"] == "images/separated" and rows[0]["examples"]["count"] == 4
+    assert rows[-1]["predictions"]["nrows"] == 8 and rows[-1]["confusion"]["chart"]["preset"] == "confusion_matrix"
+    assert sum(run.table(rows[-1]["confusion"])["nPredictions"]) == 64
+    assert rows[9]["gradients/0.weight"]["_type"] == "histogram"
+    api.close()
