@@ -118,8 +118,10 @@ def test_table_with_image_cells_reads_back_as_a_dataframe(backend: Backend, quie
     for i in range(3):
         table.add_data(i, f"d{i}")
     table.add_column("image", [branchline.Image(d) for d in digits])
+    table.add_column("embedding", [np.arange(40.0) + i for i in range(3)])
+    table.add_column("score", [np.float32(0.5), torch.tensor(1.5), np.int64(7)])
     assert table.get_column("id") == [0, 1, 2] and list(table.get_column("id", convert_to="numpy")) == [0, 1, 2]
-    assert list(table.get_dataframe().columns) == ["id", "label", "image"]
+    assert list(table.get_dataframe().columns) == ["id", "label", "image", "embedding", "score"]
     frame = pd.DataFrame({"x": [1.5, 2.5], "y": ["a", "b"]})
     run = branchline.init(project="media", settings=quiet)
     run.log({"preds": table, "df": branchline.Table(dataframe=frame), "raw": frame})
@@ -128,10 +130,11 @@ def test_table_with_image_cells_reads_back_as_a_dataframe(backend: Backend, quie
     api_run = logged(backend, run)
     row = next(iter(api_run.scan_history()))
     descriptor = row["preds"]
-    assert descriptor["_type"] == "table-file" and (descriptor["ncols"], descriptor["nrows"]) == (3, 3)
+    assert descriptor["_type"] == "table-file" and (descriptor["ncols"], descriptor["nrows"]) == (5, 3)
     assert re.match(r"^media/table/preds_0_[0-9a-f]{20}\.table\.json$", descriptor["path"])
     back = api_run.table(descriptor)
     assert list(back["id"]) == [0, 1, 2] and list(back["label"]) == ["d0", "d1", "d2"]
+    assert back["embedding"][2] == (np.arange(40.0) + 2).tolist() and list(back["score"]) == [0.5, 1.5, 7]
     for cell, expected in zip(back["image"], digits, strict=True):
         assert cell["_type"] == "image-file"
         np.testing.assert_array_equal(pixels(api_run, cell), expected)

@@ -25,8 +25,12 @@ def _cell(value: Any, where: str) -> Any:
 
     if isinstance(value, Histogram):
         return value.to_json()
-    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
-        value = value.item()  # a numpy scalar (np.float64 is a float subclass normalize cannot rebuild)
+    module = type(value).__module__
+    if module == "numpy" and hasattr(value, "tolist"):
+        # A scalar or an array, as plain values (an array cell stays a list, never a histogram).
+        value = value.tolist()
+    elif module.startswith("torch") and hasattr(value, "tolist"):
+        value = value.detach().cpu().tolist()
     try:
         return normalize(value)
     except TypeError as exc:
