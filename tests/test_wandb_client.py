@@ -163,7 +163,10 @@ def any_server(request: pytest.FixtureRequest) -> Server:
 # -- the real client -------------------------------------------------------------------------------
 BASIC = """
 import wandb
-run = wandb.init(project="proj", id="basic", config={"lr": 0.1, "opt": {"m": 0.9}}, notes="hello", tags=["t1"])
+run = wandb.init(
+    project="proj", id="basic", config={"lr": 0.1, "opt": {"m": 0.9}}, notes="hello", tags=["t1"],
+    group="sweep-a", job_type="train",
+)
 run.define_metric("acc", summary="max")
 for i in range(5):
     print(f"line {i}")
@@ -197,6 +200,7 @@ def test_an_older_client_that_speaks_graphql_itself(server: Server) -> None:
 def _check_basic(store: Store, run_id: str) -> None:
     run = store.require_run("alice", "proj", run_id)
     assert (run.state, run.exit_code, run.notes) == ("finished", 0, "hello")
+    assert (run.group, run.job_type) == ("sweep-a", "train")
     assert run.config == {"lr": 0.1, "opt": {"m": 0.9}, "late": True}
     assert "_wandb" not in run.config and run.metadata["wandb"]["cli_version"]
     inc = run.incarnation_id

@@ -188,7 +188,7 @@ def _edit(
     meta = _meta(variables)
     if meta:
         records.append((RecordKind.META, [meta]))
-    machine = {k: variables[k] for k in ("host", "program") if isinstance(variables.get(k), str)}
+    machine = {k: variables[k] for k in ("host", "program", "commit", "repo") if isinstance(variables.get(k), str)}
     if wandb_meta or machine:
         values: dict[str, Any] = dict(machine)
         if wandb_meta:
