@@ -313,3 +313,42 @@ def _terminate_server_connections(database: str) -> int:
             (database,),
         ).fetchall()
     return len(rows)
+
+
+def test_connections_terminated_during_requests_never_answer_500(served: Served) -> None:
+    """PostgreSQL terminating the server's connections every 100 ms, mid-query included: a read is
+    retried on a fresh connection, anything else answers 503 with Retry-After; never a 500, never
+    a dropped keep-alive connection."""
+    import threading
+
+    stop = threading.Event()
+
+    def terminate_until_stopped() -> None:
+        while not stop.is_set():
+            _terminate_server_connections(served.database)
+            stop.wait(0.1)
+
+    killer = threading.Thread(target=terminate_until_stopped)
+    killer.start()
+    answers: dict[tuple[str, int], int] = {}
+    try:
+        port = _local_port(served.client.get("/api/v1/health"))
+        for _ in range(60):
+            for method, url, body in (
+                ("GET", f"{RUNS}/{RUN_ID}", None),
+                ("GET", RUNS, None),
+                ("POST", "/api/v1/series/keys", {"incarnations": [served.incarnation_id]}),
+            ):
+                response = served.client.request(method, url, json=body)
+                answer = (method, response.status_code)
+                answers[answer] = answers.get(answer, 0) + 1
+                assert response.status_code in (200, 503), response.text
+                if response.status_code == 503:
+                    assert response.headers["Retry-After"] == "1"
+                assert _local_port(response) == port, "the server dropped the keep-alive connection"
+    finally:
+        stop.set()
+        killer.join()
+    reads = answers.get(("GET", 200), 0) + answers.get(("GET", 503), 0)
+    # A read is retried on a fresh connection: it answers 503 only when the retry is terminated too.
+    assert answers.get(("GET", 200), 0) > reads / 2, answers

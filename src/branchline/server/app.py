@@ -22,6 +22,7 @@ from branchline.server import (
     store_api,
 )
 from branchline.server import wandb as wandb_protocol
+from branchline.server.db_retry import RetryDroppedConnections
 from branchline.server.errors import ApiJSONResponse, install_error_handlers
 from branchline.server.guards import BEGIN_BODY_LIMIT, BodyLimit, guard_params
 from branchline.server.settings import ServerSettings
@@ -79,6 +80,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.background = background.BackgroundStatus()
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limits={"/api/v1/runs/begin": BEGIN_BODY_LIMIT})
+    app.add_middleware(RetryDroppedConnections)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
