@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from branchline.records import MAX_DEPTH
 from branchline.vocab import RecordKind
 
 __all__ = ["REF", "has_media", "prepare"]
@@ -31,8 +32,13 @@ def _special(value: Any) -> bool:
     return module.startswith("pandas") and type(value).__name__ == "DataFrame"
 
 
-def has_media(values: dict[str, Any]) -> bool:
-    """Whether a logged row holds media (checked without importing numpy or PIL)."""
+def has_media(values: dict[str, Any], depth: int = 0) -> bool:
+    """Whether a logged row holds media (checked without importing numpy or PIL).
+
+    Looks `MAX_DEPTH` levels deep: deeper rows are refused by `check_loggable` anyway.
+    """
+    if depth > MAX_DEPTH:
+        return False
     for value in values.values():
         kind = type(value)
         if kind is float or kind is int or kind is str or kind is bool:
@@ -41,17 +47,17 @@ def has_media(values: dict[str, Any]) -> bool:
             return True
         if (kind is list or kind is tuple) and value and _special(value[0]):
             return True
-        if kind is dict and has_media(value):
+        if kind is dict and has_media(value, depth + 1):
             return True
     return False
 
 
 def prepare(write: Write, values: dict[str, Any], step: int) -> dict[str, Any]:
     """`values` with media journaled (through `write`, the journal's) and replaced by placeholders."""
-    return {key: _convert(write, key, step, value) for key, value in values.items()}
+    return {key: _convert(write, key, step, value, 0) for key, value in values.items()}
 
 
-def _convert(write: Write, key: str, step: int, value: Any) -> Any:
+def _convert(write: Write, key: str, step: int, value: Any, depth: int) -> Any:
     from branchline.sdk.media.base import Media
     from branchline.sdk.media.histogram import Histogram
 
@@ -60,10 +66,12 @@ def _convert(write: Write, key: str, step: int, value: Any) -> Any:
     if isinstance(value, Histogram):
         return value.to_json()
     kind = type(value)
+    if depth > MAX_DEPTH:
+        return value  # too deep to store: check_loggable refuses it with a message
     if kind is list or kind is tuple:
-        return [_convert(write, key, step, item) for item in value]
+        return [_convert(write, key, step, item, depth + 1) for item in value]
     if kind is dict:
-        return {k: _convert(write, f"{key}.{k}", step, v) for k, v in value.items()}
+        return {k: _convert(write, f"{key}.{k}", step, v, depth + 1) for k, v in value.items()}
     module = kind.__module__
     if module.startswith("matplotlib") and hasattr(value, "savefig"):
         from branchline.sdk.media.image import Image
