@@ -330,6 +330,17 @@ def test_console_files_and_alerts(store: Store) -> None:
         store.read_file(inc, "../escape")
     with pytest.raises(UsageError, match="not stored here"):
         store.read_file(inc, "remote.bin")
+    store.add_run_file(inc, "copy.bin", 3, "c" * 64)  # same content as remote.bin
+    removed = store.delete_file(inc, "remote.bin")
+    assert removed is not None and removed["sha256"] == "c" * 64 and removed["shared"]  # copy.bin still names it
+    last = store.delete_file(inc, "copy.bin")
+    assert last is not None and last["path"] == "copy.bin" and not last["shared"]  # nothing names it now
+    gone = store.delete_file(inc, "out/model.txt")
+    assert gone is not None and not gone["shared"] and gone["size"] == 7
+    assert store.files(inc) == []
+    assert store.delete_file(inc, "out/model.txt") is None  # already gone
+    with pytest.raises(UsageError, match="not stored here"):
+        store.read_file(inc, "out/model.txt")  # its content went with it
 
 
 def test_stream_sessions_and_console_lines_at_numbers(store: Store) -> None:

@@ -133,6 +133,15 @@ class RemoteBackend:
         params = {"sha256": digest, "register": "true"}
         self.http.request("PUT", self._file_url(incarnation_id, path), content=data, params=params)
 
+    def delete_file(self, incarnation_id: str, path: str) -> dict[str, Any] | None:
+        """Remove a run file on the server; None when the server has no such file (a 404)."""
+        try:
+            response = self.http.request("DELETE", self._file_url(incarnation_id, path))
+        except RunNotFoundError:
+            return None
+        removed: dict[str, Any] = msgpack.unpackb(response.content, raw=False, strict_map_key=False)
+        return removed
+
     # -- history: the `SeriesReader` role -----------------------------------------------------------------
     def read_series(self, incarnation_id: str, key: str, **bounds: Unpack[StepRange]) -> Series:
         data = self._rows(self._inc(incarnation_id, "/series"), key=key, **bounds)

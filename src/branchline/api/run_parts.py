@@ -106,14 +106,10 @@ class File:
         return target
 
     def delete(self) -> None:
-        """Remove the file from the run, where the backend can."""
-        delete_file = getattr(self._backend, "delete_file", None)
-        if not callable(delete_file):
-            raise UsageError(
-                f"Cannot delete {self.name!r}: this store does not remove run files yet; "
-                "delete the run or upload a replacement with run.upload_file()."
-            )
-        delete_file(self._incarnation_id, self._stored)
+        """Remove the file from the run: it leaves `run.files()` and its content is deleted
+        (stored content another file or artifact still uses stays for them)."""
+        if self._backend.delete_file(self._incarnation_id, self._stored) is None:
+            raise UsageError(f"Cannot delete {self.name!r}: the run has no such file (already deleted?).")
 
     def __repr__(self) -> str:
         return f"<File {self.name} ({self.size} bytes)>"

@@ -1,4 +1,5 @@
-"""Run files under `/api/v1/artifacts/files`: upload a file's content, list a run's files, download one.
+"""Run files under `/api/v1/artifacts/files`: upload a file's content, list a run's files, download
+or delete one.
 
 Contents are blobs (server/blob_storage.py) named by the file's sha256; a file an embedded run
 stored on this disk is served from there when the blob store lacks it.
@@ -56,6 +57,35 @@ async def put_run_file(
         size = int(request.headers.get("content-length") or 0)
         await run_in_threadpool(store.add_run_file, incarnation_id, path, size, sha256)
     return response
+
+
+def _delete_run_file(app: FastAPI, store: StoreInterface, principal: Principal, incarnation_id: str, path: str) -> Any:
+    _incarnation_owner(store, principal, incarnation_id, write=True)
+    local = _local_copy(app.state.settings, incarnation_id, path)
+    removed = store.delete_file(incarnation_id, path)
+    if removed is None:
+        raise ApiError(404, f"No file {path!r} in incarnation {incarnation_id!r}.", field="path")
+    if local is not None:  # the copy an embedded run wrote on this disk goes with its row
+        local.unlink(missing_ok=True)
+    sha = str(removed["sha256"])
+    if not removed["shared"]:  # no other run file or artifact names this content any more
+        try:
+            blobs = blob_store(app)
+        except ApiError:
+            return removed  # a server without blob storage holds no copy to remove
+        if not blobs.missing([sha]):
+            blobs.delete(sha)
+    return removed
+
+
+@router.delete("/{incarnation_id}/{path:path}", summary="Delete a run file (its content too, unless shared)")
+async def delete_run_file(
+    incarnation_id: IncarnationId, path: str, request: Request, principal: AuthPrincipalDep
+) -> Response:
+    if "\x00" in path:  # as for a download: say so instead of failing inside the filesystem
+        raise ApiError(422, "A file path cannot contain a NUL character.", field="path")
+    store = get_store(request)
+    return pack(await run_in_threadpool(_delete_run_file, request.app, store, principal, incarnation_id, path))
 
 
 def _local_copy(settings: ServerSettings, incarnation_id: str, rel: str) -> Path | None:

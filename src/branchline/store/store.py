@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -450,6 +451,27 @@ class Store(AuthStoreMixin):
         partial.write_bytes(data)
         partial.replace(location)
         self.add_run_file(incarnation_id, path, len(data), hashlib.sha256(data).hexdigest())
+
+    def delete_file(self, incarnation_id: str, path: str) -> dict[str, Any] | None:
+        """Remove a run file: its row, and its content under `files_dir` (that copy is the
+        incarnation's own). Returns the removed row plus `shared`: whether another run file or an
+        artifact entry still names its sha256, so a blob store must keep that content; None when
+        the incarnation has no such file."""
+        rf = tables.run_files
+        where = (rf.c.incarnation_id == incarnation_id, rf.c.path == path)
+        with self._write() as conn:
+            found = conn.execute(select(rf.c.path, rf.c.size, rf.c.sha256, rf.c.updated_at).where(*where)).first()
+            if found is None:
+                return None
+            conn.execute(delete(rf).where(*where))
+            sha = str(found.sha256)
+            shared = conn.execute(select(rf.c.path).where(rf.c.sha256 == sha).limit(1)).first() is not None
+            shared = shared or bool(arts.referenced_blobs(conn, [sha]))
+        if self.files_dir is not None:
+            # A listed path that would point outside the run's directory has no copy here.
+            with contextlib.suppress(UsageError):
+                self._file_location(incarnation_id, path).unlink(missing_ok=True)
+        return {**found._asdict(), "shared": shared}
 
     def alerts(self, incarnation_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:
