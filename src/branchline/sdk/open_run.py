@@ -36,7 +36,7 @@ def _replay_pending(settings: Settings, terminal: Terminal) -> None:
     root = settings.branchline_dir
     if not (root / "runs").exists():
         return
-    from branchline.sdk.sync import pending_journals, sync_journal
+    from branchline.sdk.sync import describe_failure, pending_journals, sync_journal
 
     journals = pending_journals(root)
     if not journals:
@@ -49,7 +49,8 @@ def _replay_pending(settings: Settings, terminal: Terminal) -> None:
             try:
                 result = sync_journal(journal, sink)
             except Exception as exc:
-                terminal.warn(f"could not store {journal}: {exc}; run `branchline sync {journal.parent}`.")
+                said = describe_failure(exc)
+                terminal.warn(f"could not store {journal}: {said}; run `branchline sync {journal.parent}`.")
                 continue
             if result.warning:
                 terminal.warn(result.warning)

@@ -30,6 +30,7 @@ from branchline.sdk.journal_read import JournalReader, RowBlocks
 from branchline.sdk.media.stage import stage_for
 from branchline.sdk.sink import Sink, local_store, make_sink
 from branchline.sdk.stopping import DEFAULT_STOP_GRACE, StopEscalation
+from branchline.sdk.sync import describe_failure
 from branchline.vocab import RecordKind
 
 __all__ = ["WRITER_NICENESS", "WriterLoop", "main"]
@@ -96,19 +97,12 @@ class WriterLoop:
         return True
 
     def _report(self, exc: BaseException) -> None:
-        print(
-            f"branchline writer: {type(exc).__name__}: {exc}",
-            file=sys.stderr,
-            flush=True,
-        )
+        # Said plainly: a database error carries its statement and parameters, which help nobody.
+        said = describe_failure(exc)
+        print(f"branchline writer: {said}", file=sys.stderr, flush=True)
         if not self.error_reported:
             self.error_reported = True
-            self.send(
-                {
-                    "event": "error",
-                    "message": f"{type(exc).__name__}: {exc}. Records stay in the journal and are retried.",
-                }
-            )
+            self.send({"event": "error", "message": f"{said}. Records stay in the journal and are retried."})
 
     def _media_failed(self, message: str) -> None:
         print(f"branchline writer: {message}", file=sys.stderr, flush=True)
