@@ -85,18 +85,10 @@ def init(
     _warn_ignored(force=force, monitor_gym=monitor_gym, anonymous=anonymous)
     resolved = Settings.resolve(explicit, settings)
     check_wandb_base_url(resolved, Terminal(resolved.quiet))
-    if tags is not None:
-        resolved.run_tags = validate_tags(tags)
-    elif resolved.run_tags is not None:
-        resolved.run_tags = validate_tags(resolved.run_tags)
-
+    _set_tags(resolved, tags)
     previous = _apply_reinit(resolved)
     if previous is not None:
-        Terminal(resolved.quiet).log(
-            f"A run ({previous.id}) is already active in this process; returning it. "
-            "Pass reinit='finish_previous' or 'create_new' to start another."
-        )
-        return previous
+        return _returning(previous, resolved)
 
     config_values = filtered_config(config, config_include_keys, config_exclude_keys)
     spec, moment_kind = build_spec(resolved, config_values)
@@ -111,6 +103,21 @@ def init(
     if resolved.reinit != "create_new" or run_globals.current() is None:
         run_globals.on_init(run)
     return run
+
+
+def _set_tags(resolved: Settings, tags: Any) -> None:
+    """Tags passed to `init` win over the settings' (`WANDB_TAGS`, …); both are checked alike."""
+    chosen = tags if tags is not None else resolved.run_tags
+    if chosen is not None:
+        resolved.run_tags = validate_tags(chosen)
+
+
+def _returning(previous: Run, resolved: Settings) -> Run:
+    Terminal(resolved.quiet).log(
+        f"A run ({previous.id}) is already active in this process; returning it. "
+        "Pass reinit='finish_previous' or 'create_new' to start another."
+    )
+    return previous
 
 
 #: init() arguments of wandb's that do nothing here, and why.
