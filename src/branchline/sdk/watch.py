@@ -31,7 +31,8 @@ class _Watched:
         self.forwards = 0
         self.backwards: dict[str, int] = {}
         self.pending: dict[str, Any] = {}  # gradient histograms from another thread, logged later
-        self.handles: list[Any] = [model.register_forward_pre_hook(self._before_forward)]
+        self.handles: list[Any] = []
+        self._flusher: Any = None  # a forward pre-hook, added only once a gradient is held back
         if log in ("parameters", "all"):
             self.handles.append(model.register_forward_hook(self._after_forward))
         if log in ("gradients", "all"):
@@ -88,6 +89,9 @@ class _Watched:
             self._emit({key: value})
         else:  # an autograd worker thread: the next forward pass logs it from the training thread
             self.pending[key] = value
+            if self._flusher is None:
+                self._flusher = self.model.register_forward_pre_hook(self._before_forward)
+                self.handles.append(self._flusher)
 
     def remove(self) -> None:
         for handle in self.handles:
