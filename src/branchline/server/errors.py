@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from branchline.errors import RunNotFoundError, SchemaError, UsageError
@@ -132,6 +133,12 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("the store refused a value: %s", str(exc).splitlines()[0] if str(exc) else exc)
         return _respond(422, "invalid_request", "The store refused a value of this request.")
 
+    async def on_disconnect(request: Request, _exc: Exception) -> Response:
+        # The client went away mid-body (an abandoned upload): a normal abort, not a bug. Uploads
+        # delete their temporary file on the way out, and nobody is left to read this answer.
+        log.info("client disconnected during %s %s; request abandoned", request.method, request.url.path)
+        return _respond(400, "client_disconnected", "The client closed the connection before sending the whole body.")
+
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _respond(500, "internal", "Internal server error; the server log has the details.")
@@ -143,4 +150,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UsageError, on_usage)
     app.add_exception_handler(SchemaError, on_schema)
     app.add_exception_handler(DataError, on_data)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_crash)
