@@ -11,6 +11,8 @@ import pytest
 
 import branchline
 from branchline.artifacts.blobstores import open_blob_store, resolve_blob_url
+from branchline.artifacts.public import garbage_collect
+from branchline.store.store import open_store
 from tests.backends import Backend, SharedServer
 
 
@@ -100,3 +102,16 @@ def test_the_delete_route_needs_write_access_and_names_a_missing_path(
     assert removed.status_code == 200, removed.text
     assert "notes.txt" not in _server_listing(backend, f"{run.entity}/files/{run.id}")
     assert "Traceback" not in shared_server.new_log()
+
+
+@pytest.mark.backends("server")
+def test_garbage_collection_keeps_a_run_files_content(backend: Backend, tmp_path: Path, quiet: dict[str, Any]) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"\x01" * 100)
+    run = branchline.init(project="files", settings=quiet)
+    run.save(str(tmp_path / "weights.bin"), base_path=str(tmp_path), policy="now")
+    run.finish()
+    saved = backend.reader.run(f"{run.entity}/files/{run.id}").file("weights.bin")
+    blob_url = resolve_blob_url(backend.store_url)
+    with open_store(backend.store_url) as store:
+        assert saved.sha256 not in garbage_collect(store, blob_url=blob_url, min_age=0)
+    assert saved.download(str(tmp_path / "out")).read_bytes() == b"\x01" * 100

@@ -427,6 +427,7 @@ def test_artifact_index(store: Store) -> None:
     assert not store.blob_in_project("team", "other", "a" * 64)
     store.add_run_file(producer.incarnation_id, "f.txt", 1, "e" * 64)
     assert store.blob_in_project("team", "proj", "e" * 64)
+    assert store.referenced_blobs(["e" * 64, "f" * 64]) == {"e" * 64}  # a run file's content is kept too
     with pytest.raises(UsageError):
         store.delete_artifact(v0.id)  # aliased
     store.delete_artifact(v0.id, delete_aliases=True)

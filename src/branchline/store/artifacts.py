@@ -22,6 +22,7 @@ from branchline.store.schema import (
     artifact_usage,
     artifact_versions,
     projects,
+    run_files,
 )
 from branchline.store.writes import dialect_insert, ensure_project
 
@@ -462,7 +463,8 @@ def version_users(conn: Connection, version_id: str, role: str) -> list[str]:
 
 
 def referenced_blobs(conn: Connection, digests: Sequence[str]) -> set[str]:
-    """Which of `digests` some manifest entry still stores as a blob."""
+    """Which of `digests` some manifest entry or run file still stores as a blob (blobs are shared:
+    a run file uploaded to a server is kept under its sha256 too)."""
     found: set[str] = set()
     for offset in range(0, len(digests), _CHUNK):
         chunk = list(digests[offset : offset + _CHUNK])
@@ -473,5 +475,9 @@ def referenced_blobs(conn: Connection, digests: Sequence[str]) -> set[str]:
                 .where(and_(artifact_entries.c.digest.in_(chunk), artifact_entries.c.ref.is_(None)))
                 .distinct()
             ).scalars()
+        )
+        found.update(
+            str(d)
+            for d in conn.execute(select(run_files.c.sha256).where(run_files.c.sha256.in_(chunk)).distinct()).scalars()
         )
     return found

@@ -465,8 +465,7 @@ class Store(AuthStoreMixin):
                 return None
             conn.execute(delete(rf).where(*where))
             sha = str(found.sha256)
-            shared = conn.execute(select(rf.c.path).where(rf.c.sha256 == sha).limit(1)).first() is not None
-            shared = shared or bool(arts.referenced_blobs(conn, [sha]))
+            shared = bool(arts.referenced_blobs(conn, [sha]))  # another run file or an artifact
         if self.files_dir is not None:
             # A listed path that would point outside the run's directory has no copy here.
             with contextlib.suppress(UsageError):
