@@ -76,11 +76,13 @@ class ServerProcess:
         command += ["--crash-timeout", str(self.crash_timeout), *self.extra_args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
             try:
-                if httpx.get(self.base_url + "/api/v1/health", timeout=1).status_code == 200:
+                # Answered on the event loop: a restarted server that clients flood with resent
+                # batches has every worker thread busy, and /health would wait for one.
+                if httpx.get(self.base_url + "/api/v1/server/alive", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
