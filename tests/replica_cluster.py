@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from branchline.store import open_store
-from tests.backends import ServerProcess, free_port
+from tests.backends import ServerProcess, end_process, free_port
 
 __all__ = [
     "PG_ADMIN_URL",
@@ -209,13 +209,8 @@ class LoadBalancer:
         return {r["svname"]: r for r in rows if r.get("pxname") == "replicas" and r["svname"] != "BACKEND"}
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            end_process(self.proc)
 
 
 @dataclass
