@@ -8,33 +8,30 @@ BRANCHLINE_UPDATE_SCREENSHOTS=1 into docs/screenshots/ (the ones the README show
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser import chromium, require_browser_and_app
+from tests.browser import (
+    browser_page,
+    chromium,
+    get_json,
+    http_status,
+    require_browser_and_app,
+    seed_store,
+    shot,
+    ui_env,
+    ui_server,
+)
 
 pytestmark = pytest.mark.browser
-
-REPO = Path(__file__).resolve().parents[1]
-# The committed screenshots are refreshed on request only, so a test run leaves the checkout clean.
-SHOTS = (
-    REPO / "docs" / "screenshots"
-    if os.environ.get("BRANCHLINE_UPDATE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "branchline-screenshots"
-)
 
 SEED = textwrap.dedent(
     """
@@ -116,73 +113,15 @@ LOOP = textwrap.dedent(
 )
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANCHLINE_", "WANDB_"))}
-    env["BRANCHLINE_CONFIG_DIR"] = str(root / ".config")
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A store filled by the SDK and a `branchline ui` process serving it."""
     require_browser_and_app()
     root = tmp_path_factory.mktemp("ui-world")
-    seeded = subprocess.run(
-        [sys.executable, "-c", SEED, str(root)], cwd=root, env=_env(root), capture_output=True, text=True, timeout=240
-    )
-    assert seeded.returncode == 0, seeded.stderr
-    ids = json.loads(next(line for line in seeded.stdout.splitlines() if line.startswith("IDS="))[4:])
-    port = _free_port()
-    branchline_cli = shutil.which("branchline", path=str(Path(sys.executable).parent)) or "branchline"
-    server = subprocess.Popen(
-        [branchline_cli, "ui", "--no-browser", "--port", str(port), "--dir", str(root)],
-        cwd=root,
-        env=_env(root),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if _get_json(f"{base}/api/v1/health")["ok"]:
-                break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            output = server.stdout.read() if server.stdout else ""
-            pytest.fail(f"branchline ui did not start: {output}")
-        time.sleep(0.1)
-    entity = _get_json(f"{base}/api/v1/projects")["projects"][0]["entity"]
-    try:
+    ids = seed_store(root, SEED)
+    with ui_server(root) as base:
+        entity = get_json(f"{base}/api/v1/projects")["projects"][0]["entity"]
         yield {"base": base, "root": root, "ids": ids, "entity": entity}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="module")
@@ -193,21 +132,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, site: dict[str, Any]) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1360, "height": 860}, base_url=site["base"], accept_downloads=True)
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    context.close()
-    assert errors == [], errors
-
-
-def shot(page: Any, name: str) -> None:
-    """A screenshot for the docs, once charts and fonts have settled."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    with browser_page(browser, site["base"]) as tab:
+        yield tab
 
 
 def project_url(site: dict[str, Any], tab: str = "") -> str:
@@ -454,7 +380,7 @@ def test_runs_table_sort_filter_keyboard_and_bulk_delete(page: Any, site: dict[s
     page.get_by_test_id("table-count").filter(has_text="2 runs").wait_for()
     base = f"{site['base']}/api/v1/runs/{site['entity']}/vision"
     for key in ("bulk-1", "bulk-2"):
-        assert _status(f"{base}/{site['ids'][key]['run_id']}") == 404
+        assert http_status(f"{base}/{site['ids'][key]['run_id']}") == 404
 
 
 def header_ids(page: Any) -> list[str]:
@@ -597,7 +523,7 @@ def test_run_overview_edit_notes_and_tags(page: Any, site: dict[str, Any]) -> No
     page.locator(".tag-editor .tag", has_text="keeper").wait_for()
     page.get_by_role("button", name="Remove tag sweep").click()
     page.locator(".tag-editor .tag", has_text="sweep").wait_for(state="detached")
-    run = _get_json(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{site['ids']['r2']['run_id']}")
+    run = get_json(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{site['ids']['r2']['run_id']}")
     assert run["notes"] == "Best sgd run so far"
     assert run["tags"] == ["keeper"]
     page.reload()
@@ -680,13 +606,13 @@ def test_run_overview_privacy_and_files_tree(page: Any, site: dict[str, Any]) ->
     switch.click()
     page.get_by_test_id("privacy-state").filter(has_text="Public").wait_for()
     assert switch.get_attribute("aria-checked") == "true"
-    assert _get_json(detail)["public"] is True  # stored: projects.public
+    assert get_json(detail)["public"] is True  # stored: projects.public
     page.reload()
     page.get_by_role("switch", name="Project vision is public").wait_for()
     assert page.get_by_role("switch", name="Project vision is public").get_attribute("aria-checked") == "true"
     page.get_by_role("switch", name="Project vision is public").click()
     page.get_by_test_id("privacy-state").filter(has_text="Private").wait_for()
-    assert _get_json(detail)["public"] is False
+    assert get_json(detail)["public"] is False
 
     # Files: a tree with folders first, collapsible, and a preview of the selected file
     page.get_by_role("link", name="Files").click()
@@ -722,7 +648,7 @@ def test_stop_a_running_run(page: Any, site: dict[str, Any]) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", LOOP, str(root)],
         cwd=root,
-        env=_env(root),
+        env=ui_env(root),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -734,7 +660,7 @@ def test_stop_a_running_run(page: Any, site: dict[str, Any]) -> None:
         run_id = line.strip()[4:]
         # init() returns before the writer process has created the run in the store.
         deadline = time.monotonic() + 30
-        while _status(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{run_id}") != 200:
+        while http_status(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{run_id}") != 200:
             assert time.monotonic() < deadline, "the running run never reached the store"
             time.sleep(0.1)
         page.goto(f"/{site['entity']}/vision/runs/{run_id}")
@@ -765,7 +691,7 @@ def test_move_a_run_from_the_sidebar(page: Any, site: dict[str, Any]) -> None:
     page.wait_for_function(
         "![...document.querySelectorAll('.run-list .run-name')].some(a => a.textContent === 'move-me')"
     )
-    moved = _get_json(f"{site['base']}/api/v1/runs/{site['entity']}/archive/{victim['run_id']}")
+    moved = get_json(f"{site['base']}/api/v1/runs/{site['entity']}/archive/{victim['run_id']}")
     assert moved["project"] == "archive"
 
 
@@ -777,12 +703,12 @@ def test_delete_a_run_through_the_dialog(page: Any, site: dict[str, Any]) -> Non
     dialog = page.get_by_role("dialog")
     assert "cannot be undone" in dialog.inner_text()
     dialog.get_by_role("button", name="Cancel").click()
-    assert _status(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{victim['run_id']}") == 200
+    assert http_status(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{victim['run_id']}") == 200
     page.get_by_role("button", name=f"Actions for {victim['name']}").click()
     page.get_by_role("menuitem", name="Delete run…").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     page.wait_for_url(re.compile(r"/vision$"))
-    assert _status(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{victim['run_id']}") == 404
+    assert http_status(f"{site['base']}/api/v1/runs/{site['entity']}/vision/{victim['run_id']}") == 404
 
 
 def test_dark_theme_and_keyboard_menu(page: Any, site: dict[str, Any]) -> None:
@@ -825,7 +751,7 @@ def test_a_run_page_opened_before_the_run_exists_shows_it_when_it_arrives(page: 
             str(root),
         ],
         cwd=root,
-        env=_env(root),
+        env=ui_env(root),
         capture_output=True,
         text=True,
         timeout=120,
