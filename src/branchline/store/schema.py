@@ -47,6 +47,7 @@ __all__ = [
     "api_keys",
     "teams",
     "team_members",
+    "workspaces",
     "SCHEMA_REVISION",
 ]
 
@@ -326,4 +327,21 @@ team_members = Table(
     Column("role", String(16), nullable=False),  # "admin" | "member"
     Column("added_at", Float, nullable=False),
     Index("ix_team_members_user", "user_id"),
+)
+
+# -- saved workspaces (revision 0005) ---------------------------------------------------------------
+# The edited panel layout of a project's workspace ("project") or of its run pages ("run"), as the
+# JSON text the server validated; absent means the automatic layout. `version` grows by one on each
+# save so two editors cannot silently overwrite each other.
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("entity", String(128), primary_key=True),
+    Column("project", String(128), primary_key=True),
+    Column("view", String(32), primary_key=True),
+    Column("layout", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(64), nullable=True),
 )
