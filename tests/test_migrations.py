@@ -129,3 +129,18 @@ def test_upgrade_to_0004_fills_in_the_sketch_of_every_full_chunk(tmp_path: Path)
     assert got[0][1] == hist.encode_sketch(steps[:2048], values[:2048])
     assert got[1][1] == hist.encode_sketch(steps[2048:4096], values[2048:4096])
     assert got[2][1] is None  # the open tail is read whole
+
+
+@pytest.mark.parametrize("store_backend", BACKENDS)
+def test_upgrade_to_0005_adds_the_workspaces_table_to_a_store_with_runs(store_backend: str, tmp_path: Path) -> None:
+    with fresh_url(store_backend, tmp_path) as url:
+        assert upgrade(url, "0004_chunk_sketch") == "0004_chunk_sketch"
+        engine = make_engine(url)
+        try:
+            assert "workspaces" not in inspect(engine).get_table_names()
+        finally:
+            engine.dispose()
+        upgrade(url)
+        with open_store(url) as store:
+            assert store.get_workspace("e", "p") is None
+            assert store.save_workspace("e", "p", {"sections": []}, expected_version=0).version == 1

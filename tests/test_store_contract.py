@@ -434,6 +434,33 @@ def test_artifact_index(store: Store) -> None:
     assert store.get_artifact(v0.id) is None and store.get_artifact(v1.id) is not None
 
 
+def test_workspace_layouts_are_saved_per_project_and_view(store: Store) -> None:
+    from branchline.store.workspaces import WorkspaceConflictError
+
+    assert store.get_workspace("team", "proj") is None
+    layout = {"sections": [{"name": "Charts", "panels": [{"id": "p1", "kind": "line", "keys": ["loss", "acc"]}]}]}
+    first = store.save_workspace("team", "proj", layout, expected_version=0, updated_by="ada")
+    assert first.version == 1 and first.updated_by == "ada"
+    got = store.get_workspace("team", "proj")
+    assert got is not None and got.layout == layout and got.version == 1 and got.updated_at == first.updated_at
+    assert store.get_workspace("team", "proj", view="run") is None  # each view keeps its own
+    assert store.get_workspace("team", "other") is None
+    # A save that edited an older version is refused, saying which version is current.
+    with pytest.raises(WorkspaceConflictError) as caught:
+        store.save_workspace("team", "proj", {"sections": []}, expected_version=0)
+    assert caught.value.current_version == 1 and "version 1" in str(caught.value)
+    second = store.save_workspace("team", "proj", {"sections": []}, expected_version=1)
+    assert second.version == 2
+    assert store.save_workspace("team", "proj", layout).version == 3  # no expected version: last write wins
+    with pytest.raises(UsageError, match="view"):
+        store.get_workspace("team", "proj", view="nope")
+    assert store.delete_workspace("team", "proj")
+    assert not store.delete_workspace("team", "proj")
+    assert store.get_workspace("team", "proj") is None
+    # After a reset the next save starts again from version 1.
+    assert store.save_workspace("team", "proj", layout, view="run", expected_version=0).version == 1
+
+
 def test_close_releases_the_store(any_store_url: str) -> None:
     s = open_store(any_store_url)
     s.close()

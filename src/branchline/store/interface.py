@@ -22,6 +22,7 @@ from branchline.store.leases import Lease
 from branchline.store.options import ChartOptions, ListQuery, StepRange
 from branchline.store.overview import Overview
 from branchline.store.reads import RunView
+from branchline.store.workspaces import WorkspaceRow
 
 __all__ = [
     "ROLES",
@@ -48,6 +49,8 @@ __all__ = [
     "StepRange",
     "StoreInterface",
     "VersionRow",
+    "WorkspaceRow",
+    "Workspaces",
     "role_methods",
 ]
 
@@ -186,6 +189,23 @@ class ArtifactIndex(Protocol):
     def blob_in_project(self, entity: str, project: str, digest: str) -> bool: ...
 
 
+class Workspaces(Protocol):
+    """Saved workspace layouts, one per project and view ("project" or "run")."""
+
+    def get_workspace(self, entity: str, project: str, view: str = "project") -> WorkspaceRow | None: ...
+    def save_workspace(
+        self,
+        entity: str,
+        project: str,
+        layout: dict[str, Any],
+        *,
+        view: str = "project",
+        expected_version: int | None = None,
+        updated_by: str | None = None,
+    ) -> WorkspaceRow: ...
+    def delete_workspace(self, entity: str, project: str, view: str = "project") -> bool: ...
+
+
 class Leases(Protocol):
     """Background work that one process of many runs at a time."""
 
@@ -201,7 +221,17 @@ class ApiBackend(RunCatalog, SeriesReader, ProjectReader, RunFiles, Closable, Pr
 
 
 class StoreInterface(
-    RunLog, RunLookup, ChartReader, ProjectStats, RunTelemetry, AuthDirectory, ArtifactIndex, Leases, Closable, Protocol
+    RunLog,
+    RunLookup,
+    ChartReader,
+    ProjectStats,
+    RunTelemetry,
+    AuthDirectory,
+    ArtifactIndex,
+    Workspaces,
+    Leases,
+    Closable,
+    Protocol,
 ):
     """Everything a server, the SDK's writer and the CLI may ask of persistence."""
 
@@ -219,6 +249,7 @@ ROLES: tuple[type, ...] = (
     RunTelemetry,
     AuthDirectory,
     ArtifactIndex,
+    Workspaces,
     Leases,
     Closable,
 )

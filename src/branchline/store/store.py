@@ -29,6 +29,7 @@ from branchline.store.lineage import segments_for
 from branchline.store.overview import Overview, read_overviews
 from branchline.store.reads import RunView
 from branchline.store.schema import incarnations, projects, runs
+from branchline.store.workspaces import WorkspaceStoreMixin
 from branchline.vocab import RunState
 
 __all__ = ["Store", "open_store", "DEFAULT_CRASH_TIMEOUT"]
@@ -54,11 +55,12 @@ def open_store(
     return Store(url, create=create, crash_timeout=crash_timeout, files_dir=files_dir)
 
 
-class Store(AuthStoreMixin):
+class Store(AuthStoreMixin, WorkspaceStoreMixin):
     """Runs, their incarnations and history. Safe to share between threads; one per process.
 
     Implements every role of store/interface.py (`StoreInterface`); callers type against a role.
-    Users, API keys, teams and project visibility come from `AuthStoreMixin` (store/auth.py).
+    Users, API keys, teams and project visibility come from `AuthStoreMixin` (store/auth.py), saved
+    workspace layouts from `WorkspaceStoreMixin` (store/workspaces.py).
     """
 
     def __init__(
