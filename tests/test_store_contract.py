@@ -250,6 +250,38 @@ def test_history_keys_of_a_fork_count_only_visible_points(store: Store) -> None:
     assert keys["tag"]["count"] == 3011
 
 
+def test_media_types_follow_the_lineage(store: Store) -> None:
+    image = {"_type": "image-file", "path": "media/images/x.png", "sha256": "ab", "size": 3}
+    chart = {"_type": "table-file", "path": "media/table/c.table.json", "chart": {"preset": "pr_curve"}}
+    src = spec("src")
+    store.begin_run(src)
+    rows = [
+        [1 + step, int(RecordKind.HISTORY), step, 1000.0 + step, float(step), row]
+        for step, row in enumerate(
+            [
+                {"loss": 1.0, "img": image, "note": "plain", "cfg": {"a": 1}},
+                {"loss": 0.5, "img": image, "pr": chart, "hist": {"_type": "histogram", "values": [1], "bins": [0, 1]}},
+                {"later": image},
+            ]
+        )
+    ]
+    store.apply(src.session_id, rows)
+    fork = spec("fk", fork_from="src", branch_step=1)
+    store.begin_run(fork)
+    store.apply(fork.session_id, [[1, int(RecordKind.HISTORY), 2, 1.0, 2.0, {"own": {"_type": "audio-file"}}]])
+    found = store.media_types([src.incarnation_id, fork.incarnation_id, "nope"])
+    assert found[src.incarnation_id] == {
+        "img": "image-file",
+        "pr": "plot/pr_curve",
+        "hist": "histogram",
+        "later": "image-file",
+    }
+    # The fork sees its source's media keys and its own (beyond the branch step too: a key's type only).
+    assert found[fork.incarnation_id]["img"] == "image-file" and found[fork.incarnation_id]["own"] == "audio-file"
+    assert found["nope"] == {}
+    assert store.media_types([src.incarnation_id], stream=1) == {src.incarnation_id: {}}
+
+
 def test_incarnations_lineage_and_owners(store: Store) -> None:
     src = spec("src")
     store.begin_run(src)

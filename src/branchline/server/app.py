@@ -17,6 +17,7 @@ from branchline.server import (
     ingest,
     liveness,
     routes_data,
+    routes_media,
     routes_projects,
     routes_runs,
     store_api,
@@ -97,6 +98,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(routes_projects.router)
     app.include_router(routes_runs.router)
     routes_data.install_run_resources(app)
+    app.include_router(routes_media.router)
     app.include_router(wandb_protocol.router)  # the wandb client's /graphql, file_stream and file URLs
     app.mount("/", SinglePageApp(settings.ui_dist, app.router), name="web-app")
     return app

@@ -190,11 +190,47 @@ class KeyInfo(BaseModel):
     count: int
     last_step: int
     runs: int = Field(1, description="How many of the asked incarnations log this key.")
+    media_type: str | None = Field(
+        None,
+        description="The `_type` of the key's media descriptors (`image-file`, `table-file`, `histogram`, "
+        "`audio-file`, `video-file`, `html-file`, `images/separated`, ...; `plot/<preset>` for a `plot.*` "
+        "chart); null for plain values.",
+    )
 
 
 class KeysResponse(BaseModel):
     stream: int
     keys: dict[str, KeyInfo]
+
+
+class MediaRequest(_Strict):
+    incarnations: Annotated[list[IncarnationId], Field(min_length=1, max_length=100)]
+    key: Key
+    stream: Literal[0, 1] = 0
+    min_step: int | None = Field(None, ge=0)
+    max_step: int | None = Field(None, ge=0)
+    limit: int = Field(
+        500, ge=1, le=5000, description="Most values per run; beyond it, evenly spaced steps (the last kept)."
+    )
+
+
+class MediaStep(BaseModel):
+    step: int
+    value: Any = Field(
+        description="The descriptor as logged, each file in it given a `url` (under `/api/v1/media/files/`)."
+    )
+
+
+class MediaRunValues(BaseModel):
+    incarnation_id: str
+    count: int = Field(description="Values in the step range before `limit` thinned them.")
+    steps: list[MediaStep]
+
+
+class MediaResponse(BaseModel):
+    key: str
+    stream: int
+    runs: list[MediaRunValues]
 
 
 class KeysRequest(_Strict):

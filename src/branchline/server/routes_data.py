@@ -70,6 +70,14 @@ TEXT_SUFFIXES = frozenset(
     {".txt", ".log", ".json", ".jsonl", ".yaml", ".yml", ".md", ".py", ".csv", ".tsv", ".toml", ".cfg", ".ini", ".sh"}
 )
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+#: Shown in the browser when asked `inline` (media previews): images, audio, video and HTML.
+PLAYABLE_PREFIXES = ("audio/", "video/")
+HTML_TYPES = frozenset({"text/html"})
+# Every run file is served sandboxed: a file opened from our origin (an HTML report, an SVG) runs, if
+# at all, in an opaque origin, so it can read neither our cookies nor our pages. HTML may run its own
+# script (charts in a report) in that opaque origin; nothing else may run script at all.
+SANDBOX = {"Content-Security-Policy": "sandbox"}
+HTML_SANDBOX = {"Content-Security-Policy": "sandbox allow-scripts allow-popups"}
 
 
 def current_run(
@@ -93,12 +101,15 @@ def any_incarnation(
 
 def _keys_of(store: StoreInterface, incarnation_ids: list[str], stream: int) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
-    for keys in store.history_keys_many(incarnation_ids, stream=stream).values():
+    types = store.media_types(incarnation_ids, stream=stream)
+    for inc_id, keys in store.history_keys_many(incarnation_ids, stream=stream).items():
         for key, info in keys.items():
             entry = merged.get(key)
+            media_type = types.get(inc_id, {}).get(key)
             if entry is None:
-                merged[key] = {**info, "runs": 1}
+                merged[key] = {**info, "runs": 1, "media_type": media_type}
             else:
+                entry["media_type"] = entry["media_type"] or media_type
                 entry["numeric"] = entry["numeric"] and info["numeric"]
                 entry["count"] = max(entry["count"], info["count"])
                 entry["last_step"] = max(entry["last_step"], info["last_step"])
@@ -304,21 +315,26 @@ def _file_response(store: StoreInterface, settings: ServerSettings, view: RunVie
         raise ApiError(404, f"Run {view.path} has no file {rel!r}.", field="path")
     location = _file_location(settings.resolved_files_dir(), view.incarnation_id, rel)
     guessed = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+    if guessed == "audio/x-wav":
+        guessed = "audio/wav"
     name = PurePosixPath(rel).name
-    headers = {"X-Content-Type-Options": "nosniff"}
+    headers = {"X-Content-Type-Options": "nosniff", **(HTML_SANDBOX if guessed in HTML_TYPES else SANDBOX)}
+    shown = guessed in IMAGE_TYPES or guessed in HTML_TYPES or guessed.startswith(PLAYABLE_PREFIXES)
     if location is None:  # uploaded by a remote run: in blob storage by its sha256
         found = blobs_api.stored_file(settings, digests[rel])
         if found is None:
             raise ApiError(404, f"The content of {rel!r} is not available on this server.", field="path")
         if not isinstance(found, Path):
             disposition = {"Content-Disposition": f'attachment; filename="{name}"'} if not inline else {}
+            if inline and PurePosixPath(rel).suffix.lower() in TEXT_SUFFIXES:
+                guessed = "text/plain; charset=utf-8"
             return StreamingResponse(
                 iterate_in_threadpool(found), media_type=guessed, headers={**headers, **disposition}
             )
         location = found
     if inline and PurePosixPath(rel).suffix.lower() in TEXT_SUFFIXES:
         return FileResponse(location, media_type="text/plain; charset=utf-8", headers=headers)
-    if inline and guessed in IMAGE_TYPES:
+    if inline and shown:
         return FileResponse(location, media_type=guessed, headers=headers)
     return FileResponse(location, media_type=guessed, filename=name, headers=headers)
 

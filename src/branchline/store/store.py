@@ -19,7 +19,7 @@ from branchline.rejects import Rejected, isolate, rejection
 from branchline.runspec import RunSpec, RunStart
 from branchline.store import apply as apply_mod
 from branchline.store import artifacts as arts
-from branchline.store import catalog, charts, reads, stops, streams, writes
+from branchline.store import catalog, charts, media, reads, stops, streams, writes
 from branchline.store import schema as tables
 from branchline.store.auth import AuthStoreMixin
 from branchline.store.engine import ensure_schema, make_engine, normalize_url
@@ -390,6 +390,11 @@ class Store(AuthStoreMixin, WorkspaceStoreMixin):
     def lineage(self, incarnation_id: str) -> list[tuple[str, int]]:
         with self._read() as conn:
             return [(s.incarnation_id, s.max_step) for s in segments_for(conn, incarnation_id)]
+
+    def media_types(self, incarnation_ids: Sequence[str], *, stream: int = 0) -> dict[str, dict[str, str]]:
+        """Per incarnation: each media key's type (`image-file`, `histogram`, `plot/<preset>`, ...)."""
+        with self._read() as conn:
+            return media.media_types(conn, list(dict.fromkeys(incarnation_ids)), stream=stream)
 
     # -- projects and telemetry ------------------------------------------------------------------
     def list_projects(self, entity: str | None = None) -> list[dict[str, Any]]:
