@@ -1,5 +1,6 @@
-// One line chart (uPlot): many runs, EMA smoothing, log scale, drag-zoom with reset,
-// and a hover card with every visible run's value at the cursor.
+// One line chart (uPlot): many runs, EMA smoothing, log scale, drag-zoom with reset, a legend
+// (toggleable; a click on an entry hides or shows its line), and a hover card with every visible
+// run's value at the cursor. Single points and short series are drawn as markers.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -79,6 +80,27 @@ function nearest(xs: number[], target: number): number {
   return lo;
 }
 
+/** Step-axis ticks: whole steps only (never "0.5"). */
+const STEP_INCRS = [1, 2, 5].flatMap((m) => Array.from({ length: 13 }, (_, e) => m * 10 ** e)).sort((a, b) => a - b);
+
+/** Indices of points with no drawn neighbour: a value whose previous and next values (skipping the
+ * join's `undefined`, which lines span) are gaps or absent. A line through them draws nothing. */
+export function isolatedPoints(ys: readonly (number | null | undefined)[]): number[] {
+  const out: number[] = [];
+  let previous: number | null | undefined;
+  for (let i = 0; i < ys.length; i += 1) {
+    const v = ys[i];
+    if (v === undefined) continue;
+    if (v !== null && (previous === undefined || previous === null)) {
+      let j = i + 1;
+      while (j < ys.length && ys[j] === undefined) j += 1;
+      if (j >= ys.length || ys[j] === null) out.push(i);
+    }
+    previous = v;
+  }
+  return out;
+}
+
 function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
 }
@@ -94,6 +116,8 @@ export function Chart({
   height = 220,
   resolution,
   onZoom,
+  legend = true,
+  live = false,
 }: {
   title: string;
   lines: ChartLine[];
@@ -107,13 +131,22 @@ export function Chart({
   resolution?: number;
   /** Called with the visible x-range after a drag-zoom, and with null after a reset. */
   onZoom?: (range: [number, number] | null) => void;
+  /** Whether the legend shows at first (its button toggles it). */
+  legend?: boolean;
+  /** A charted run is running: its new points are appended as they are logged. */
+  live?: boolean;
 }) {
   const host = useRef<HTMLDivElement>(null);
   const tip = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const zoomedRef = useRef(false);
   const [zoomed, setZoomed] = useState(false);
+  const [legendShown, setLegendShown] = useState(legend);
+  const [legendAll, setLegendAll] = useState(false);
+  const [hiddenLines, setHiddenLines] = useState<ReadonlySet<string>>(new Set());
+  const seriesOf = useRef(new Map<string, number[]>());
   const theme = useTheme();
+  useEffect(() => setLegendShown(legend), [legend]);
 
   const prepared = useMemo<Prepared[]>(() => {
     return lines.map((line) => {
@@ -149,6 +182,8 @@ export function Chart({
     return alignTables(tables, resolution);
   }, [prepared, smoothing, resolution]);
 
+  const hiddenRef = useRef(hiddenLines);
+  hiddenRef.current = hiddenLines;
   const preparedRef = useRef(prepared);
   preparedRef.current = prepared;
   const onZoomRef = useRef(onZoom);
@@ -166,18 +201,40 @@ export function Chart({
     // Many overlapping runs read better as hairlines, and thin lines are far cheaper to raster.
     const lineWidth = prepared.length > 20 ? 1 : 1.6;
     const bands: uPlot.Band[] = [];
-    for (const p of prepared) {
+    const indices = new Map<string, number[]>();
+    // The main line's markers: every point of a sparse line (a few points across the width), else
+    // only points no line reaches (a single step, or a value between gaps).
+    const markers = (line: number): uPlot.Series.Points => ({
+      show: (u) => {
+        const p = preparedRef.current[line];
+        return p !== undefined && p.x.length > 0 && p.x.length * 12 <= u.bbox.width / (window.devicePixelRatio || 1);
+      },
+      filter: (u, seriesIdx, show) => {
+        if (show) return null;
+        const found = isolatedPoints(u.data[seriesIdx] as (number | null | undefined)[]);
+        return found.length ? found : null;
+      },
+      size: 6,
+      fill: prepared[line]?.color,
+    });
+    prepared.forEach((p, line) => {
+      const own: number[] = [];
       if (smoothing > 0) {
+        own.push(series.length);
         series.push({ label: `${p.label} (raw)`, stroke: withAlpha(p.color, 0.22), width: 1, points: { show: false } });
       }
-      series.push({ label: p.label, stroke: p.color, width: lineWidth, points: { show: false } });
+      own.push(series.length);
+      series.push({ label: p.label, stroke: p.color, width: lineWidth, points: markers(line) });
       if (p.band) {
         const hiIndex = series.length;
+        own.push(hiIndex, hiIndex + 1);
         series.push({ label: `${p.label} (max)`, stroke: withAlpha(p.color, 0.3), width: 0.5, points: { show: false } });
         series.push({ label: `${p.label} (min)`, stroke: withAlpha(p.color, 0.3), width: 0.5, points: { show: false } });
         bands.push({ series: [hiIndex, hiIndex + 1], fill: withAlpha(p.color, 0.16) });
       }
-    }
+      indices.set(p.id, own);
+    });
+    seriesOf.current = indices;
     const tooltip = tip.current;
     const options: uPlot.Options = {
       width: Math.max(200, element.clientWidth),
@@ -191,7 +248,11 @@ export function Chart({
         points: { size: 6 },
       },
       scales: {
-        x: { time: xKind === "wall" },
+        x: {
+          time: xKind === "wall",
+          // One x value (a metric logged once): a range around it, so the point sits mid-chart.
+          range: (_u, min, max) => (min === max ? [min - (xKind === "wall" ? 60 : 1), max + (xKind === "wall" ? 60 : 1)] : [min, max]),
+        },
         y: logScale ? { distr: 3 } : {},
       },
       axes: [
@@ -204,6 +265,7 @@ export function Chart({
               ? undefined
               : (_u, ticks) => (xKind === "relative" ? ticks.map((t) => (t === null ? "" : formatDuration(t))) : formatTicks(ticks)),
           size: 32,
+          ...(xKind === "step" ? { incrs: STEP_INCRS } : {}),
         },
         {
           stroke: axisColor,
@@ -240,9 +302,18 @@ export function Chart({
               tooltip.hidden = true;
               return;
             }
-            const xValue = u.posToVal(left, "x");
+            let xValue = u.posToVal(left, "x");
             const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
             const slack = Math.abs(span) * 0.02;
+            if (xKind === "step") {
+              // Steps are whole: show the logged step nearest the cursor, not the pixel's position.
+              let best: number | null = null;
+              for (const p of preparedRef.current) {
+                const index = nearest(p.x, xValue);
+                if (index >= 0 && (best === null || Math.abs(p.x[index] - xValue) < Math.abs(best - xValue))) best = p.x[index];
+              }
+              if (best !== null) xValue = Math.round(best);
+            }
             const rows: { label: string; color: string; value: number; range: string }[] = [];
             for (const p of preparedRef.current) {
               if (!p.x.length || xValue < p.x[0] - slack || xValue > p.x[p.x.length - 1] + slack) continue;
@@ -299,6 +370,7 @@ export function Chart({
     };
     const chart = new uPlot(options, data, element);
     plot.current = chart;
+    for (const id of hiddenRef.current) for (const index of indices.get(id) ?? []) chart.setSeries(index, { show: false });
     zoomedRef.current = false;
     setZoomed(false);
     const resize = new ResizeObserver(() => {
@@ -325,6 +397,20 @@ export function Chart({
     if (chart.data !== data) chart.setData(data, !zoomedRef.current);
   }, [data]);
 
+  const toggleLine = (id: string) => {
+    const next = new Set(hiddenLines);
+    const show = next.has(id);
+    if (show) next.delete(id);
+    else next.add(id);
+    setHiddenLines(next);
+    const chart = plot.current;
+    if (chart) for (const index of seriesOf.current.get(id) ?? []) chart.setSeries(index, { show });
+  };
+
+  const pointCount = prepared.reduce((n, p) => n + p.x.length, 0);
+  const LEGEND_ROWS = 12;
+  const legendLines = legendAll ? prepared : prepared.slice(0, LEGEND_ROWS);
+
   const reset = () => {
     const chart = plot.current;
     if (!chart) return;
@@ -333,14 +419,33 @@ export function Chart({
   };
 
   return (
-    <figure class="chart" aria-label={`Chart of ${title}`} data-bands={prepared.filter((p) => p.band).length}>
+    <figure class="chart" aria-label={`Chart of ${title}`} data-bands={prepared.filter((p) => p.band).length} data-points={pointCount}>
       <figcaption class="chart-title">
         <span title={title}>{title}</span>
-        {zoomed && (
-          <button type="button" class="btn btn-xs" onClick={reset}>
-            Reset zoom
-          </button>
-        )}
+        <span class="chart-actions">
+          {live && (
+            <span class="live-dot" title="Live: new points are appended as the run logs them" aria-label="Live">
+              <span aria-hidden="true" />
+            </span>
+          )}
+          {zoomed && (
+            <button type="button" class="btn btn-xs" onClick={reset}>
+              Reset zoom
+            </button>
+          )}
+          {hasPoints && (
+            <button
+              type="button"
+              class="btn btn-xs"
+              aria-pressed={legendShown}
+              aria-label={`${legendShown ? "Hide" : "Show"} the legend of ${title}`}
+              title={legendShown ? "Hide legend" : "Show legend"}
+              onClick={() => setLegendShown(!legendShown)}
+            >
+              Legend
+            </button>
+          )}
+        </span>
       </figcaption>
       {hasPoints ? (
         <div class="chart-body" style={{ height: `${height}px` }}>
@@ -351,6 +456,32 @@ export function Chart({
         <div class="chart-empty" style={{ height: `${height}px` }}>
           No points to draw{logScale ? " (log scale hides values ≤ 0)" : ""}.
         </div>
+      )}
+      {hasPoints && legendShown && (
+        <ul class="chart-legend" aria-label={`Legend of ${title}`}>
+          {legendLines.map((p) => (
+            <li key={p.id}>
+              <button
+                type="button"
+                class={hiddenLines.has(p.id) ? "legend-item is-off" : "legend-item"}
+                data-line={p.id}
+                aria-pressed={!hiddenLines.has(p.id)}
+                title={`${hiddenLines.has(p.id) ? "Show" : "Hide"} ${p.label}`}
+                onClick={() => toggleLine(p.id)}
+              >
+                <span class="swatch" style={{ background: p.color }} data-color={p.color} aria-hidden="true" />
+                <span class="legend-name">{p.label}</span>
+              </button>
+            </li>
+          ))}
+          {prepared.length > LEGEND_ROWS && (
+            <li>
+              <button type="button" class="legend-more" onClick={() => setLegendAll(!legendAll)}>
+                {legendAll ? "fewer" : `and ${prepared.length - LEGEND_ROWS} more`}
+              </button>
+            </li>
+          )}
+        </ul>
       )}
     </figure>
   );

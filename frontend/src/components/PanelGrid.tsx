@@ -10,6 +10,8 @@ export interface VisualRun {
   label: string;
   color: string;
   version: string;
+  /** Running: its charts show the live state (new points are appended, lib/seriesCache.ts). */
+  live?: boolean;
 }
 
 /** Runs charted together: their mean as a line with a min–max band (computed by the server). */
@@ -274,6 +276,7 @@ function Panel({
           logScale={settings.logScale}
           syncKey={syncKey}
           resolution={buckets()}
+          live={runs.some((r) => r.live)}
           onZoom={(range) => setZoom((old) => (range === null ? null : old && old[0] === range[0] && old[1] === range[1] ? old : range))}
         />
       )}

@@ -10,12 +10,14 @@ import { PanelGrid, type VisualGroup, type VisualRun, sectionOf } from "../compo
 import { runMenuItems } from "../components/runActions";
 import { RunsTable } from "../components/RunsTable";
 import { StateBadge } from "../components/StateBadge";
-import { assignColors, parseColors, presetColor, serializeColors } from "../lib/colors";
+import { groupColors as paletteForGroups, parseColors, pickRunColor, presetColor, runColors, serializeColors } from "../lib/colors";
+import { LiveBadge } from "../components/LiveBadge";
 import { lookup } from "../lib/flatten";
-import { formatValue, truncate } from "../lib/format";
+import { formatValue, truncateName, type TruncMode } from "../lib/format";
+import { columnLabel, columnText, loadHidden as loadHiddenColumns, loadLayout, loadTruncMode, saveTruncMode, selectorColumns } from "../lib/runColumns";
 import { useAsync, usePoll } from "../lib/hooks";
 import { projectPath, runPath, runQueryFrom } from "../paths";
-import { setQuery, useLocation, withQuery } from "../router";
+import { navigate, setQuery, useLocation, withQuery } from "../router";
 
 const STATES = ["running", "finished", "failed", "crashed", "killed", "preempted", "pending"];
 const SORTS: [string, string][] = [
@@ -40,7 +42,7 @@ function Toolbar({ entity, project, tab, detail }: { entity: string; project: st
   const { query } = useLocation();
   const [filtersOpen, setFiltersOpen] = useState(false);
   const count = filterCount(query.get("f"));
-  const keep = (path: string) => withQuery(path, Object.fromEntries(["q", "state", "f", "sort"].map((k) => [k, query.get(k)])));
+  const keep = (path: string) => withQuery(path, Object.fromEntries(["q", "state", "f", "sort", "trunc"].map((k) => [k, query.get(k)])));
   const summarySorts: [string, string][] = (detail?.columns.summary ?? []).slice(0, 20).flatMap((k): [string, string][] => [
     [`+summary_metrics.${k}`, `Lowest ${k}`],
     [`-summary_metrics.${k}`, `Highest ${k}`],
@@ -152,7 +154,7 @@ function RunsSidebar({
   colors: Map<string, string>;
   presets: Map<string, string>;
   show: number;
-  trunc: "start" | "middle" | "end";
+  trunc: TruncMode;
   onChanged: () => void;
   onMore: () => void;
   projects: string[];
@@ -170,8 +172,14 @@ function RunsSidebar({
   const recolor = (runId: string, hex: string) => {
     const next = new Map(colors);
     next.set(runId, hex);
+    pickRunColor(`${entity}/${project}`, runId, hex); // every view of the run shows the pick
     setQuery({ color: serializeColors(next) });
   };
+  const { query } = useLocation();
+  // The runs table's pinned (and not hidden) columns show next to the names, as in W&B.
+  const pinnedColumns = selectorColumns(loadLayout(entity, project, query.get("pin")), loadHiddenColumns(entity, project)).slice(0, 3);
+  const nameChars = Math.max(12, 26 - 8 * pinnedColumns.length);
+  const expand = () => navigate(withQuery(`${projectPath(entity, project)}/table`, Object.fromEntries(query.entries())));
   return (
     <aside class="sidebar" aria-label="Runs">
       <div class="sidebar-head">
@@ -179,6 +187,9 @@ function RunsSidebar({
         <span class="run-count" data-testid="run-count">
           {total} run{total === 1 ? "" : "s"} ({visualized.size} visualized)
         </span>
+        <button type="button" class="btn-icon sidebar-expand" aria-label="Expand the runs table" title="Expand into the full runs table" onClick={expand}>
+          <span aria-hidden="true">⤢</span>
+        </button>
       </div>
       <div class="sidebar-options">
         <label class="control">
@@ -205,13 +216,32 @@ function RunsSidebar({
         </label>
         <label class="control">
           <span>Truncate</span>
-          <select class="input input-sm" value={trunc} onChange={(event) => setQuery({ trunc: (event.target as HTMLSelectElement).value === "end" ? null : (event.target as HTMLSelectElement).value })}>
-            <option value="end">end</option>
+          <select
+            class="input input-sm"
+            value={trunc}
+            title="Where long run names are shortened (the full name shows on hover)"
+            onChange={(event) => {
+              const mode = (event.target as HTMLSelectElement).value as TruncMode;
+              saveTruncMode(entity, project, mode);
+              setQuery({ trunc: mode === "middle" ? null : mode });
+            }}
+          >
             <option value="middle">middle</option>
-            <option value="start">start</option>
+            <option value="end">end</option>
+            <option value="start">beginning</option>
           </select>
         </label>
       </div>
+      {pinnedColumns.length > 0 && (
+        <div class="selector-head" aria-hidden="true">
+          <span class="selector-head-name">Name</span>
+          {pinnedColumns.map((id) => (
+            <span key={id} class="selector-cell" title={columnLabel(id)}>
+              {columnLabel(id)}
+            </span>
+          ))}
+        </div>
+      )}
       <ul class="run-list">
         {(groups ?? [{ name: "", runs }]).flatMap((group) => [
           ...(groups
@@ -245,8 +275,16 @@ function RunsSidebar({
               <ColorPicker color={color} label={run.name} onChange={(hex) => recolor(run.run_id, hex)} />
               <StateBadge state={run.state} compact />
               <a class="run-name" href={runPath(entity, project, run.run_id)} title={run.name}>
-                {truncate(run.name, 26, trunc)}
+                {truncateName(run.name, nameChars, trunc)}
               </a>
+              {pinnedColumns.map((id) => {
+                const text = columnText(run, id);
+                return (
+                  <span key={id} class="selector-cell" data-column={id} title={`${columnLabel(id)}: ${text}`}>
+                    {text}
+                  </span>
+                );
+              })}
               <Menu
                 label={`Actions for ${run.name}`}
                 items={runMenuItems(run, { onChanged, onDeleted: onChanged, projects })}
@@ -274,7 +312,7 @@ function Workspace({ entity, project, projects, detail }: { entity: string; proj
   const limit = Math.max(pageSize, show);
   const hidden = useMemo(() => new Set((query.get("hide") ?? "").split(",").filter(Boolean)), [query.get("hide")]);
   const colors = useMemo(() => parseColors(query.get("color")), [query.get("color")]);
-  const trunc = (["start", "middle", "end"].includes(query.get("trunc") ?? "") ? query.get("trunc") : "end") as "start" | "middle" | "end";
+  const trunc = loadTruncMode(entity, project, query.get("trunc"));
   const settings = readChartSettings(query);
   const closed = readClosed(query, ["System"]);
   const groupBy = query.get("group") ?? "";
@@ -287,7 +325,13 @@ function Workspace({ entity, project, projects, detail }: { entity: string; proj
   const anyRunning = runs.some((r) => r.state === "running");
   usePoll(list.reload, anyRunning ? 2500 : 8000, true);
 
-  const presets = useMemo(() => assignColors([...runs].sort((a, b) => a.created_at - b.created_at).map((r) => r.run_id)), [runs]);
+  // One colour per run in every view (lib/colors.ts): the charted runs are given theirs first, so
+  // they are distinct; then the rest of the list.
+  const presets = useMemo(() => {
+    const scope = `${entity}/${project}`;
+    runColors(scope, runs.filter((r) => !hidden.has(r.run_id)).slice(0, show), colors);
+    return runColors(scope, runs, colors);
+  }, [entity, project, runs, hidden, show, colors]);
   const visual: VisualRun[] = useMemo(
     () =>
       runs
@@ -299,6 +343,7 @@ function Workspace({ entity, project, projects, detail }: { entity: string; proj
           label: r.name,
           color: colors.get(r.run_id) ?? presets.get(r.run_id) ?? presetColor(r.run_id),
           version: `${r.last_step}:${r.state}`,
+          live: r.state === "running",
         })),
     [runs, hidden, show, colors, presets],
   );
@@ -311,7 +356,7 @@ function Workspace({ entity, project, projects, detail }: { entity: string; proj
   );
   // Grouped: every shown run is charted through its group (the first `show` groups).
   const groups = useMemo(() => (groupBy ? groupRuns(runs, groupBy) : null), [runs, groupBy]);
-  const groupColors = useMemo(() => assignColors((groups ?? []).map((g) => `group:${g.name}`)), [groups]);
+  const groupColors = useMemo(() => paletteForGroups((groups ?? []).map((g) => `group:${g.name}`)), [groups]);
   const visualGroups: VisualGroup[] | null = useMemo(
     () =>
       groups
@@ -369,6 +414,7 @@ function Workspace({ entity, project, projects, detail }: { entity: string; proj
       />
       <div class="panels" aria-label="Charts">
         {list.error !== undefined && <p class="error-text">Could not load runs: {errorText(list.error)}</p>}
+        <LiveBadge live={runs.some((r) => r.state === "running" && visualIds.has(r.run_id))} />
         <ChartControls
           x={settings.x}
           smoothing={settings.smoothing}

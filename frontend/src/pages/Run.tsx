@@ -2,17 +2,19 @@
 // incarnation or an archived one.
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, errorText, runBase, type RunBrief, type RunDetail } from "../api";
+import { ApiError, api, errorText, runBase, type ArtifactRef, type RunBrief, type RunDetail } from "../api";
 import { ChartControls, readChartSettings, readClosed, toggleClosed } from "../components/ChartControls";
 import { confirmDialog } from "../components/Dialog";
 import { KeyValueTable } from "../components/KeyValueTable";
 import { Menu } from "../components/Menu";
 import { PanelGrid, sectionOf, systemSectionOf } from "../components/PanelGrid";
 import { runMenuItems } from "../components/runActions";
+import { PageTitle } from "../components/PageTitle";
 import { StateBadge } from "../components/StateBadge";
 import { TagEditor } from "../components/TagEditor";
 import { toast } from "../components/Toast";
-import { presetColor } from "../lib/colors";
+import { runColor } from "../lib/colors";
+import { LiveBadge } from "../components/LiveBadge";
 import { formatBytes, formatDate, formatDuration, formatValue } from "../lib/format";
 import { useAsync, usePoll } from "../lib/hooks";
 import { projectPath, runPath } from "../paths";
@@ -170,12 +172,69 @@ function Lineage({ run }: { run: RunDetail }) {
   );
 }
 
+// Unsaved description drafts, by run: they outlive the Overview when the user switches tabs (and a
+// page reload, through sessionStorage), so typed text is never dropped without a word.
+const DRAFT_PREFIX = "branchline:notes-draft:";
+
+function loadDraft(key: string): string | null {
+  try {
+    return window.sessionStorage.getItem(DRAFT_PREFIX + key);
+  } catch {
+    return null;
+  }
+}
+
+function storeDraft(key: string, text: string | null): void {
+  try {
+    if (text === null) window.sessionStorage.removeItem(DRAFT_PREFIX + key);
+    else window.sessionStorage.setItem(DRAFT_PREFIX + key, text);
+  } catch {
+    // storage disabled: the draft lives as long as the editor
+  }
+}
+
+/** The run's description (its notes): text, a pencil to edit it, Save and Cancel; drafts are kept. */
 function NotesEditor({ run, onSaved }: { run: RunDetail; onSaved: () => void }) {
-  const [draft, setDraft] = useState(run.notes);
+  const key = run.path;
+  const saved = loadDraft(key);
+  const [draft, setDraft] = useState<string | null>(saved !== null && saved !== run.notes ? saved : null);
   const [saving, setSaving] = useState(false);
-  useEffect(() => setDraft(run.notes), [run.notes, run.incarnation_id]);
+  const live = useRef(draft);
+  live.current = draft;
+  useEffect(() => {
+    // Leaving the Overview (another tab, another page) with unsaved text keeps it as a draft, and says so.
+    return () => {
+      if (live.current !== null && live.current !== run.notes) toast("Your unsaved description is kept as a draft on the Overview.");
+    };
+  }, [run.path, run.notes]);
+  useEffect(() => {
+    if (draft === null || draft === run.notes) return undefined;
+    const warn = (event: BeforeUnloadEvent) => {
+      event.preventDefault();
+      event.returnValue = "";
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [draft, run.notes]);
   if (run.archived) return <p class="notes">{run.notes || "–"}</p>;
-  const dirty = draft !== run.notes;
+  const edit = (text: string | null) => {
+    setDraft(text);
+    storeDraft(key, text);
+  };
+  if (draft === null) {
+    return (
+      <div class="notes-view">
+        <span class={run.notes ? "notes-text" : "notes-text muted"} data-testid="run-notes">
+          {run.notes || "Add a description of this run"}
+        </span>
+        <button type="button" class="btn-icon btn-pencil" aria-label="Edit description" title="Edit description" onClick={() => edit(run.notes)}>
+          <svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true">
+            <path d="M11.5 1.8a1.6 1.6 0 0 1 2.3 2.3l-8.4 8.4-3.1.8.8-3.1z" fill="none" stroke="currentColor" stroke-width="1.4" stroke-linejoin="round" />
+          </svg>
+        </button>
+      </div>
+    );
+  }
   return (
     <form
       class="notes-editor"
@@ -184,7 +243,9 @@ function NotesEditor({ run, onSaved }: { run: RunDetail; onSaved: () => void }) 
         setSaving(true);
         try {
           await api.patch(run.entity, run.project, run.run_id, { notes: draft });
-          toast("Notes saved");
+          live.current = null;
+          edit(null);
+          toast("Description saved");
           onSaved();
         } catch (err) {
           toast(errorText(err), "error");
@@ -194,21 +255,134 @@ function NotesEditor({ run, onSaved }: { run: RunDetail; onSaved: () => void }) 
       }}
     >
       <label class="sr-only" for="run-notes">
-        Notes
+        Description
       </label>
-      <textarea id="run-notes" class="input" rows={3} placeholder="What is this run about?" value={draft} onInput={(event) => setDraft((event.target as HTMLTextAreaElement).value)} />
-      {dirty && (
-        <div class="notes-actions">
-          <button type="button" class="btn btn-xs" onClick={() => setDraft(run.notes)}>
-            Cancel
-          </button>
-          <button type="submit" class="btn btn-primary btn-xs" disabled={saving}>
-            {saving ? "Saving…" : "Save notes"}
-          </button>
-        </div>
+      <textarea
+        id="run-notes"
+        class="input"
+        rows={3}
+        placeholder="What is this run about?"
+        value={draft}
+        ref={(el) => el?.focus()}
+        onInput={(event) => edit((event.target as HTMLTextAreaElement).value)}
+      />
+      {draft !== run.notes && saved !== null && saved === draft && (
+        <p class="muted notes-draft" role="note">
+          Unsaved draft: save it or cancel.
+        </p>
       )}
+      <div class="notes-actions">
+        <button
+          type="button"
+          class="btn btn-xs"
+          onClick={() => {
+            live.current = null;
+            edit(null);
+          }}
+        >
+          Cancel
+        </button>
+        <button type="submit" class="btn btn-primary btn-xs" disabled={saving}>
+          {saving ? "Saving…" : "Save"}
+        </button>
+      </div>
     </form>
   );
+}
+
+/** The run's own privacy: private runs are readable by the entity's members only, even in a public project. */
+function RunPrivacy({ run, onChanged }: { run: RunDetail; onChanged: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const flip = async () => {
+    setBusy(true);
+    try {
+      await api.patch(run.entity, run.project, run.run_id, { private: !run.private });
+      toast(run.private ? `${run.name} is visible with its project again` : `${run.name} is now private to ${run.entity}`);
+      onChanged();
+    } catch (err) {
+      toast(errorText(err), "error");
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <span class="privacy">
+      <span data-testid="run-privacy-state">{run.private ? `Private: only members of ${run.entity} see this run` : "Visible to everyone who can read the project"}</span>
+      <button
+        type="button"
+        role="switch"
+        class="switch"
+        aria-checked={run.private}
+        aria-label={`Run ${run.name} is private`}
+        disabled={busy || run.archived}
+        onClick={flip}
+      >
+        <span class="switch-knob" aria-hidden="true" />
+      </button>
+    </span>
+  );
+}
+
+/** The run's artifacts on the Overview: what it logged (outputs) and used (inputs), linked to the Artifacts tab. */
+function ArtifactSummary({ run }: { run: RunDetail }) {
+  const base = runBase(run.entity, run.project, run.run_id, run.archived ? run.incarnation_id : null);
+  const found = useAsync(() => api.artifacts(base), [base]);
+  if (!found.data) return null;
+  const tab = runPath(run.entity, run.project, run.run_id, "artifacts", run.archived ? run.incarnation_id : null);
+  const list = (title: string, id: string, rows: ArtifactRef[], empty: string) => (
+    <section class="card" aria-labelledby={id}>
+      <header class="card-header">
+        <h2 id={id}>{title}</h2>
+      </header>
+      {rows.length === 0 ? (
+        <p class="muted pad">{empty}</p>
+      ) : (
+        <ul class="plain-list pad artifact-list">
+          {rows.map((a) => (
+            <li key={a.id}>
+              <a href={tab}>
+                {a.name}:{a.version}
+              </a>{" "}
+              <span class="muted">
+                {a.type} · {a.file_count} file{a.file_count === 1 ? "" : "s"} · {formatBytes(a.size)}
+                {a.project !== run.project || a.entity !== run.entity ? ` · ${a.entity}/${a.project}` : ""}
+              </span>{" "}
+              {a.aliases.map((alias) => (
+                <span class="tag" key={alias}>
+                  {alias}
+                </span>
+              ))}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+  return (
+    <>
+      {list("Artifact Outputs", "artifact-outputs-title", found.data.logged, "This run logged no artifacts.")}
+      {found.data.used.length > 0 && list("Artifact Inputs", "artifact-inputs-title", found.data.used, "")}
+    </>
+  );
+}
+
+/** Copy `text` to the clipboard; the fallback covers pages without the async clipboard (plain http). */
+async function copyText(text: string): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return;
+  } catch {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    const ok = document.execCommand("copy");
+    area.remove();
+    if (!ok) throw new Error("The browser refused to copy to the clipboard.");
+  }
 }
 
 /** The project's privacy (public: anyone may read it; private: its entity's members), with a switch. */
@@ -258,10 +432,27 @@ function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
       <section class="card" aria-labelledby="about-title">
         <header class="card-header">
           <h2 id="about-title">Overview</h2>
+          <Menu
+            label="More actions for this run"
+            class="btn-icon"
+            items={[
+              {
+                label: "Copy immutable run ID",
+                onSelect: () => {
+                  copyText(run.incarnation_id).then(
+                    () => toast(`Copied immutable run ID ${run.incarnation_id}`),
+                    (err: unknown) => toast(errorText(err), "error"),
+                  );
+                },
+              },
+            ]}
+          >
+            <span aria-hidden="true">…</span>
+          </Menu>
         </header>
         <dl class="fields">
           <Field label="Name">{run.name}</Field>
-          <Field label="Notes">
+          <Field label="Description">
             <NotesEditor run={run} onSaved={reload} />
           </Field>
           <Field label="Tags">
@@ -279,7 +470,10 @@ function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
             />
           </Field>
           <Field label="Privacy">
-            <Privacy run={run} />
+            <RunPrivacy run={run} onChanged={reload} />
+            <div class="privacy-project">
+              <Privacy run={run} />
+            </div>
           </Field>
           <Field label="Author">{text(run.username)}</Field>
           <Field label="State">
@@ -288,8 +482,16 @@ function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
             <StopStatus run={run} />
           </Field>
           <Field label="Start time">{formatDate(run.started_at)}</Field>
-          <Field label="Duration">{formatDuration(run.duration)}</Field>
-          <Field label="Runtime">{formatDuration(run.runtime)}</Field>
+          <Field label="Duration">
+            <span data-testid="run-duration" title="Time the run was actively running, pauses excluded">
+              {formatDuration(run.duration)}
+            </span>
+          </Field>
+          <Field label="Runtime">
+            <span data-testid="run-runtime" title="Wall-clock time from start to end, pauses included">
+              {formatDuration(run.runtime)}
+            </span>
+          </Field>
           <Field label="Last step">{run.last_step >= 0 ? run.last_step : "–"}</Field>
           <Field label="Hostname">{text(run.host || meta.host)}</Field>
           <Field label="OS">{text(meta.os)}</Field>
@@ -318,6 +520,7 @@ function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
       </div>
       <div class="overview-col">
       <Lineage run={run} />
+      <ArtifactSummary run={run} />
       {alerts.data && alerts.data.alerts.length > 0 && (
         <section class="card" aria-labelledby="alerts-title">
           <header class="card-header">
@@ -345,7 +548,9 @@ function RunCharts({ run, stream }: { run: RunDetail; stream: 0 | 1 }) {
   const closed = readClosed(query, []);
   const version = stream === 0 ? `${run.last_step}:${run.state}` : `${Math.floor(run.heartbeat_at)}:${run.state}`;
   const keys = useAsync(() => api.keys([run.incarnation_id], stream), [run.incarnation_id, stream, version]);
-  const visual = [{ runId: run.run_id, incarnation: run.incarnation_id, label: run.name, color: presetColor(run.run_id), version }];
+  const visual = [
+    { runId: run.run_id, incarnation: run.incarnation_id, label: run.name, color: runColor(`${run.entity}/${run.project}`, run), version, live: run.state === "running" },
+  ];
   const numeric = Object.entries(keys.data?.keys ?? {}).filter(([, info]) => info.numeric).map(([k]) => k);
   if (keys.data && numeric.filter((k) => !k.startsWith("_")).length === 0) {
     return (
@@ -409,6 +614,7 @@ export function RunPage({
   if (!run) {
     return (
       <div class="page">
+        <PageTitle parts={[runId, `${entity}/${project}`]} />
         {error !== undefined ? (
           <div class="empty">
             <p class="error-text">{errorText(error)}</p>
@@ -429,6 +635,8 @@ export function RunPage({
   }
   const base = runBase(entity, project, runId, run.archived ? run.incarnation_id : null);
   return (
+    <>
+    <PageTitle parts={[run.name, TAB_LABELS[tab] ?? "", `${entity}/${project}`]} />
     <div class="page page-run">
       <header class="page-head">
         <nav class="crumbs" aria-label="Breadcrumb">
@@ -439,9 +647,10 @@ export function RunPage({
           <a href={`${projectPath(entity, project)}/table`}>Runs</a>
         </nav>
         <div class="run-title">
-          <span class="swatch big" style={{ background: presetColor(run.run_id) }} aria-hidden="true" />
+          <span class="swatch big" style={{ background: runColor(`${run.entity}/${run.project}`, run) }} data-testid="run-color" aria-hidden="true" />
           <h1>{run.name}</h1>
           <StateBadge state={run.state} />
+          {!run.archived && <LiveBadge live={run.state === "running"} title="This run is running: its charts update as it logs" />}
           <code class="muted">{run.run_id}</code>
           <div class="spacer" />
           {!run.archived && running && (
@@ -517,5 +726,6 @@ export function RunPage({
         {tab === "artifacts" && <ArtifactsTab base={base} />}
       </main>
     </div>
+    </>
   );
 }
