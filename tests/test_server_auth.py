@@ -158,6 +158,9 @@ def _bodies(world: World, project: str, entity: str) -> dict[tuple[str, str], An
         ("patch", "/api/v1/store/incarnations/{incarnation_id}"): {"name": "renamed-by-someone"},
         ("post", "/api/v1/store/incarnations/{incarnation_id}/move"): {"project": "stolen", "entity": "team-b"},
         ("patch", "/api/v1/projects/{entity}/{project}"): {"public": project == "open"},
+        ("put", "/api/v1/projects/{entity}/{project}/workspace"): {
+            "layout": {"sections": [{"id": "s", "name": "Charts", "panels": [{"id": "p", "keys": ["loss"]}]}]}
+        },
         ("post", "/api/v1/artifacts/{entity}/{project}/blobs/missing"): {"digests": [EMPTY_SHA]},
         ("post", "/api/v1/artifacts/{entity}/{project}/commit"): {
             "name": "corpus",

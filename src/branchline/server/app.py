@@ -20,6 +20,7 @@ from branchline.server import (
     routes_media,
     routes_projects,
     routes_runs,
+    routes_workspaces,
     store_api,
 )
 from branchline.server import wandb as wandb_protocol
@@ -28,6 +29,7 @@ from branchline.server.errors import ApiJSONResponse, install_error_handlers
 from branchline.server.guards import BEGIN_BODY_LIMIT, BodyLimit, guard_params
 from branchline.server.settings import ServerSettings
 from branchline.server.ui import SinglePageApp
+from branchline.server.workspace_models import WORKSPACE_BODY_LIMIT
 from branchline.store import open_store
 
 __all__ = ["create_app"]
@@ -80,7 +82,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.chart_pool = None
     app.state.background = background.BackgroundStatus()
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limits={"/api/v1/runs/begin": BEGIN_BODY_LIMIT})
+    app.add_middleware(
+        BodyLimit, limits={"/api/v1/runs/begin": BEGIN_BODY_LIMIT}, suffix_limits={"/workspace": WORKSPACE_BODY_LIMIT}
+    )
     app.add_middleware(RetryDroppedConnections)
     if settings.cors_origins:
         app.add_middleware(
@@ -97,6 +101,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(liveness.router)
     app.include_router(routes_projects.router)
     app.include_router(routes_runs.router)
+    app.include_router(routes_workspaces.router)
     routes_data.install_run_resources(app)
     app.include_router(routes_media.router)
     app.include_router(wandb_protocol.router)  # the wandb client's /graphql, file_stream and file URLs

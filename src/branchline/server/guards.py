@@ -116,12 +116,24 @@ class BodyLimit:
     counted as it arrives and refused when it passes the limit.
     """
 
-    def __init__(self, app: Callable[[_Scope, _Receive, _Send], Awaitable[None]], limits: dict[str, int]) -> None:
+    def __init__(
+        self,
+        app: Callable[[_Scope, _Receive, _Send], Awaitable[None]],
+        limits: dict[str, int],
+        suffix_limits: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.limits = limits
+        #: Limits for every path ending so (routes with path parameters before the suffix).
+        self.suffix_limits = suffix_limits or {}
+
+    def _limit(self, path: str) -> int | None:
+        if path in self.limits:
+            return self.limits[path]
+        return next((limit for suffix, limit in self.suffix_limits.items() if path.endswith(suffix)), None)
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
-        limit = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
+        limit = self._limit(scope.get("path", "")) if scope["type"] == "http" else None
         if limit is None:
             await self.app(scope, receive, send)
             return
