@@ -380,3 +380,32 @@ def test_the_writer_stage_retries_uploads_and_keeps_sequence_numbers(tmp_path: P
     clock[0] += 6
     stage.transform([])
     assert calls == [1, 1] and not stage.unsent and len(messages) == 1
+
+
+def test_media_set_on_the_summary_directly_are_stored_as_run_files(backend: Backend, quiet: dict[str, Any]) -> None:
+    best = np.random.default_rng(4).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    cell = np.full((3, 3), 77, np.uint8)
+    run = branchline.init(project="media", settings=quiet)
+    run.log({"loss": 0.5})
+    run.summary["best_image"] = branchline.Image(best, caption="best")
+    run.summary["table"] = branchline.Table(columns=["n", "img"], data=[[1, branchline.Image(cell)]])
+    run.summary["hist"] = branchline.Histogram([1.0, 2.0, 2.0], num_bins=2)
+    run.summary.update({"nested": {"examples": [branchline.Image(cell), branchline.Image(cell + 1)]}})
+    run.finish()
+
+    api_run = logged(backend, run)
+    summary = api_run.summary
+    image = summary["best_image"]
+    assert image["_type"] == "image-file" and image["caption"] == "best" and (image["width"], image["height"]) == (5, 6)
+    assert image["path"].startswith("media/images/best_image_") and image["path"] in {
+        f["path"] for f in api_run.files()
+    }
+    np.testing.assert_array_equal(pixels(api_run, image), best)
+    frame = api_run.table(summary["table"])
+    assert list(frame["n"]) == [1]
+    np.testing.assert_array_equal(pixels(api_run, frame["img"][0]), cell)
+    assert summary["hist"] == {"_type": "histogram", "values": [1, 2], "bins": [1.0, 1.5, 2.0]}
+    examples = summary["nested"]["examples"]
+    assert examples["_type"] == "images/separated" and examples["count"] == 2
+    assert [int(pixels(api_run, d)[0, 0]) for d in images_of(examples)] == [77, 78]
+    assert summary["loss"] == 0.5 and history(api_run, "best_image") == {}  # the summary only, not history

@@ -96,7 +96,9 @@ class Run:
         self._group = start.group
         self._job_type = start.job_type
         self.config = Config(start.config, on_change=self._config_changed)
-        self.summary = Summary(self._state, self._summary_edited, lambda: self._finished, self._fold_rows)
+        self.summary = Summary(
+            self._state, self._summary_edited, lambda: self._finished, self._fold_rows, self._summary_media
+        )
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -362,6 +364,14 @@ class Run:
         for path, _ in sets:
             self._fast_keys.discard(path[0])
         self._drop_layouts()
+
+    def _summary_media(self, path: tuple[str, ...], value: Any) -> Any:
+        """A value set on the summary, with media journaled as `log()` journals them (the writer
+        encodes them and puts the stored file's descriptor in the summary)."""
+        key = ".".join(path)
+        if not has_media({key: value}):
+            return value
+        return prepare_media(self._journal.write, {key: value}, self._step)[key]
 
     def _meta(self, **fields: Any) -> None:
         self._ensure_active("update")

@@ -102,6 +102,7 @@ class Summary(SummaryNode):
         on_edit: Callable[[list[tuple[list[str], Any]], list[list[str]]], None],
         is_finished: Callable[[], bool],
         before_use: Callable[[], None] = lambda: None,
+        prepare: Callable[[tuple[str, ...], Any], Any] | None = None,
     ) -> None:
         super().__init__(self, ())
         object.__setattr__(self, "_state", state)
@@ -109,6 +110,8 @@ class Summary(SummaryNode):
         object.__setattr__(self, "_is_finished", is_finished)
         # Lets the run fold rows it has not applied to the summary yet (see Run._fold_rows).
         object.__setattr__(self, "_before_use", before_use)
+        # Journals media (an Image, a Table, a figure) and gives the placeholder the writer fills in.
+        object.__setattr__(self, "_prepare", prepare)
 
     def _visible(self) -> dict[str, Any]:
         if self._is_finished():
@@ -125,6 +128,8 @@ class Summary(SummaryNode):
     def _edit(self, path: tuple[str, ...], value: Any) -> None:
         if self._is_finished():
             raise UsageError("The run is finished; its summary can no longer be changed here.")
+        if self._prepare is not None:
+            value = self._prepare(path, value)
         value = normalize(value)
         self._before_use()
         self._state.set_explicit(path, value)

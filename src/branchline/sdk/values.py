@@ -88,5 +88,9 @@ def normalize(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [normalize(v) for v in value]
     if isinstance(value, (bool, int, float, str)):
-        return type(value).__mro__[1](value) if type(value) not in (bool, int, float, str) else value
+        # A subclass (numpy.float64, numpy.str_, an IntEnum): the builtin it derives from. Its MRO's
+        # second entry is not always that builtin (numpy.float64's is numpy.floating).
+        for base in (bool, int, float, str):
+            if isinstance(value, base):
+                return base(value)
     return normalize(encode_default(value))

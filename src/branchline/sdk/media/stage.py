@@ -4,8 +4,9 @@ A MEDIA record (raw content, from the training thread) is encoded here, its file
 run's file storage under wandb's path shape `media/<folder>/<key>_<step>_<sha256[:20]>.<ext>`,
 and the record replaced by a FILE record with the same sequence number, so the store applies it
 as any run file (idempotent on the sequence). The history rows that follow hold placeholders
-(`{"_type": "media-ref", "seq": n}`); they are replaced by the file's descriptor in the shape
-the wandb client sends (`_type`, `path`, `sha256`, `size`, and the type's own fields).
+(`{"_type": "media-ref", "seq": n}`), and so do the summary edits of media set on `run.summary`
+directly; they are replaced by the file's descriptor in the shape the wandb client sends (`_type`,
+`path`, `sha256`, `size`, and the type's own fields).
 
 An encoding failure is reported once and never stops the writer: the value becomes null.
 """
@@ -31,6 +32,7 @@ __all__ = ["MediaStage", "media_path"]
 _MEDIA = int(RecordKind.MEDIA)
 _HISTORY = int(RecordKind.HISTORY)
 _FILE = int(RecordKind.FILE)
+_SUMMARY = int(RecordKind.SUMMARY)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-/]")
 
 Upload = Callable[[list[tuple[str, Path, str]]], None]
@@ -96,6 +98,8 @@ class MediaStage:
                     out.append(file_record)
             elif kind == _HISTORY:
                 out.append([*record[:5], self.resolve(record[5])])
+            elif kind == _SUMMARY:  # media set on run.summary directly
+                out.append([*record[:2], [[path, self.resolve(value)] for path, value in record[2]], *record[3:]])
             else:
                 out.append(record)
         if self.upload is not None:
