@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import time
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,10 @@ from branchline.server.wandb.context import WandbContext, input_of, unwrap_confi
 from branchline.store.interface import RunView
 from branchline.vocab import RecordKind, generate_incarnation_id, generate_run_id
 
-__all__ = ["bucket", "resume_status", "rewind_run", "upsert_bucket"]
+__all__ = ["FORK_PARENT_WAIT", "bucket", "resume_status", "rewind_run", "upsert_bucket"]
+
+#: Seconds a fork waits for the run it forks from to be created (`wandb sync` uploads runs in parallel).
+FORK_PARENT_WAIT = 15.0
 
 #: UpsertBucket variables → our run fields (name, notes, tags, group, job_type).
 _META_VARS = (
@@ -150,6 +154,19 @@ def _spec(ctx: WandbContext, entity: str, project: str, run_id: str, variables: 
     )
 
 
+def _wait_for_parent(ctx: WandbContext, entity: str, project: str, parent: str) -> None:
+    """Give a fork's parent a moment to appear before starting the fork.
+
+    `wandb sync` uploads several offline runs at once, so a fork can arrive just before the run it
+    forks from. Its history is read through the lineage, so the parent's rows may come later; only
+    the parent itself must exist. A parent that never comes fails the fork with the store's error
+    (`wandb sync` leaves that run unsynced, and running it again retries it).
+    """
+    deadline = time.monotonic() + FORK_PARENT_WAIT
+    while ctx.store.get_run(entity, project, parent) is None and time.monotonic() < deadline:
+        time.sleep(0.25)
+
+
 def upsert_bucket(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
     """Start, resume or edit the run the variables name; the answer is the run."""
     entity = ctx.entity(variables.get("entity"))
@@ -164,6 +181,7 @@ def upsert_bucket(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any
         branch = wandb_meta.get("branch_point")
         if isinstance(branch, dict) and branch.get("run_id") not in (None, run_id):
             spec.fork_from, spec.branch_step = str(branch["run_id"]), int(branch.get("step") or 0)
+            _wait_for_parent(ctx, entity, project, spec.fork_from)
         _begin(ctx, spec)
     elif run.state not in ("running", "preempting"):
         spec = _spec(ctx, entity, project, run_id, variables)
