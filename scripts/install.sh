@@ -38,6 +38,21 @@ if ! .wandb-venv-old/bin/python -c "import wandb, sys; sys.exit(wandb.__version_
   .wandb-venv-old/bin/python -m compileall -q .wandb-venv-old/lib >/dev/null 2>&1 || true
 fi
 
+# The integrations that log through the wandb client (HF Trainer, Lightning, accelerate), for
+# tests/test_wandb_integrations.py. CPU torch first, so no later requirement pulls a CUDA build.
+INTEGRATIONS="wandb==$WANDB_CLIENT_VERSION transformers==5.17.0 lightning==2.6.6 accelerate==1.15.0"
+if [ "${BRANCHLINE_SKIP_INTEGRATIONS:-0}" != "1" ] \
+  && ! .wandb-integrations-venv/bin/python -c "
+import importlib.metadata as m, sys
+want = dict(s.split('==') for s in '$INTEGRATIONS torch==2.13.0'.split())
+sys.exit(any(m.version(n).split('+')[0] != v for n, v in want.items()))" 2>/dev/null; then
+  "$python" -m venv .wandb-integrations-venv
+  .wandb-integrations-venv/bin/python -m pip install --quiet "torch==2.13.0"
+  # shellcheck disable=SC2086
+  .wandb-integrations-venv/bin/python -m pip install --quiet $INTEGRATIONS "torch==2.13.0"
+  .wandb-integrations-venv/bin/python -m compileall -q .wandb-integrations-venv/lib >/dev/null 2>&1 || true
+fi
+
 if [ -f frontend/package.json ]; then
   bash scripts/build-frontend.sh
 fi
