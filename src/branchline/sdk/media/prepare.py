@@ -4,12 +4,13 @@ Each media object's raw content is appended to the journal (one record, no encod
 row keeps a placeholder `{"_type": "media-ref", "seq": n}` that the writer replaces with the
 stored file's descriptor (sdk/media/stage.py). Histograms are small and go in the row as they
 are. Lists of media under one key become lists of descriptors; matplotlib figures are logged
-as images and pandas DataFrames as tables.
+as images (so is `matplotlib.pyplot` itself: its current figure), and pandas DataFrames as tables.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from branchline.records import MAX_DEPTH
@@ -23,9 +24,14 @@ REF = "media-ref"
 Write = Callable[..., int]
 
 
+def _pyplot(value: Any) -> bool:
+    """`matplotlib.pyplot` itself: wandb logs its current figure."""
+    return type(value) is ModuleType and value.__name__ == "matplotlib.pyplot"
+
+
 def _special(value: Any) -> bool:
     module = type(value).__module__
-    if module.startswith("branchline.sdk.media"):
+    if module.startswith("branchline.sdk.media") or _pyplot(value):
         return True
     if module.startswith("matplotlib") and hasattr(value, "savefig") and hasattr(value, "canvas"):
         return True
@@ -73,6 +79,8 @@ def _convert(write: Write, key: str, step: int, value: Any, depth: int) -> Any:
     if kind is dict:
         return {k: _convert(write, f"{key}.{k}", step, v, depth + 1) for k, v in value.items()}
     module = kind.__module__
+    if _pyplot(value):
+        value, module = value.gcf(), "matplotlib.figure"
     if module.startswith("matplotlib") and hasattr(value, "savefig"):
         from branchline.sdk.media.image import Image
 
