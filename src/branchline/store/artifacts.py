@@ -188,10 +188,12 @@ def commit_version(
     incarnation_id: str | None,
     role: str,
     now: float,
+    version_id: str | None = None,
 ) -> tuple[VersionRow, bool]:
     """Create the next version, or reuse the one with the same digest; returns (version, created).
 
-    Aliases (and `latest`, always) move to the returned version.
+    Aliases (and `latest`, always) move to the returned version. `version_id` names a new version
+    (the W&B protocol hands the client an id before the commit); by default one is drawn.
     """
     collection = _locked_collection(conn, entity, project, name, type, description, now)
     existing = conn.execute(
@@ -202,7 +204,9 @@ def commit_version(
     created = existing is None
     if existing is None:
         creator = incarnation_id if role == LOGGED else None
-        version_id = _insert_version(conn, collection, digest, entries, description, metadata, creator, now)
+        version_id = _insert_version(
+            conn, collection, digest, entries, description, metadata, creator, now, version_id or secrets.token_hex(16)
+        )
     else:
         version_id = str(existing)
     for alias in dict.fromkeys([*aliases, _LATEST]):
@@ -256,9 +260,9 @@ def _insert_version(
     metadata: dict[str, Any],
     created_by: str | None,
     now: float,
+    version_id: str,
 ) -> str:
     """Add the collection's next version with its manifest entries; returns the new version's id."""
-    version_id = secrets.token_hex(16)
     index = int(collection.next_version)
     conn.execute(
         insert(artifact_versions).values(

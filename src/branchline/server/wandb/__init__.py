@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from branchline.server.wandb import files, filestream, routes
+from branchline.server.wandb import artifact_files, files, filestream, routes
 
 __all__ = ["LOCAL_API_KEY", "client_env", "router"]
 
@@ -21,6 +21,7 @@ router = APIRouter()
 router.include_router(routes.router)
 router.include_router(filestream.router)
 router.include_router(files.router)
+router.include_router(artifact_files.router)
 
 
 def client_env(url: str, *, auth_required: bool) -> list[str]:

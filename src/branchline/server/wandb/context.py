@@ -75,6 +75,8 @@ class WandbContext:
     signer: Signer
     control_lock: threading.Lock
     now: float = field(default_factory=time.time)
+    #: The FastAPI app (its blob store, the artifact uploads in flight); None in unit tests.
+    app: Any = None
 
     @property
     def default_entity(self) -> str:
@@ -147,4 +149,4 @@ def context_for(request: Request, principal: Principal) -> WandbContext:
         if lock is None:
             lock = request.app.state.wandb_control_lock = threading.Lock()
     base = str(request.base_url).rstrip("/")
-    return WandbContext(store, principal, base, signer_for(request.app), lock)
+    return WandbContext(store, principal, base, signer_for(request.app), lock, app=request.app)

@@ -62,7 +62,14 @@ def parse_operation(query: str, operation_name: str | None, variables: Mapping[s
         raise QueryError(f"The document has no operation named {operation_name!r}.")
     op = picked[0]
     name = operation_name or (op.name.value if op.name is not None else "")
-    return Operation(name, op.operation.value, op.selection_set, fragments, dict(variables or {}))
+    # A variable the client leaves out takes its declared default (`$includeAliases: Boolean = true`).
+    values = {
+        d.variable.name.value: value_from_ast_untyped(d.default_value)
+        for d in op.variable_definitions or ()
+        if d.default_value is not None
+    }
+    values.update(variables or {})
+    return Operation(name, op.operation.value, op.selection_set, fragments, values)
 
 
 def _included(node: Any, variables: Mapping[str, Any]) -> bool:
@@ -74,6 +81,19 @@ def _included(node: Any, variables: Mapping[str, Any]) -> bool:
         if bool(args.get("if")) != (name == "include"):
             return False
     return True
+
+
+#: The interfaces of W&B's schema our answers' types implement (a fragment on one spreads into them).
+INTERFACES: dict[str, frozenset[str]] = {
+    "ArtifactSequence": frozenset({"ArtifactCollection"}),
+    "ArtifactPortfolio": frozenset({"ArtifactCollection"}),
+}
+
+
+def _matches(condition: str | None, typename: str | None) -> bool:
+    if condition is None or typename is None or condition == typename:
+        return True
+    return condition in INTERFACES.get(typename, frozenset())
 
 
 def _fields(selection: SelectionSetNode, op: Operation, typename: str | None) -> list[FieldNode]:
@@ -96,7 +116,7 @@ def _fields(selection: SelectionSetNode, op: Operation, typename: str | None) ->
             inner = node.selection_set
         else:
             continue
-        if condition is None or typename is None or condition == typename:
+        if _matches(condition, typename):
             out.extend(_fields(inner, op, typename))
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from branchline.server.wandb import buckets
+from branchline.server.wandb import artifacts, buckets, public_api
 from branchline.server.wandb.context import WandbContext, input_of
 from branchline.vocab import RecordKind
 
@@ -145,4 +145,7 @@ OPERATIONS: dict[str, Resolver] = {
     "RewindRun": buckets.rewind_run,
     "NotifyScriptableRunAlert": notify_alert,
     "RunState": run_state,
+    **artifacts.OPERATIONS,
+    # Last: `run.update()`'s UpsertBucket (by storage id) is public_api's; the rest go on to buckets.
+    **public_api.OPERATIONS,
 }

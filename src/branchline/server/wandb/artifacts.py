@@ -1,0 +1,702 @@
+"""Artifacts over the W&B protocol, stored as branchline's own artifact versions.
+
+Logging (`run.log_artifact`): `CreateArtifact` answers `COMMITTED` when the collection already
+holds a version with the client's digest (the client then uploads nothing), else an upload in
+flight whose id becomes the version's id. `CreateArtifactFiles` hands one signed upload URL per
+file (none for content this server already holds, by MD5), the manifest goes up through
+`CreateArtifactManifest`'s URL, and `CommitArtifact` commits the version with its entries and
+aliases in one store transaction (`ArtifactIndex.commit_artifact`), recording the run that logged
+it. The files are blobs by sha256, like every branchline artifact, so `branchline.Api()` and the
+web app read them as they read ours; each entry keeps the client's MD5 in `extra["md5"]`.
+
+Reading (`use_artifact`, `api.artifact(name)`, `download()`): versions by name and alias or by
+id, the manifest and every file through signed, expiring download URLs (artifact_files.py), and
+`UseArtifact` records the run as a user. Versions logged with our SDK are served too (their MD5s
+are computed when first asked).
+
+Uploads in flight live in the server process for at most a day: a client logs an artifact
+through one server, so with several replicas keep a client on one (sticky sessions).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from branchline.errors import UsageError
+from branchline.server.blob_storage import blob_store
+from branchline.server.errors import ApiError
+from branchline.server.wandb.buckets import _iso
+from branchline.server.wandb.context import WandbContext, input_of
+from branchline.store.interface import EntryRow, RunView, StoreInterface, VersionRow
+
+__all__ = ["MANIFEST_PATH", "OPERATIONS", "Upload", "Uploads", "manifest_json", "uploads_of"]
+
+#: The signed path that names a version's manifest (no entry path may be empty).
+MANIFEST_PATH = ""
+#: How long an upload in flight is kept before it is forgotten.
+_UPLOAD_TTL = 24 * 3600.0
+_MD5_CACHE = 100_000
+_PAGE = 5000
+_GUARD = threading.Lock()
+
+
+# -- uploads in flight -------------------------------------------------------------------------------------
+@dataclass
+class Upload:
+    """An artifact the client is uploading: what `CreateArtifact` named, and what arrived since."""
+
+    id: str
+    entity: str
+    project: str
+    name: str
+    type: str
+    digest: str
+    description: str | None
+    metadata: dict[str, Any]
+    aliases: list[str]
+    incarnation_id: str | None
+    client_id: str | None
+    created_at: float
+    #: path → (sha256, size) of each file stored so far.
+    files: dict[str, tuple[str, int]] = field(default_factory=dict)
+    entries: list[EntryRow] | None = None
+
+
+class Uploads:
+    """The uploads in flight of one server process, and the MD5 → sha256 of content it received."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_id: dict[str, Upload] = {}
+        self.client_ids: dict[str, str] = {}
+        self.md5s: OrderedDict[str, tuple[str, int]] = OrderedDict()
+
+    def add(self, upload: Upload) -> None:
+        with self.lock:
+            cutoff = time.time() - _UPLOAD_TTL
+            for key in [k for k, u in self.by_id.items() if u.created_at < cutoff]:
+                del self.by_id[key]
+            self.by_id[upload.id] = upload
+            if upload.client_id:
+                self.client_ids[upload.client_id] = upload.id
+
+    def get(self, upload_id: str) -> Upload | None:
+        with self.lock:
+            return self.by_id.get(upload_id)
+
+    def remember(self, md5: str, sha256: str, size: int) -> None:
+        with self.lock:
+            self.md5s[md5] = (sha256, size)
+            self.md5s.move_to_end(md5)
+            while len(self.md5s) > _MD5_CACHE:
+                self.md5s.popitem(last=False)
+
+    def known(self, md5: str) -> tuple[str, int] | None:
+        with self.lock:
+            return self.md5s.get(md5)
+
+
+def uploads_of(app: Any) -> Uploads:
+    """The app's uploads in flight (one registry per app)."""
+    with _GUARD:
+        found: Uploads | None = getattr(app.state, "wandb_uploads", None)
+        if found is None:
+            found = app.state.wandb_uploads = Uploads()
+    return found
+
+
+# -- shapes the client reads -------------------------------------------------------------------------------
+def _project(entity: str, project: str) -> dict[str, Any]:
+    return {
+        "__typename": "Project",
+        "id": f"{entity}/{project}",
+        "internalId": f"{entity}/{project}",
+        "name": project,
+        "entity": {"__typename": "Entity", "id": entity, "name": entity},
+    }
+
+
+def _collection(entity: str, project: str, name: str, type_: str) -> dict[str, Any]:
+    return {
+        "__typename": "ArtifactSequence",
+        "id": f"{entity}/{project}/{name}",
+        "name": name,
+        "project": _project(entity, project),
+        "artifactType": {"__typename": "ArtifactType", "name": type_},
+        "digestAlgorithm": "MANIFEST_MD5",
+    }
+
+
+def _run_info(run: RunView) -> dict[str, Any]:
+    return {
+        "__typename": "Run",
+        "id": run.incarnation_id,
+        "name": run.run_id,
+        "displayName": run.name,
+        "project": _project(run.entity, run.project),
+    }
+
+
+def artifact_node(ctx: WandbContext, row: VersionRow) -> dict[str, Any]:
+    """A committed version as the client's `ArtifactFragment` (and a bit more) reads it."""
+    collection = _collection(row.entity, row.project, row.name, row.type)
+    aliases = [
+        {"__typename": "ArtifactAlias", "id": f"{row.collection_id}:{a}", "alias": a, "artifactCollection": collection}
+        for a in row.aliases
+    ]
+    return {
+        "__typename": "Artifact",
+        "id": row.id,
+        "artifactSequence": collection,
+        "artifactCollection": collection,
+        "versionIndex": row.version_index,
+        "artifactType": {"__typename": "ArtifactType", "name": row.type},
+        "description": row.description,
+        "metadata": json.dumps(row.metadata, allow_nan=True),
+        "ttlDurationSeconds": -2,
+        "ttlIsInherited": True,
+        "tags": [],
+        "historyStep": None,
+        "state": "COMMITTED",
+        "size": row.size,
+        "digest": row.digest,
+        "digestAlgorithm": "MANIFEST_MD5",
+        "commitHash": row.digest[:12],
+        "fileCount": row.file_count,
+        "createdAt": _iso(row.created_at),
+        "updatedAt": _iso(row.updated_at),
+        "aliases": aliases,
+        "currentManifest": lambda: _manifest_node(ctx, row.id),
+        "usedBy": lambda: _runs_connection(ctx, ctx.store.artifact_users(row.id, "used")),
+        "createdBy": lambda: _created_by(ctx, row.id),
+    }
+
+
+def _pending_node(upload: Upload) -> dict[str, Any]:
+    collection = _collection(upload.entity, upload.project, upload.name, upload.type)
+    return {
+        "__typename": "Artifact",
+        "id": upload.id,
+        "artifactSequence": collection,
+        "artifactCollection": collection,
+        "versionIndex": None,
+        "artifactType": {"__typename": "ArtifactType", "name": upload.type},
+        "description": upload.description,
+        "metadata": json.dumps(upload.metadata, allow_nan=True),
+        "ttlDurationSeconds": -2,
+        "ttlIsInherited": True,
+        "tags": [],
+        "historyStep": None,
+        "state": "PENDING",
+        "size": 0,
+        "digest": upload.digest,
+        "digestAlgorithm": "MANIFEST_MD5",
+        "commitHash": None,
+        "fileCount": 0,
+        "createdAt": _iso(upload.created_at),
+        "updatedAt": _iso(upload.created_at),
+        "aliases": [],
+    }
+
+
+def _membership(ctx: WandbContext, row: VersionRow) -> dict[str, Any]:
+    node = artifact_node(ctx, row)
+    return {
+        "__typename": "ArtifactCollectionMembership",
+        "id": f"{row.collection_id}:{row.version_index}",
+        "versionIndex": row.version_index,
+        "createdAt": node["createdAt"],
+        "aliases": node["aliases"],
+        "artifactCollection": node["artifactSequence"],
+        "artifact": node,
+        "files": _FilesConnection(ctx, row),
+    }
+
+
+def _runs_connection(ctx: WandbContext, incarnation_ids: list[str]) -> dict[str, Any]:
+    edges = []
+    for inc in incarnation_ids:
+        run = ctx.store.get_incarnation(inc)
+        if run is not None:
+            edges.append({"node": _run_info(run)})
+    return {"edges": edges, "totalCount": len(edges)}
+
+
+def _created_by(ctx: WandbContext, version_id: str) -> dict[str, Any] | None:
+    users = ctx.store.artifact_users(version_id, "logged")
+    run = ctx.store.get_incarnation(users[0]) if users else None
+    return None if run is None else _run_info(run)
+
+
+def _manifest_node(ctx: WandbContext, version_id: str) -> dict[str, Any]:
+    url = f"{ctx.base_url}/wandb/artifacts/{ctx.signer.sign('AGET', version_id, MANIFEST_PATH)}"
+    return {
+        "__typename": "ArtifactManifest",
+        "id": f"{version_id}:manifest",
+        "file": {"__typename": "File", "id": f"{version_id}:manifest", "name": "wandb_manifest.json", "directUrl": url},
+    }
+
+
+def _file_node(ctx: WandbContext, row: VersionRow, entry: EntryRow) -> dict[str, Any]:
+    url = f"{ctx.base_url}/wandb/artifacts/{ctx.signer.sign('AGET', row.id, entry.path)}"
+    return {
+        "__typename": "File",
+        "id": f"{row.id}:{entry.path}",
+        "name": entry.path,
+        "displayName": entry.path.rsplit("/", 1)[-1],
+        "sizeBytes": entry.size or 0,
+        "directUrl": url,
+        "url": url,
+        "digest": (entry.extra or {}).get("md5") or entry.digest,
+        "storagePath": entry.digest,
+    }
+
+
+class _FilesConnection:
+    """`files(after:, first:, names:)`: a version's entries with download URLs, paged by position."""
+
+    wants_args = True
+
+    def __init__(self, ctx: WandbContext, row: VersionRow) -> None:
+        self.ctx, self.row = ctx, row
+
+    def __call__(self, args: dict[str, Any]) -> dict[str, Any]:
+        entries = [e for e in self.ctx.store.artifact_entries(self.row.id) if e.ref is None]
+        names = args.get("names")
+        if isinstance(names, list):
+            wanted = set(map(str, names))
+            entries = [e for e in entries if e.path in wanted]
+        start = int(args["after"]) if str(args.get("after") or "").isdigit() else 0
+        count = int(args.get("first") or _PAGE)
+        page = entries[start : start + count]
+        end = start + len(page)
+        return {
+            "__typename": "FileConnection",
+            "totalCount": len(entries),
+            "pageInfo": {"__typename": "PageInfo", "endCursor": str(end), "hasNextPage": end < len(entries)},
+            "edges": [{"__typename": "FileEdge", "node": _file_node(self.ctx, self.row, e)} for e in page],
+        }
+
+
+# -- finding versions --------------------------------------------------------------------------------------
+def _split(name: str) -> tuple[str, str]:
+    base, sep, spec = name.partition(":")
+    return base, (spec if sep and spec else "latest")
+
+
+def _where(ctx: WandbContext, variables: dict[str, Any]) -> tuple[str, str]:
+    source = input_of(variables)
+    entity = ctx.entity(source.get("entity") or source.get("entityName"))
+    project = str(source.get("project") or source.get("projectName") or "uncategorized")
+    ctx.check(entity, project)
+    return entity, project
+
+
+def _resolve(ctx: WandbContext, entity: str, project: str, name: str) -> VersionRow | None:
+    base, spec = _split(name)
+    return ctx.store.resolve_artifact(entity, project, base, spec)
+
+
+def _by_id(ctx: WandbContext, version_id: Any) -> VersionRow | None:
+    if not isinstance(version_id, str) or not version_id:
+        return None
+    row = ctx.store.get_artifact(version_id)
+    if row is not None:
+        ctx.check(row.entity, row.project)
+    return row
+
+
+def _run_of(ctx: WandbContext, entity: str, project: str, run_id: Any) -> RunView | None:
+    if not isinstance(run_id, str) or not run_id:
+        return None
+    return ctx.store.get_run(entity, project, run_id)
+
+
+# -- logging -----------------------------------------------------------------------------------------------
+def create_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """Start logging a version, or find the one with the same digest (`COMMITTED`: nothing to upload)."""
+    source = input_of(variables)
+    entity = ctx.entity(source.get("entityName"))
+    project = str(source.get("projectName") or "uncategorized")
+    ctx.check(entity, project, write=True)
+    name = str(source.get("artifactCollectionName") or "")
+    type_ = str(source.get("artifactTypeName") or "")
+    digest = str(source.get("digest") or "")
+    if not name or not type_ or not digest:
+        raise ApiError(400, "CreateArtifact needs artifactCollectionName, artifactTypeName and digest.")
+    aliases = [str(a.get("alias")) for a in source.get("aliases") or [] if isinstance(a, dict) and a.get("alias")]
+    raw_meta = source.get("metadata")
+    try:
+        metadata = json.loads(raw_meta) if isinstance(raw_meta, str) and raw_meta else {}
+    except ValueError:
+        raise ApiError(400, "CreateArtifact's metadata is not a JSON object.", field="metadata") from None
+    run = _run_of(ctx, entity, project, source.get("runName"))
+    versions = ctx.store.artifact_versions(entity, project, name)
+    if versions and versions[0].type != type_:
+        raise ApiError(
+            409, f"Artifact {name!r} in {entity}/{project} has type {versions[0].type!r}, not {type_!r}.", field="type"
+        )
+    same = next((v for v in versions if v.digest == digest), None)
+    if same is not None and source.get("enableDigestDeduplication", True) is not False:
+        # The content is stored already: move the aliases to it and record the run as its logger.
+        row, _ = _commit(
+            ctx,
+            entity,
+            project,
+            name,
+            type_,
+            digest,
+            ctx.store.artifact_entries(same.id),
+            source.get("description"),
+            metadata,
+            aliases,
+            run,
+        )
+        node = artifact_node(ctx, row)
+    else:
+        upload = Upload(
+            id=secrets.token_hex(16),
+            entity=entity,
+            project=project,
+            name=name,
+            type=type_,
+            digest=digest,
+            description=source.get("description") if isinstance(source.get("description"), str) else None,
+            metadata=metadata if isinstance(metadata, dict) else {},
+            aliases=aliases,
+            incarnation_id=None if run is None else run.incarnation_id,
+            client_id=str(source.get("clientID") or "") or None,
+            created_at=ctx.now,
+        )
+        uploads_of(ctx.app).add(upload)
+        node = _pending_node(upload)
+    node["artifactSequence"]["latestArtifact"] = {"__typename": "Artifact", "id": versions[0].id} if versions else None
+    return {"createArtifact": {"artifact": node}}
+
+
+def _commit(
+    ctx: WandbContext,
+    entity: str,
+    project: str,
+    name: str,
+    type_: str,
+    digest: str,
+    entries: list[EntryRow],
+    description: Any,
+    metadata: dict[str, Any],
+    aliases: list[str],
+    run: RunView | None,
+    version_id: str | None = None,
+) -> tuple[VersionRow, bool]:
+    try:
+        found: tuple[VersionRow, bool] = ctx.store.commit_artifact(
+            entity=entity,
+            project=project,
+            name=name,
+            type=type_,
+            digest=digest,
+            entries=entries,
+            description=description if isinstance(description, str) else None,
+            metadata=metadata,
+            aliases=aliases,
+            incarnation_id=None if run is None else run.incarnation_id,
+            role="logged",
+            version_id=version_id,
+        )
+    except UsageError as exc:
+        raise ApiError(409, str(exc)) from None
+    return found
+
+
+def _upload(ctx: WandbContext, upload_id: Any) -> Upload:
+    upload = uploads_of(ctx.app).get(str(upload_id or ""))
+    if upload is None:
+        raise ApiError(404, f"No artifact upload {upload_id!r} in flight on this server: log the artifact again.")
+    ctx.check(upload.entity, upload.project, write=True)
+    return upload
+
+
+def _manifest_answer(ctx: WandbContext, upload: Upload, key: str) -> dict[str, Any]:
+    url = f"{ctx.base_url}/wandb/artifacts/{ctx.signer.sign('APUT', upload.id, MANIFEST_PATH)}"
+    manifest = {
+        "__typename": "ArtifactManifest",
+        "id": f"{upload.id}:manifest",
+        "file": {"__typename": "File", "id": f"{upload.id}:manifest", "uploadUrl": url, "uploadHeaders": []},
+    }
+    return {key: {"artifactManifest": manifest}}
+
+
+def create_manifest(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's upload URL (asked once without it, to learn the manifest id, and once with)."""
+    source = input_of(variables)
+    return _manifest_answer(ctx, _upload(ctx, source.get("artifactID")), "createArtifactManifest")
+
+
+def update_manifest(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    source = input_of(variables)
+    manifest_id = str(source.get("artifactManifestID") or "")
+    return _manifest_answer(ctx, _upload(ctx, manifest_id.split(":", 1)[0]), "updateArtifactManifest")
+
+
+def create_files(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """One upload URL per file, in order; none for content this server already holds."""
+    source = input_of(variables)
+    files = source.get("artifactFiles") or variables.get("artifactFiles") or []
+    registry = uploads_of(ctx.app)
+    edges = []
+    for item in files if isinstance(files, list) else []:
+        upload = _upload(ctx, item.get("artifactID"))
+        path, md5 = str(item.get("name") or ""), str(item.get("md5") or "")
+        known = registry.known(md5) if md5 else None
+        if known is not None and ctx.app is not None and not _blobs(ctx).missing([known[0]]):
+            with registry.lock:
+                upload.files[path] = known
+            url: str | None = None
+        else:
+            url = f"{ctx.base_url}/wandb/artifacts/{ctx.signer.sign('APUT', upload.id, path + chr(10) + md5)}"
+        node: dict[str, Any] = {
+            "__typename": "File",
+            "name": path,
+            "storagePath": f"{upload.id}/{path}",
+            "uploadUrl": url,
+            "uploadHeaders": [],
+            "uploadMultipartUrls": None,
+            "artifact": {"__typename": "Artifact", "id": upload.id},
+        }
+        edges.append({"node": node})
+    return {"createArtifactFiles": {"files": {"edges": edges}}}
+
+
+def _blobs(ctx: WandbContext) -> Any:
+    return blob_store(ctx.app)
+
+
+def commit_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """Commit the version: entries, aliases and the logging run in one transaction."""
+    source = input_of(variables)
+    version_id = str(source.get("artifactID") or "")
+    done = ctx.store.get_artifact(version_id)
+    if done is None:
+        upload = _upload(ctx, version_id)
+        if upload.entries is None:
+            raise ApiError(409, "The artifact's manifest was not uploaded: upload it, then commit.")
+        run = None if upload.incarnation_id is None else ctx.store.get_incarnation(upload.incarnation_id)
+        done, _ = _commit(
+            ctx,
+            upload.entity,
+            upload.project,
+            upload.name,
+            upload.type,
+            upload.digest,
+            upload.entries,
+            upload.description,
+            upload.metadata,
+            upload.aliases,
+            run,
+            upload.id,
+        )
+    return {"commitArtifact": {"artifact": artifact_node(ctx, done)}}
+
+
+def manifest_entries(registry: Uploads, upload: Upload, manifest: dict[str, Any]) -> list[EntryRow]:
+    """The client's manifest as our entries: each file by the sha256 of the content it uploaded."""
+    contents = manifest.get("contents")
+    if not isinstance(contents, dict):
+        raise ValueError("the manifest has no `contents` object")
+    entries = []
+    for path, item in contents.items():
+        if not isinstance(item, dict):
+            raise ValueError(f"manifest entry {path!r} is not an object")
+        digest, size = str(item.get("digest") or ""), item.get("size")
+        extra = item.get("extra") if isinstance(item.get("extra"), dict) else None
+        if item.get("ref"):
+            entries.append(EntryRow(path, digest, size if isinstance(size, int) else None, str(item["ref"]), extra))
+            continue
+        with registry.lock:
+            stored = upload.files.get(path) or registry.md5s.get(digest)
+        if stored is None:
+            raise ValueError(f"the file {path!r} was not uploaded")
+        entries.append(EntryRow(path, stored[0], stored[1], None, {**(extra or {}), "md5": digest}))
+    return entries
+
+
+def md5_of(store: StoreInterface, blobs: Any, entry: EntryRow) -> str:
+    """The base64 MD5 the client expects of an entry (computed for content our SDK logged)."""
+    known = (entry.extra or {}).get("md5")
+    if isinstance(known, str):
+        return known
+    if entry.ref is not None:
+        return entry.digest
+    h = hashlib.md5(usedforsecurity=False)
+    for chunk in blobs.open(entry.digest):
+        h.update(chunk)
+    return base64.b64encode(h.digest()).decode("ascii")
+
+
+def manifest_json(store: StoreInterface, blobs: Any, row: VersionRow) -> dict[str, Any]:
+    """A version's manifest in the client's own layout (version 1, MD5 digests)."""
+    contents: dict[str, Any] = {}
+    for entry in store.artifact_entries(row.id):
+        item: dict[str, Any] = {"digest": md5_of(store, blobs, entry), "size": entry.size, "birthArtifactID": row.id}
+        if entry.ref is not None:
+            item["ref"] = entry.ref
+        extra = {k: v for k, v in (entry.extra or {}).items() if k != "md5"}
+        if extra:
+            item["extra"] = extra
+        contents[entry.path] = item
+    return {
+        "version": 1,
+        "storagePolicy": "wandb-storage-policy-v1",
+        "storagePolicyConfig": {"storageLayout": "V2"},
+        "contents": contents,
+    }
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+def artifact_by_id(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`artifact(id:)`: a committed version, or an upload still in flight."""
+    found = variables.get("id") or variables.get("artifact_id") or variables.get("artifactID")
+    row = _by_id(ctx, found)
+    if row is not None:
+        return {"artifact": artifact_node(ctx, row)}
+    upload = uploads_of(ctx.app).get(str(found or "")) if ctx.app is not None else None
+    return {"artifact": None if upload is None else {**_pending_node(upload), "currentManifest": None}}
+
+
+def artifact_by_name(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`project { artifact(name:) / artifactCollectionMembership(name:) }`: `name:alias` or `name:vN`."""
+    entity, project = _where(ctx, variables)
+    row = _resolve(ctx, entity, project, str(variables.get("name") or ""))
+    node = None if row is None else artifact_node(ctx, row)
+    membership = None if row is None else _membership(ctx, row)
+    answer = {**_project(entity, project), "artifact": node, "artifactCollectionMembership": membership}
+    return {"project": answer}
+
+
+def membership_files(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`project { artifactCollection(name:) { artifactMembership(aliasName:) { files } } }`."""
+    entity, project = _where(ctx, variables)
+    collection = str(variables.get("collection") or "")
+    row = ctx.store.resolve_artifact(entity, project, collection, str(variables.get("alias") or "latest"))
+    if row is None:
+        return {"project": {**_project(entity, project), "artifactCollection": None}}
+    files = _FilesConnection(ctx, row)({"after": variables.get("cursor"), "first": variables.get("perPage")})
+    seq = {**_collection(entity, project, collection, row.type), "artifactMembership": {"files": files}}
+    return {"project": {**_project(entity, project), "artifactCollection": seq}}
+
+
+def files_by_entries(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`artifact(id:) { filesByManifestEntries(entries:) }`: download URLs for the named entries."""
+    row = _by_id(ctx, variables.get("id"))
+    if row is None:
+        return {"artifact": None}
+    names = [str(e.get("name")) for e in variables.get("entries") or [] if isinstance(e, dict)]
+    files = _FilesConnection(ctx, row)({"names": names} if names else {})
+    return {"artifact": {**artifact_node(ctx, row), "filesByManifestEntries": files}}
+
+
+def use_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """Record the run as a user of the version (both variable shapes: flat and `input`)."""
+    source = input_of(variables)
+    row = _by_id(ctx, source.get("artifactID"))
+    if row is None:
+        raise ApiError(404, f"No artifact {source.get('artifactID')!r}.", field="artifactID")
+    entity = ctx.entity(source.get("entityName"))
+    project = str(source.get("projectName") or row.project)
+    run = ctx.require_run(entity, project, str(source.get("runName") or ""), write=True)
+    ctx.store.use_artifact(row.id, run.incarnation_id)
+    return {"useArtifact": {"artifact": artifact_node(ctx, row)}}
+
+
+def run_artifacts(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`project { run(name:) { outputArtifacts / inputArtifacts } }`: what a run logged and used."""
+    entity, project = _where(ctx, variables)
+    run = ctx.store.get_run(entity, project, str(variables.get("run") or variables.get("runName") or ""))
+    if run is None:
+        return {"project": {**_project(entity, project), "run": None}}
+
+    def connection(role: str) -> dict[str, Any]:
+        rows = ctx.store.run_artifacts(run.incarnation_id, role)
+        return {
+            "totalCount": len(rows),
+            "pageInfo": {"__typename": "PageInfo", "endCursor": str(len(rows)), "hasNextPage": False},
+            "edges": [{"node": artifact_node(ctx, r)} for r in rows],
+        }
+
+    answer = {
+        **_run_info(run),
+        "outputArtifacts": lambda: connection("logged"),
+        "inputArtifacts": lambda: connection("used"),
+    }
+    return {"project": {**_project(entity, project), "run": answer}, "entity": {"name": entity}}
+
+
+def client_id_mapping(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """The version id an artifact's client id stands for (references between artifacts)."""
+    registry = uploads_of(ctx.app)
+    with registry.lock:
+        found = registry.client_ids.get(str(variables.get("clientID") or ""))
+    return {"clientIDMapping": None if found is None else {"serverID": found}}
+
+
+def digest_algorithm(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """Manifests are MD5 here (no xxhash)."""
+    seq = {"__typename": "ArtifactSequence", "digestAlgorithm": "MANIFEST_MD5"}
+    return {
+        "project": {"artifactType": {"artifactCollection": seq}},
+        "entity": {"xxhashDigestsEnabled": False},
+    }
+
+
+def update_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`artifact.save()` of a logged version: description, metadata and aliases."""
+    source = input_of(variables)
+    row = _by_id(ctx, source.get("artifactID"))
+    if row is None:
+        raise ApiError(404, f"No artifact {source.get('artifactID')!r}.", field="artifactID")
+    ctx.check(row.entity, row.project, write=True)
+    description = source["description"] if isinstance(source.get("description"), str) else row.description
+    metadata = row.metadata
+    if isinstance(source.get("metadata"), str):
+        metadata = json.loads(source["metadata"])
+    ctx.store.update_artifact(row.id, description=description, metadata=metadata)
+    aliases = source.get("aliases")
+    if isinstance(aliases, list):
+        names = [str(a.get("alias")) for a in aliases if isinstance(a, dict) and a.get("alias")]
+        ctx.store.set_artifact_aliases(row.id, names)
+    updated = ctx.store.get_artifact(row.id) or row
+    node = artifact_node(ctx, updated)
+    return {"result": {"artifact": node}, "updateArtifact": {"artifact": node}}
+
+
+OPERATIONS = {
+    "ArtifactType": artifact_by_name,
+    "CreateArtifact": create_artifact,
+    "CreateArtifactManifest": create_manifest,
+    "UpdateArtifactManifest": update_manifest,
+    "CreateArtifactFiles": create_files,
+    "CommitArtifact": commit_artifact,
+    "ArtifactByID": artifact_by_id,
+    "ArtifactManifest": artifact_by_id,
+    "FetchArtifactManifest": artifact_by_id,
+    "ArtifactMembershipByName": artifact_by_name,
+    "GetArtifactMembershipFileUrls": membership_files,
+    "ArtifactFileURLsByManifestEntries": files_by_entries,
+    "UseArtifact": use_artifact,
+    "RunOutputArtifacts": run_artifacts,
+    "RunInputArtifacts": run_artifacts,
+    "ArtifactUsedBy": artifact_by_id,
+    "ArtifactCreatedBy": artifact_by_id,
+    "ClientIDMapping": client_id_mapping,
+    "FetchArtifactDigestAlgorithm": digest_algorithm,
+    "XXHashDigestsEnabled": digest_algorithm,
+    "UpdateArtifact": update_artifact,
+}
