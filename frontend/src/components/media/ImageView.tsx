@@ -1,0 +1,105 @@
+// One logged image with its boxes and masks drawn over it, and the enlarged view.
+import { useEffect, useRef } from "preact/hooks";
+import { boxesOf, classColor, type Descriptor } from "../../lib/media";
+
+/** A mask PNG (one class id per pixel) drawn as translucent class colors; class 0 stays clear. */
+function MaskLayer({ url, name }: { url: string; name: string }) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  useEffect(() => {
+    const picture = new Image();
+    let live = true;
+    picture.onload = () => {
+      const target = canvas.current;
+      if (!live || !target) return;
+      target.width = picture.naturalWidth;
+      target.height = picture.naturalHeight;
+      const context = target.getContext("2d");
+      if (!context) return;
+      context.drawImage(picture, 0, 0);
+      const pixels = context.getImageData(0, 0, target.width, target.height);
+      const data = pixels.data;
+      for (let i = 0; i < data.length; i += 4) {
+        const id = data[i] ?? 0;
+        if (id === 0) {
+          data[i + 3] = 0;
+          continue;
+        }
+        const [r, g, b] = classColor(id);
+        data[i] = r;
+        data[i + 1] = g;
+        data[i + 2] = b;
+        data[i + 3] = 115;
+      }
+      context.putImageData(pixels, 0, 0);
+      target.dataset.drawn = "true";
+    };
+    picture.src = url;
+    return () => {
+      live = false;
+    };
+  }, [url]);
+  return <canvas ref={canvas} class="media-mask" data-mask={name} aria-hidden="true" />;
+}
+
+export function ImageView({ image, overlays = true, onOpen, large = false }: { image: Descriptor; overlays?: boolean; onOpen?: () => void; large?: boolean }) {
+  const boxes = overlays ? boxesOf(image) : [];
+  const masks = overlays && image.masks && typeof image.masks === "object" ? Object.entries(image.masks as Record<string, Descriptor>) : [];
+  const ratio = image.width && image.height ? `${image.width} / ${image.height}` : undefined;
+  const body = (
+    <span class={`media-image${large ? " large" : ""}`} style={ratio ? { aspectRatio: ratio } : undefined}>
+      <img src={image.url} alt={image.caption ? String(image.caption) : "logged image"} loading="lazy" decoding="async" />
+      {masks.map(([name, mask]) => (mask.url ? <MaskLayer key={name} url={mask.url} name={name} /> : null))}
+      {boxes.map(({ group, rect }, i) => {
+        const [r, g, b] = classColor(rect.classId);
+        return (
+          <span
+            key={i}
+            class="media-box"
+            data-group={group}
+            style={{ left: `${rect.x * 100}%`, top: `${rect.y * 100}%`, width: `${rect.w * 100}%`, height: `${rect.h * 100}%`, borderColor: `rgb(${r},${g},${b})` }}
+          >
+            {rect.label && <span class="media-box-label" style={{ background: `rgb(${r},${g},${b})` }}>{rect.label}</span>}
+          </span>
+        );
+      })}
+    </span>
+  );
+  if (!onOpen) return body;
+  return (
+    <button type="button" class="media-image-button" onClick={onOpen} title="Enlarge">
+      {body}
+    </button>
+  );
+}
+
+/** The enlarged image over the page: Escape, the close button or a click outside closes it. */
+export function Lightbox({ image, title, onClose }: { image: Descriptor; title: string; onClose: () => void }) {
+  const dialog = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const element = dialog.current;
+    if (element && !element.open) element.showModal();
+  }, []);
+  return (
+    <dialog
+      ref={dialog}
+      class="media-lightbox"
+      aria-label={title}
+      onCancel={(event) => {
+        event.preventDefault();
+        onClose();
+      }}
+      onClick={(event) => {
+        if (event.target === dialog.current) onClose();
+      }}
+    >
+      <div class="media-lightbox-head">
+        <span>{title}</span>
+        <button type="button" class="btn" onClick={onClose} aria-label="Close">
+          ✕
+        </button>
+      </div>
+      <ImageView image={image} large />
+      {image.caption && <p class="media-caption">{String(image.caption)}</p>}
+    </dialog>
+  );
+}
