@@ -5,6 +5,8 @@ import { parseAnsi, stripAnsi } from "../lib/ansi";
 import { formatBytes, formatDate } from "../lib/format";
 import { useAsync, usePoll } from "../lib/hooks";
 import { setQuery, useLocation } from "../router";
+import type { TableBody } from "../components/media/mediaData";
+import { TableView } from "../components/media/TablePanel";
 
 function AnsiLine({ text, needle }: { text: string; needle: string }) {
   const segments = parseAnsi(text);
@@ -129,22 +131,53 @@ export function LogsTab({ base, running, runId }: { base: string; running: boole
 
 const TEXT = /\.(txt|log|json|jsonl|ya?ml|md|py|csv|tsv|toml|cfg|ini|sh)$/i;
 const IMAGE = /\.(png|jpe?g|gif|webp)$/i;
+const AUDIO = /\.(wav|mp3|ogg|oga|flac|m4a|aac)$/i;
+const VIDEO = /\.(mp4|webm|ogv|mov)$/i;
+const HTML = /\.html?$/i;
+const TABLE = /\.table\.json$/i;
 
 function fileUrl(base: string, path: string, inline = false): string {
   return `${base}/files/${path.split("/").map(encodeURIComponent).join("/")}${inline ? "?inline=true" : ""}`;
 }
 
+/** A JSON file pretty-printed (as it is when it does not parse). */
+export function prettyJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
 function Preview({ base, file }: { base: string; file: RunFile }) {
   const [content, setContent] = useState<string | null>(null);
+  const url = fileUrl(base, file.path, true);
   useEffect(() => {
     setContent(null);
     if (!TEXT.test(file.path)) return;
-    fetch(fileUrl(base, file.path, true))
+    fetch(url)
       .then((r) => (r.ok ? r.text() : Promise.reject(new Error(`${r.status}`))))
-      .then((body) => setContent(body.length > 200_000 ? `${body.slice(0, 200_000)}\n… (truncated)` : body))
+      .then((body) => {
+        if (body.length > 200_000) setContent(`${body.slice(0, 200_000)}\n… (truncated)`);
+        else setContent(/\.json$/i.test(file.path) ? prettyJson(body) : body);
+      })
       .catch(() => setContent("Could not load the file."));
-  }, [base, file.path]);
-  if (IMAGE.test(file.path)) return <img class="file-image" src={fileUrl(base, file.path, true)} alt={file.path} />;
+  }, [url, file.path]);
+  if (IMAGE.test(file.path)) return <img class="file-image" src={url} alt={file.path} />;
+  if (AUDIO.test(file.path)) return <audio class="media-audio pad" controls preload="metadata" src={url} aria-label={file.path} />;
+  if (VIDEO.test(file.path)) return <video class="media-video pad" controls preload="metadata" src={url} aria-label={file.path} />;
+  // Sandboxed without allow-same-origin, and served with a CSP sandbox: its script cannot reach our origin.
+  if (HTML.test(file.path)) return <iframe class="media-html" sandbox="allow-scripts" src={url} title={file.path} referrerpolicy="no-referrer" />;
+  if (TABLE.test(file.path) && content !== null && content.trimStart().startsWith("{")) {
+    let table: TableBody | null = null;
+    try {
+      const body = JSON.parse(content) as Partial<TableBody>;
+      if (Array.isArray(body.columns) && Array.isArray(body.data)) table = { columns: body.columns, data: body.data };
+    } catch {
+      table = null;
+    }
+    if (table) return <TableView table={table} resolve={(path) => fileUrl(base, path, true)} title={file.path} />;
+  }
   if (!TEXT.test(file.path)) return <p class="muted pad">No preview for this kind of file; download it instead.</p>;
   return <pre class="file-text">{content ?? "Loading…"}</pre>;
 }
@@ -282,7 +315,7 @@ export function FilesTab({ base }: { base: string }) {
           {current.available ? <Preview base={base} file={current} /> : <p class="muted pad">The content is not available on this server.</p>}
         </section>
       ) : (
-        <p class="muted pad">Select a file to preview it (text and images).</p>
+        <p class="muted pad">Select a file to preview it (text, images, audio, video, tables and HTML).</p>
       )}
     </div>
   );

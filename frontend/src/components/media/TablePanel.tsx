@@ -7,13 +7,14 @@ import { ImageView, Lightbox } from "./ImageView";
 import type { MediaRun } from "./MediaPanel";
 import { loadTable, type TableBody } from "./mediaData";
 import { StepSlider } from "./StepSlider";
+import "./media.css";
 
 const PAGE_SIZE = 10;
 
-function CellView({ cell, incarnation, onOpen }: { cell: Cell; incarnation: string; onOpen: (image: Descriptor) => void }) {
+function CellView({ cell, resolve, onOpen }: { cell: Cell; resolve: (path: string) => string; onOpen: (image: Descriptor) => void }) {
   if (cell && typeof cell === "object" && typeof (cell as Descriptor)._type === "string") {
     const d = cell as Descriptor;
-    const url = d.url ?? (d.path ? mediaFileUrl(incarnation, d.path) : undefined);
+    const url = d.url ?? (d.path ? resolve(d.path) : undefined);
     if (d._type === "image-file" && url) {
       const image = { ...d, url };
       return (
@@ -30,8 +31,9 @@ function CellView({ cell, incarnation, onOpen }: { cell: Cell; incarnation: stri
   return <span>{cellText(cell)}</span>;
 }
 
-/** One table (the columns and rows of a `table-file`), with its own filter, sort and page. */
-export function TableView({ table, incarnation, title }: { table: TableBody; incarnation: string; title: string }) {
+/** One table (the columns and rows of a `table-file`), with its own filter, sort and page; media
+ *  cells' files are read from `resolve(path)`. */
+export function TableView({ table, resolve, title }: { table: TableBody; resolve: (path: string) => string; title: string }) {
   const [filter, setFilter] = useState("");
   const [sort, setSort] = useState<{ column: number; descending: boolean } | null>(null);
   const [page, setPage] = useState(0);
@@ -85,7 +87,7 @@ export function TableView({ table, incarnation, title }: { table: TableBody; inc
               <tr key={r}>
                 {table.columns.map((_, c) => (
                   <td key={c}>
-                    <CellView cell={row[c]} incarnation={incarnation} onOpen={setOpen} />
+                    <CellView cell={row[c]} resolve={resolve} onOpen={setOpen} />
                   </td>
                 ))}
               </tr>
@@ -169,7 +171,12 @@ export function TablePanel({ metricKey, runs, values }: { metricKey: string; run
       </div>
       {run && found ? (
         <WithTable value={found.value}>
-          {(table) => <TableView key={`${run.incarnation_id}:${found.step}`} table={table} incarnation={run.incarnation_id} title={`${metricKey} · ${run.name}`} />}
+          {(table) => <TableView
+              key={`${run.incarnation_id}:${found.step}`}
+              table={table}
+              resolve={(path) => mediaFileUrl(run.incarnation_id, path)}
+              title={`${metricKey} · ${run.name}`}
+            />}
         </WithTable>
       ) : (
         <p class="media-none">No table logged.</p>
