@@ -352,14 +352,17 @@ def one_run(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
 
 # -- edits -------------------------------------------------------------------------------------------------
 def upsert_bucket(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
-    """`run.update()` and `run.summary.update()` name the run by its storage id only: edit it.
+    """`run.update()` and `run.summary.update()` edit the run their storage id names (never resume it).
 
-    Everything else (a live client, which always names the run) is buckets.upsert_bucket's.
+    Everything else (the live client's upserts) is buckets.upsert_bucket's.
     """
     source = variables.get("input") if isinstance(variables.get("input"), dict) else variables
     assert isinstance(source, dict)
     storage_id = source.get("id")
-    if source.get("name") or not isinstance(storage_id, str) or not storage_id:
+    # The live client names its variable `displayName` and always sends `name`; `run.update()`
+    # sends `display_name` (and `name` too), `run.summary.update()` only the id and the summary.
+    edit = "display_name" in source or not source.get("name")
+    if not edit or not isinstance(storage_id, str) or not storage_id:
         return buckets.upsert_bucket(ctx, variables)
     run = ctx.store.get_incarnation(storage_id)
     if run is None:
