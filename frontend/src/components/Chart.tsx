@@ -20,6 +20,8 @@ export interface ChartLine {
   y: (number | null)[];
   /** A shaded band (e.g. a group's min–max) drawn behind the line, aligned with `x`. */
   band?: { lo: (number | null)[]; hi: (number | null)[] };
+  /** A dash pattern in pixels (e.g. [6, 4]): tells apart several keys of one run on one chart. */
+  dash?: number[];
 }
 
 interface Prepared {
@@ -214,7 +216,7 @@ export function Chart({
         const found = isolatedPoints(u.data[seriesIdx] as (number | null | undefined)[]);
         return found.length ? found : null;
       },
-      size: 6,
+      size: 8,
       fill: prepared[line]?.color,
     });
     prepared.forEach((p, line) => {
@@ -224,7 +226,7 @@ export function Chart({
         series.push({ label: `${p.label} (raw)`, stroke: withAlpha(p.color, 0.22), width: 1, points: { show: false } });
       }
       own.push(series.length);
-      series.push({ label: p.label, stroke: p.color, width: lineWidth, points: markers(line) });
+      series.push({ label: p.label, stroke: p.color, width: lineWidth, points: markers(line), ...(lines[line]?.dash ? { dash: lines[line].dash } : {}) });
       if (p.band) {
         const hiIndex = series.length;
         own.push(hiIndex, hiIndex + 1);
@@ -251,7 +253,14 @@ export function Chart({
         x: {
           time: xKind === "wall",
           // One x value (a metric logged once): a range around it, so the point sits mid-chart.
-          range: (_u, min, max) => (min === max ? [min - (xKind === "wall" ? 60 : 1), max + (xKind === "wall" ? 60 : 1)] : [min, max]),
+          // (uPlot would pad one value to [v, v + 100] and put it on the left edge.)
+          range: (u, min, max) => {
+            const xs = u.data[0];
+            const only = xs.length > 0 && xs[0] === xs[xs.length - 1] ? (xs[0] as number) : null;
+            if (only === null) return [min, max];
+            const pad = xKind === "wall" ? 60 : xKind === "step" ? 1 : Math.max(1, Math.abs(only) * 0.1);
+            return [only - pad, only + pad];
+          },
         },
         y: logScale ? { distr: 3 } : {},
       },
