@@ -4,6 +4,7 @@ import { DialogHost } from "./components/Dialog";
 import { ToastHost } from "./components/Toast";
 import { refreshViewer, UserMenu } from "./components/UserMenu";
 import { setTheme, useTheme } from "./lib/hooks";
+import { ComparePage } from "./pages/Compare";
 import { HomePage } from "./pages/Home";
 import { LoginPage } from "./pages/Login";
 import { ProjectPage } from "./pages/Project";
@@ -36,6 +37,7 @@ function Routes() {
   if (parts.length === 2) return <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab="workspace" />;
   if (parts.length === 3 && (parts[2] === "table" || parts[2] === "workspace"))
     return <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab={parts[2] === "table" ? "table" : "workspace"} />;
+  if (parts.length === 3 && parts[2] === "compare") return <ComparePage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} />;
   if (parts.length >= 4 && parts[2] === "runs") {
     const [entity, project, , runId, ...rest] = parts;
     let incarnation: string | null = null;

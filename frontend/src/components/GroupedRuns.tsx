@@ -11,6 +11,8 @@ export interface GroupColumn {
   label: string;
   group?: "config" | "summary";
   value?: (run: RunItem) => unknown;
+  /** How a numeric range is written (a duration as "1m 20s"); numbers by default. */
+  format?: (value: number) => string;
   filterField?: string;
 }
 
@@ -39,13 +41,13 @@ export function histogram(values: number[], bins = BINS): { counts: number[]; mi
   return { counts, min, max };
 }
 
-function Histogram({ label, values }: { label: string; values: number[] }) {
+function Histogram({ label, values, format = formatNumber }: { label: string; values: number[]; format?: (value: number) => string }) {
   const { counts, min, max } = histogram(values);
   const top = Math.max(1, ...counts);
   const width = 110;
   const height = 26;
   const bar = width / counts.length;
-  const summary = `${label}: ${values.length} value${values.length === 1 ? "" : "s"} from ${formatNumber(min)} to ${formatNumber(max)}`;
+  const summary = `${label}: ${values.length} value${values.length === 1 ? "" : "s"} from ${format(min)} to ${format(max)}`;
   return (
     <figure class="mini-hist" data-count={values.length} data-min={min} data-max={max}>
       <svg width={width} height={height} role="img" aria-label={`Histogram of ${summary}`}>
@@ -56,7 +58,7 @@ function Histogram({ label, values }: { label: string; values: number[] }) {
         })}
       </svg>
       <figcaption>
-        {min === max ? formatNumber(min) : `${formatNumber(min)} – ${formatNumber(max)}`}
+        {min === max ? format(min) : `${format(min)} – ${format(max)}`}
       </figcaption>
     </figure>
   );
@@ -68,7 +70,7 @@ function Summary({ column, runs }: { column: GroupColumn; runs: RunItem[] }): JS
   if (!present.length) return <span class="muted">–</span>;
   if (present.every((v) => typeof v === "number")) {
     const numbers = (present as number[]).filter((v) => Number.isFinite(v));
-    if (numbers.length) return <Histogram label={column.group ? `${column.group}.${column.label}` : column.label} values={numbers} />;
+    if (numbers.length) return <Histogram label={column.group ? `${column.group}.${column.label}` : column.label} values={numbers} format={column.format} />;
   }
   const distinct = [...new Set(present.map(formatValue))];
   return <span title={distinct.join(", ")}>{distinct.length === 1 ? distinct[0] : `${distinct.length} distinct`}</span>;

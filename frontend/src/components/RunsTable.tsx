@@ -1,21 +1,27 @@
 // The runs table: every run of the project with server-side filter, sort and paging, virtualised
 // rows (only those on screen exist in the DOM), keyboard navigation, selection and bulk delete.
 import type { JSX } from "preact";
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, errorText, type ProjectDetail, type RunItem } from "../api";
+import { comparePath } from "../lib/compare";
 import { lookup } from "../lib/flatten";
-import { formatDate, formatDuration, formatValue } from "../lib/format";
+import { formatDate, formatDuration, formatValue, truncateName } from "../lib/format";
 import { usePoll } from "../lib/hooks";
-import { navigate, setQuery, useLocation } from "../router";
+import { type ColumnLayout, loadHidden, loadLayout, loadTruncMode, runtimeSeconds, saveHidden, saveLayout } from "../lib/runColumns";
+import { navigate, setQuery, useLocation, withQuery } from "../router";
 import { projectPath, runPath, runQueryFrom } from "../paths";
 import { confirmDialog, promptDialog } from "./Dialog";
 import { GroupedRuns } from "./GroupedRuns";
 import { StateBadge } from "./StateBadge";
 import { toast } from "./Toast";
 
+export type { ColumnLayout } from "../lib/runColumns";
+
 const ROW = 36;
 const PAGE = 100;
 const OVERSCAN = 8;
+/** Characters of a run name the Name column shows before truncating it. */
+const NAME_CHARS = 28;
 
 interface Column {
   id: string;
@@ -27,42 +33,14 @@ interface Column {
   render: (run: RunItem) => JSX.Element | string;
   /** The raw value, for grouping and histograms. */
   value?: (run: RunItem) => unknown;
+  /** How a group's numeric range is written (durations as "1m 20s"). */
+  format?: (value: number) => string;
   /** The server's filter field, to show one group's runs. */
   filterField?: string;
 }
 
-function storageKey(entity: string, project: string): string {
-  return `branchline.hiddenColumns.${entity}/${project}`;
-}
-
-function loadHidden(entity: string, project: string): Set<string> {
-  try {
-    return new Set(JSON.parse(localStorage.getItem(storageKey(entity, project)) ?? "[]") as string[]);
-  } catch {
-    return new Set();
-  }
-}
-
-/** Column order and pins, remembered per project (pins are also in the URL as `pin`). */
-export interface ColumnLayout {
-  order: string[];
-  pinned: string[];
-}
-
-function layoutKey(entity: string, project: string): string {
-  return `branchline.columnLayout.${entity}/${project}`;
-}
-
-function loadLayout(entity: string, project: string, pinParam: string | null): ColumnLayout {
-  let stored: ColumnLayout = { order: [], pinned: [] };
-  try {
-    const parsed = JSON.parse(localStorage.getItem(layoutKey(entity, project)) ?? "null") as Partial<ColumnLayout> | null;
-    if (parsed) stored = { order: Array.isArray(parsed.order) ? parsed.order : [], pinned: Array.isArray(parsed.pinned) ? parsed.pinned : [] };
-  } catch {
-    /* defaults */
-  }
-  if (pinParam !== null) stored = { ...stored, pinned: pinParam.split(",").filter(Boolean) };
-  return stored;
+function fullLabel(column: Column): string {
+  return column.group ? `${column.group}.${column.label}` : column.label;
 }
 
 /** Columns in the remembered order: name first, then pinned ones, then the rest. */
@@ -82,7 +60,19 @@ export function arrange(columns: Column[], layout: ColumnLayout): Column[] {
   return [...name, ...sorted.filter((c) => c.id !== "name" && pinned.has(c.id)), ...sorted.filter((c) => c.id !== "name" && !pinned.has(c.id))];
 }
 
-function ColumnsMenu({ columns, hidden, onChange }: { columns: Column[]; hidden: Set<string>; onChange: (hidden: Set<string>) => void }) {
+function ColumnsMenu({
+  columns,
+  hidden,
+  pinned,
+  onChange,
+  onTogglePin,
+}: {
+  columns: Column[];
+  hidden: Set<string>;
+  pinned: Set<string>;
+  onChange: (hidden: Set<string>) => void;
+  onTogglePin: (id: string) => void;
+}) {
   const [open, setOpen] = useState(false);
   const [search, setSearch] = useState("");
   const box = useRef<HTMLDivElement>(null);
@@ -94,7 +84,7 @@ function ColumnsMenu({ columns, hidden, onChange }: { columns: Column[]; hidden:
     document.addEventListener("mousedown", onDown);
     return () => document.removeEventListener("mousedown", onDown);
   }, [open]);
-  const shown = columns.filter((c) => c.label.toLowerCase().includes(search.toLowerCase()));
+  const shown = columns.filter((c) => fullLabel(c).toLowerCase().includes(search.toLowerCase()));
   return (
     <div class="menu-wrap" ref={box}>
       <button type="button" class="btn" aria-haspopup="dialog" aria-expanded={open} onClick={() => setOpen(!open)}>
@@ -117,29 +107,118 @@ function ColumnsMenu({ columns, hidden, onChange }: { columns: Column[]; hidden:
             </button>
           </div>
           <ul class="columns-list">
-            {shown.map((column) => (
-              <li key={column.id}>
-                <label class="control-check">
-                  <input
-                    type="checkbox"
-                    checked={!hidden.has(column.id)}
-                    onChange={(event) => {
-                      const next = new Set(hidden);
-                      if ((event.target as HTMLInputElement).checked) next.delete(column.id);
-                      else next.add(column.id);
-                      onChange(next);
-                    }}
-                  />
-                  <span>
-                    {column.group ? <span class="head-prefix">{column.group}</span> : null}
-                    {column.label}
-                  </span>
-                </label>
-              </li>
-            ))}
+            {shown.map((column) => {
+              const isPinned = column.id === "name" || pinned.has(column.id);
+              return (
+                <li key={column.id} class="columns-item">
+                  <label class="control-check">
+                    <input
+                      type="checkbox"
+                      checked={!hidden.has(column.id)}
+                      onChange={(event) => {
+                        const next = new Set(hidden);
+                        if ((event.target as HTMLInputElement).checked) next.delete(column.id);
+                        else next.add(column.id);
+                        onChange(next);
+                      }}
+                    />
+                    <span>
+                      {column.group ? <span class="head-prefix">{column.group}</span> : null}
+                      {column.label}
+                    </span>
+                  </label>
+                  {column.id !== "name" && (
+                    <button
+                      type="button"
+                      class={`pin-button${isPinned ? " pinned" : ""}`}
+                      aria-pressed={isPinned}
+                      aria-label={`${isPinned ? "Unpin" : "Pin"} ${fullLabel(column)}`}
+                      title={isPinned ? "Unpin: scrolls with the other columns" : "Pin: stays beside the name, and shows in the workspace's run list"}
+                      onClick={() => onTogglePin(column.id)}
+                    >
+                      <PinIcon filled={isPinned} />
+                    </button>
+                  )}
+                </li>
+              );
+            })}
           </ul>
         </div>
       )}
+    </div>
+  );
+}
+
+function PinIcon({ filled }: { filled: boolean }) {
+  return (
+    <svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true">
+      <path
+        d="M5 1.5h6l-1 4 2.5 3v1h-4v5l-.5 1-.5-1v-5h-4v-1L6 5.5z"
+        fill={filled ? "currentColor" : "none"}
+        stroke="currentColor"
+        stroke-width="1.2"
+        stroke-linejoin="round"
+      />
+    </svg>
+  );
+}
+
+interface OpenColumnMenu {
+  column: Column;
+  left: number;
+  top: number;
+}
+
+/** A column header's "…" menu (sort, pin, hide), placed in the viewport under its button so the
+ * grid's clipping cannot cut it. */
+function ColumnMenu({ open, items, onClose }: { open: OpenColumnMenu; items: { label: string; onSelect: () => void }[]; onClose: (refocus: boolean) => void }) {
+  const menu = useRef<HTMLDivElement>(null);
+  const label = `Column menu for ${fullLabel(open.column)}`;
+  useLayoutEffect(() => {
+    menu.current?.querySelector<HTMLButtonElement>("[role=menuitem]")?.focus();
+  }, [open.column.id]);
+  useEffect(() => {
+    const onDown = (event: MouseEvent) => {
+      const target = event.target as Element;
+      if (!menu.current?.contains(target) && !target.closest?.(".column-menu-button")) onClose(false);
+    };
+    const onScroll = () => onClose(false);
+    document.addEventListener("mousedown", onDown);
+    window.addEventListener("resize", onScroll);
+    return () => {
+      document.removeEventListener("mousedown", onDown);
+      window.removeEventListener("resize", onScroll);
+    };
+  }, [onClose]);
+  const onKeyDown = (event: KeyboardEvent) => {
+    const entries = [...(menu.current?.querySelectorAll<HTMLButtonElement>("[role=menuitem]") ?? [])];
+    const index = entries.indexOf(document.activeElement as HTMLButtonElement);
+    const focus = (i: number) => entries[(i + entries.length) % entries.length]?.focus();
+    if (event.key === "ArrowDown") focus(index + 1);
+    else if (event.key === "ArrowUp") focus(index - 1);
+    else if (event.key === "Home") focus(0);
+    else if (event.key === "End") focus(-1);
+    else if (event.key === "Escape") onClose(true);
+    else if (event.key === "Tab") onClose(false);
+    else return;
+    event.preventDefault();
+    event.stopPropagation();
+  };
+  return (
+    <div ref={menu} class="menu column-menu" role="menu" aria-label={label} style={{ left: `${open.left}px`, top: `${open.top}px` }} onKeyDown={onKeyDown}>
+      {items.map((item) => (
+        <button
+          key={item.label}
+          type="button"
+          role="menuitem"
+          onClick={() => {
+            onClose(true);
+            item.onSelect();
+          }}
+        >
+          {item.label}
+        </button>
+      ))}
     </div>
   );
 }
@@ -170,13 +249,11 @@ export function RunsTable({
   const [hidden, setHidden] = useState<Set<string>>(() => loadHidden(entity, project));
   const [layout, setLayoutState] = useState<ColumnLayout>(() => loadLayout(entity, project, query.get("pin")));
   const [dragging, setDragging] = useState<string | null>(null);
+  const [menuFor, setMenuFor] = useState<OpenColumnMenu | null>(null);
+  const trunc = loadTruncMode(entity, project, query.get("trunc"));
   const setLayout = (next: ColumnLayout) => {
     setLayoutState(next);
-    try {
-      localStorage.setItem(layoutKey(entity, project), JSON.stringify(next));
-    } catch {
-      /* not persisted */
-    }
+    saveLayout(entity, project, next);
     setQuery({ pin: next.pinned.length ? next.pinned.join(",") : null }, false);
   };
   const generation = useRef(0);
@@ -270,13 +347,55 @@ export function RunsTable({
         sticky: 40,
         render: (run) => (
           <a href={runPath(entity, project, run.run_id)} class="run-name" tabIndex={-1} title={run.name}>
-            {run.name}
+            {truncateName(run.name, NAME_CHARS, trunc)}
           </a>
         ),
       },
       { id: "state", label: "State", width: 110, sortKey: "state", render: (run) => <StateBadge state={run.state} />, value: (run) => run.state, filterField: "state" },
       { id: "created", label: "Created", width: 170, sortKey: "created_at", render: (run) => formatDate(run.created_at), value: (run) => run.created_at },
-      { id: "runtime", label: "Runtime", width: 100, sortKey: "duration", render: (run) => formatDuration(run.duration), value: (run) => run.duration },
+      {
+        id: "runtime",
+        label: "Runtime",
+        width: 100,
+        sortKey: "runtime",
+        render: (run) => formatDuration(runtimeSeconds(run)),
+        value: (run) => runtimeSeconds(run),
+        format: formatDuration,
+      },
+      {
+        id: "notes",
+        label: "Notes",
+        width: 200,
+        sortKey: "notes",
+        render: (run) => (
+          <span class="notes-cell">
+            <span class="notes-text" title={run.notes || undefined}>
+              {run.notes ? run.notes.split("\n")[0] : <span class="muted">–</span>}
+            </span>
+            <button
+              type="button"
+              class="notes-edit"
+              tabIndex={-1}
+              aria-label={`Edit the notes of ${run.name}`}
+              title="Edit notes"
+              onClick={async () => {
+                const notes = await promptDialog({ title: `Notes of ${run.name}`, label: "Notes", initial: run.notes, confirmLabel: "Save" });
+                if (notes === null || notes === run.notes) return;
+                try {
+                  await api.patch(run.entity, run.project, run.run_id, { notes });
+                  afterChange();
+                } catch (err) {
+                  toast(errorText(err), "error");
+                }
+              }}
+            >
+              <span aria-hidden="true">✎</span>
+            </button>
+          </span>
+        ),
+        value: (run) => run.notes || null,
+        filterField: "notes",
+      },
       {
         id: "tags",
         label: "Tags",
@@ -335,7 +454,7 @@ export function RunsTable({
     );
     return [...base, ...config, ...summary];
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [detail, entity, project]);
+  }, [detail, entity, project, trunc]);
 
   const groupBy = query.get("tgroup") ? columns.find((c) => c.id === query.get("tgroup")) : undefined;
   const pinnedIds = new Set(layout.pinned);
@@ -375,6 +494,32 @@ export function RunsTable({
     setLayout({ order: ["name", ...ids], pinned: nextPinned });
   };
   const order = runQuery.order ?? "-created_at";
+
+  /** Sort by `key` in the given direction (the column menu's Sort Asc / Sort Desc). */
+  const sortDirected = (key: string, direction: "+" | "-") => setQuery({ sort: `${direction}${key}` === "-created_at" ? null : `${direction}${key}` }, false);
+  const hideColumn = (id: string) => {
+    const next = new Set(hidden);
+    next.add(id);
+    changeHidden(next);
+  };
+  const changeHidden = (next: Set<string>) => {
+    setHidden(next);
+    saveHidden(entity, project, next);
+  };
+  const menuItems = (column: Column) => [
+    ...(column.sortKey
+      ? [
+          { label: "Sort Asc", onSelect: () => sortDirected(column.sortKey ?? "", "+") },
+          { label: "Sort Desc", onSelect: () => sortDirected(column.sortKey ?? "", "-") },
+        ]
+      : []),
+    ...(column.id === "name"
+      ? []
+      : [
+          { label: pinnedIds.has(column.id) ? "Unpin column" : "Pin column", onSelect: () => togglePin(column.id) },
+          { label: "Hide column", onSelect: () => hideColumn(column.id) },
+        ]),
+  ];
 
   const sortBy = (key: string) => {
     let next: string | null = `-${key}`;
@@ -480,6 +625,7 @@ export function RunsTable({
             key={column.id}
             class={`grid-cell${column.sticky !== undefined ? " sticky" : ""}`}
             role="gridcell"
+            data-column={column.id}
             style={{ width: `${column.width}px`, left: column.sticky !== undefined ? `${column.sticky}px` : undefined }}
           >
             {column.render(run)}
@@ -498,6 +644,11 @@ export function RunsTable({
         {selected.size > 0 && (
           <div class="selection-bar" role="group" aria-label="Selected runs">
             <span>{selected.size} selected</span>
+            {selected.size >= 2 && (
+              <button type="button" class="btn btn-primary" onClick={() => navigate(comparePath(entity, project, [...selected]))}>
+                Compare {selected.size} runs
+              </button>
+            )}
             <button type="button" class="btn btn-danger" onClick={deleteSelected}>
               Delete…
             </button>
@@ -521,23 +672,28 @@ export function RunsTable({
               ))}
           </select>
         </label>
-        <a class="btn" href={projectPath(entity, project)}>
-          Back to workspace
+        <a
+          class="btn"
+          href={withQuery(projectPath(entity, project), Object.fromEntries(query.entries()))}
+          aria-label="Collapse the runs table into the sidebar"
+          title="Back to the workspace, the runs as a sidebar beside the charts"
+        >
+          <span aria-hidden="true">⤡ </span>Workspace
         </a>
-        <ColumnsMenu
-          columns={columns}
-          hidden={hidden}
-          onChange={(next) => {
-            setHidden(next);
-            try {
-              localStorage.setItem(storageKey(entity, project), JSON.stringify([...next]));
-            } catch {
-              /* not persisted */
-            }
-          }}
-        />
+        <ColumnsMenu columns={columns} hidden={hidden} pinned={pinnedIds} onChange={changeHidden} onTogglePin={togglePin} />
       </div>
       {error && <p class="error-text" role="alert">{error}</p>}
+      {menuFor && (
+        <ColumnMenu
+          open={menuFor}
+          items={menuItems(menuFor.column)}
+          onClose={(refocus) => {
+            const id = menuFor.column.id;
+            setMenuFor(null);
+            if (refocus) document.querySelector<HTMLElement>(`.grid-header [data-column="${CSS.escape(id)}"] .column-menu-button`)?.focus();
+          }}
+        />
+      )}
       {groupBy && <GroupedRuns entity={entity} project={project} runQuery={runQuery} by={groupBy} columns={visibleColumns} />}
       <div
         hidden={groupBy !== undefined}
@@ -550,6 +706,9 @@ export function RunsTable({
         tabIndex={0}
         onKeyDown={onKeyDown}
         onScroll={(event) => setScrollTop((event.target as HTMLDivElement).scrollTop)}
+        // The column menu is placed in the viewport: a wheel that scrolls the grid under it closes it
+        // (a scroll alone does not: bringing a header into view scrolls too).
+        onWheel={() => menuFor && setMenuFor(null)}
       >
         <div class="grid-header" role="row" aria-rowindex={1} style={{ width: `${width}px` }}>
           <div class="grid-cell sticky check" role="columnheader" style={{ width: "40px", left: "0px" }}>
@@ -608,6 +767,24 @@ export function RunsTable({
                 ) : (
                   <span class="head-label">{column.label}</span>
                 )}
+                <button
+                  type="button"
+                  class="column-menu-button"
+                  aria-label={`Column menu for ${fullLabel(column)}`}
+                  title="Sort, pin or hide"
+                  aria-haspopup="menu"
+                  aria-expanded={menuFor?.column.id === column.id}
+                  onClick={(event) => {
+                    if (menuFor?.column.id === column.id) {
+                      setMenuFor(null);
+                      return;
+                    }
+                    const box = (event.currentTarget as HTMLElement).getBoundingClientRect();
+                    setMenuFor({ column, left: Math.max(4, Math.min(window.innerWidth - 180, box.right - 160)), top: box.bottom + 2 });
+                  }}
+                >
+                  <span aria-hidden="true">…</span>
+                </button>
                 {column.id !== "name" && (
                   <button
                     type="button"
@@ -630,7 +807,7 @@ export function RunsTable({
         {total === 0 && <p class="empty">No runs match these filters.</p>}
       </div>
       <p class="hint">
-        Tip: focus the table and use ↑ ↓ PageUp PageDown Home End to move, Enter to open a run, Space to select. Sort by clicking a column header.
+        Tip: focus the table and use ↑ ↓ PageUp PageDown Home End to move, Enter to open a run, Space to select. Sort by clicking a column header; its … menu sorts, pins and hides.
       </p>
       <datalist id="move-projects">
         {projects.map((p) => (

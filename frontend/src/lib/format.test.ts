@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { formatAgo, formatBytes, formatDuration, formatNumber, formatValue, truncate } from "./format";
+import { formatAgo, formatBytes, formatDuration, formatNumber, formatValue, parseTruncMode, truncate, truncateName } from "./format";
 
 describe("format", () => {
   afterEach(() => vi.useRealTimers());
@@ -53,5 +53,17 @@ describe("format", () => {
     expect(truncate("abcdefghij", 5, "middle")).toBe("ab…ij");
     expect(truncate("abcdefghij", 5, "end")).toBe("abcd…");
     expect(truncate("abc", 5, "end")).toBe("abc");
+  });
+
+  it("truncates run names in the middle by default, keeping both ends", () => {
+    expect(truncateName("resnet-adam-sweep-fork-3", 16)).toBe("resnet-a…-fork-3");
+    expect(truncateName("resnet-adam-sweep-fork-3", 16, "end")).toBe("resnet-adam-swe…");
+    expect(truncateName("resnet-adam-sweep-fork-3", 16, "start")).toBe("…am-sweep-fork-3");
+    expect(truncateName("short", 16)).toBe("short");
+    expect(truncateName("resnet-adam-sweep-fork-3", 16).length).toBe(16);
+    expect(parseTruncMode(null)).toBe("middle");
+    expect(parseTruncMode("beginning")).toBe("start");
+    expect(parseTruncMode("end")).toBe("end");
+    expect(parseTruncMode("bogus")).toBe("middle");
   });
 });

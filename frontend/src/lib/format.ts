@@ -69,3 +69,20 @@ export function truncate(text: string, keep: number, where: "start" | "middle" |
   }
   return `${text.slice(0, keep - 1)}…`;
 }
+
+/** Where a long run name is shortened: at its end, in its middle (the default, as W&B's) or at its start. */
+export type TruncMode = "start" | "middle" | "end";
+
+export const TRUNC_MODES: TruncMode[] = ["middle", "end", "start"];
+
+/** The truncation mode a URL parameter names; "beginning" is accepted for "start"; anything else is the default, middle. */
+export function parseTruncMode(value: string | null | undefined): TruncMode {
+  if (value === "beginning") return "start";
+  return value === "start" || value === "end" ? value : "middle";
+}
+
+/** A run name in at most `maxChars` characters (an ellipsis included), shortened where `mode` says:
+ * `truncateName("resnet-adam-sweep-fork-3", 16, "middle")` is "resnet-a…-fork-3". */
+export function truncateName(name: string, maxChars: number, mode: TruncMode = "middle"): string {
+  return truncate(name, Math.max(2, Math.floor(maxChars)), mode);
+}
