@@ -21,13 +21,16 @@ import logging
 import math
 import re
 import time
+from array import array
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from branchline.records import INT32, MAX_KEY_LENGTH, MAX_KEYS
 from branchline.server.auth import Principal
 from branchline.server.errors import ApiError
 from branchline.server.wandb.context import SPECIAL_KEYS, WandbContext, context_for
@@ -41,30 +44,92 @@ router = APIRouter(tags=["wandb"], include_in_schema=False)
 Segment = Annotated[str, Path(min_length=1, max_length=128)]
 #: Largest body accepted (the client sends at most 10 MiB per request), compressed or not.
 MAX_BODY = 64 * 1024 * 1024
+#: Keys the store keeps for itself; a row holding one is never a float block.
+_STORE_KEYS = frozenset({"_step", "_timestamp", "_runtime"})
+_FLOAT_ONLY = {float}
 _LEGACY_LINE = re.compile(r"^(ERROR )?(\d{4}-\d\d-\d\dT[\d:.]+)\s?(.*)$", re.S)
 
 
 def _loads(line: str) -> Any:
     try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # NaN and Infinity, which orjson refuses
         return json.loads(line)
     except ValueError:
         return None
 
 
 def _history(offset: int, lines: list[str]) -> list[list[Any]]:
+    """HISTORY records, sequence = line offset + 1; consecutive rows of plain floats with the
+    same keys become one ROW_BLOCK (columns, as our SDK's writer sends them), which the store
+    applies without looking at each row: most of a long run's lines are such rows."""
     records: list[list[Any]] = []
+    block = _Block()
     for i, line in enumerate(lines):
         row = _loads(line)
         if not isinstance(row, dict):
             continue
         step = row.pop("_step", None)
-        runtime = row.pop("_runtime", 0.0)
-        stamp = row.pop("_timestamp", time.time())
+        runtime = _number(row.pop("_runtime", 0.0))
+        stamp = _number(row.pop("_timestamp", time.time()))
         row.pop("_wandb", None)
         if type(step) is not int:
             continue
-        records.append([offset + i + 1, int(RecordKind.HISTORY), step, _number(stamp), _number(runtime), row])
+        if not block.take(offset + i + 1, step, stamp, runtime, row):
+            block.flush(records)
+            if not block.take(offset + i + 1, step, stamp, runtime, row):
+                records.append([offset + i + 1, int(RecordKind.HISTORY), step, stamp, runtime, row])
+    block.flush(records)
     return records
+
+
+class _Block:
+    """A run of float rows with one key set, gathered into a ROW_BLOCK record."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.keys: tuple[str, ...] = ()
+        self.seqs, self.steps = array("q"), array("q")
+        self.stamps, self.runtimes, self.values = array("d"), array("d"), array("d")
+
+    def take(self, seq: int, step: int, stamp: float, runtime: float, row: dict[str, Any]) -> bool:
+        """Add the row when it is plain floats with this block's keys (any plain keys when empty)."""
+        if not row or not 0 <= step < INT32 or set(map(type, row.values())) != _FLOAT_ONLY:
+            return False
+        keys = tuple(row)
+        if self.seqs:
+            if keys != self.keys:
+                return False
+        elif not _plain_keys(row):
+            return False
+        self.keys = keys
+        self.seqs.append(seq)
+        self.steps.append(step)
+        self.stamps.append(stamp)
+        self.runtimes.append(runtime)
+        self.values.extend(row.values())
+        return True
+
+    def flush(self, records: list[list[Any]]) -> None:
+        if len(self.seqs) == 1:  # a lone row is a plain HISTORY record
+            row = dict(zip(self.keys, self.values, strict=True))
+            first = [self.steps[0], self.stamps[0], self.runtimes[0], row]
+            records.append([self.seqs[0], int(RecordKind.HISTORY), *first])
+        elif self.seqs:
+            columns = (self.seqs, self.steps, self.stamps, self.runtimes, self.values)
+            records.append([self.seqs[-1], int(RecordKind.ROW_BLOCK), list(self.keys), *(c.tobytes() for c in columns)])
+        self.reset()
+
+
+def _plain_keys(row: dict[str, Any]) -> bool:
+    """Keys a block may carry as they are: the others take the per-row path, which cleans them."""
+    if len(row) > MAX_KEYS or _STORE_KEYS & row.keys():
+        return False
+    return all(0 < len(k) <= MAX_KEY_LENGTH and "\x00" not in k for k in row)
 
 
 def _events(offset: int, lines: list[str]) -> list[list[Any]]:
@@ -167,6 +232,10 @@ def _decode(raw: bytes, encoding: str) -> Any:
         except (OSError, EOFError) as exc:
             raise ApiError(400, f"The body is not valid gzip data: {exc}.") from None
     try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # NaN and Infinity, which orjson refuses
         return json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, f"The body is not JSON: {exc}.") from None
