@@ -7,6 +7,7 @@ went in (pixels, table cells, histogram bins, samples) after the writer encoded 
 from __future__ import annotations
 
 import io
+import json
 import re
 import wave
 from pathlib import Path
@@ -94,10 +95,13 @@ def test_image_boxes_masks_file_types_and_lists(backend: Backend, quiet: dict[st
     run.finish()
     api_run = logged(backend, run)
     row = next(iter(api_run.scan_history()))
-    assert row["det"]["boxes"] == boxes
+    pred = row["det"]["boxes"]["pred"]  # the wandb client's shape: a boxes2D file, with the boxes inline too
+    assert pred["_type"] == "boxes2D" and pred["path"].startswith("media/metadata/boxes2D/det_0_")
+    assert pred["path"].endswith(".boxes2D.json") and pred["box_data"] == boxes["pred"]["box_data"]
+    assert json.loads(api_run.media(pred)) == {"box_data": boxes["pred"]["box_data"]}
     mask = row["det"]["masks"]["seg"]
     assert mask["_type"] == "mask" and mask["class_labels"] == {"1": "a"}
-    assert mask["path"].startswith("media/images/mask/det_0_")
+    assert mask["path"].startswith("media/images/mask/det_0_") and mask["path"].endswith(".mask.png")
     np.testing.assert_array_equal(pixels(api_run, mask), classes)
     assert row["jpg"]["path"].endswith(".jpg") and row["jpg"]["format"] == "jpg"
     batch = row["batch"]  # the wandb client's shape for a list of images under one key

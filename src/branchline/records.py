@@ -351,7 +351,7 @@ def _block_columns(record: list[Any], where: str) -> None:
 _STEP = integer(0, INT32 - 1)
 
 #: Media kinds a MEDIA record may carry (sdk/media): the writer encodes each into a run file.
-MEDIA_KINDS = frozenset({"image", "mask", "table", "audio", "video", "html"})
+MEDIA_KINDS = frozenset({"image", "mask", "boxes2D", "table", "audio", "video", "html"})
 #: Most raw bytes one MEDIA record may carry (the journal takes records up to 64 MiB).
 MAX_MEDIA_BYTES = 48 * 1024 * 1024
 

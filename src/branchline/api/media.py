@@ -3,12 +3,19 @@
 History values of media are descriptors (`{"_type": "image-file", "path": ..., "sha256": ...}`);
 the file belongs to the incarnation that logged it, which for a fork's inherited steps is its
 source. So the content is looked up along the incarnation's `forked_from` chain.
+
+The wandb client keeps a logged table in a `run_table` artifact (`run-<run id>-<key>`, whose
+`<key>.table.json` holds the cells, media as descriptors of files inside the artifact); the run
+file beside it has the plain cells only. So a table whose descriptor names such an artifact
+(`artifact_path`) is read from the artifact the run logged, and a media file not among the run's
+files is looked up in the run's logged artifacts by path and sha256.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +25,9 @@ from branchline.store.interface import ApiBackend, RunView
 __all__ = ["FILE_TYPES", "images_of", "media_bytes", "save_media", "table_frame"]
 
 #: Descriptor types that point at a run file.
-FILE_TYPES = frozenset({"image-file", "table-file", "audio-file", "video-file", "html-file", "mask"})
+FILE_TYPES = frozenset({"image-file", "table-file", "audio-file", "video-file", "html-file", "mask", "boxes2D"})
+#: How the wandb client names the artifact entry a table lives in.
+_CLIENT_ARTIFACT = "wandb-client-artifact://"
 _MAX_HOPS = 64
 
 
@@ -63,7 +72,76 @@ def media_bytes(backend: ApiBackend, view: RunView, value: Any) -> bytes:
             return data
         parent = current.forked_from
         current = backend.get_incarnation(str(parent["incarnation_id"])) if parent else None
+    found = _artifact_file(backend, view, path, sha)
+    if found is not None:
+        return found
     raise UsageError(f"No stored file {path!r} in run {view.entity}/{view.project}/{view.run_id} or its sources.")
+
+
+def _logged_tables(backend: ApiBackend, view: RunView) -> list[Any]:
+    """The `run_table` artifact versions the run logged (the wandb client's tables), oldest first."""
+    from branchline.artifacts import public
+
+    return [a for a in public.logged_artifacts(backend, view.incarnation_id) if a.type == "run_table"]
+
+
+def _entry_bytes(entry: Any) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="branchline-media-") as where:
+        return Path(entry.download(where)).read_bytes()
+
+
+def _artifact_file(backend: ApiBackend, view: RunView, path: str, sha: Any) -> bytes | None:
+    """A media file the wandb client stored inside a table's artifact (an image cell), by path and sha256."""
+    if not isinstance(sha, str):
+        return None
+    for artifact in _logged_tables(backend, view):
+        try:
+            entry = artifact.get_entry(path)
+        except KeyError:
+            continue
+        if entry.digest == sha:
+            return _entry_bytes(entry)
+    return None
+
+
+def _cells_match(plain: dict[str, Any], full: dict[str, Any]) -> bool:
+    """Whether the artifact's table `full` is the one whose plain cells the run file `plain` holds."""
+    if plain.get("columns") != full.get("columns") or len(plain.get("data") or []) != len(full.get("data") or []):
+        return False
+    for plain_row, full_row in zip(plain["data"], full["data"], strict=True):
+        for a, b in zip(plain_row, full_row, strict=False):
+            if not (isinstance(b, dict) and "_type" in b) and a != b:
+                return False
+    return True
+
+
+def _artifact_table(backend: ApiBackend, view: RunView, descriptor: dict[str, Any], plain: Any) -> Any:
+    """The table a wandb client's descriptor names, from the run's `run_table` artifact; None if not found.
+
+    The versions of `run-<id>-<key>` that hold `<key>.table.json` are taken in the order the run
+    logged them; when there are as many as the distinct tables the run logged under the key, the
+    descriptor's place among those picks its version, else the first whose plain cells match.
+    """
+    where = str(descriptor.get("artifact_path") or "")
+    if not where.startswith(_CLIENT_ARTIFACT) or not isinstance(plain, dict):
+        return None
+    name = where.removeprefix(_CLIENT_ARTIFACT).partition("/")[2]
+    candidates = []
+    for artifact in _logged_tables(backend, view):
+        try:
+            candidates.append(artifact.get_entry(name))
+        except KeyError:
+            continue
+    if len(candidates) > 1:
+        logged = backend.read_objects(view.incarnation_id, name.removesuffix(".table.json"))
+        order = list(dict.fromkeys(str(v.get("artifact_path")) for _, v in logged if isinstance(v, dict)))
+        if len(order) == len(candidates) and where in order:
+            candidates = [candidates[order.index(where)]]
+    for entry in candidates:
+        full = json.loads(_entry_bytes(entry))
+        if isinstance(full, dict) and _cells_match(plain, full):
+            return full
+    return None
 
 
 def save_media(backend: ApiBackend, view: RunView, value: Any, root: str | Path, replace: bool = True) -> Path:
@@ -79,11 +157,13 @@ def save_media(backend: ApiBackend, view: RunView, value: Any, root: str | Path,
 
 
 def table_frame(backend: ApiBackend, view: RunView, value: Any) -> Any:
-    """A logged table as a pandas DataFrame (media cells as their descriptors)."""
+    """A logged table as a pandas DataFrame (media cells as their descriptors, which `media_bytes` reads)."""
     import pandas as pd
 
     descriptor = _descriptor(value)
     if descriptor["_type"] != "table-file":
         raise UsageError(f"{descriptor['path']!r} is a {descriptor['_type']}, not a table-file.")
     body = json.loads(media_bytes(backend, view, descriptor))
+    if "artifact_path" in descriptor:  # the wandb client's: the cells are in the artifact
+        body = _artifact_table(backend, view, descriptor, body) or body
     return pd.DataFrame(body["data"], columns=body["columns"])

@@ -93,9 +93,12 @@ def _image(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
         width, height = picture.size
         data = _save(picture, file_type)
     fields: dict[str, Any] = {"format": file_type, "width": width, "height": height}
-    for name in ("caption", "grouping", "boxes"):
+    for name in ("caption", "grouping"):
         if payload.get(name) is not None:
             fields[name] = payload[name]
+    boxes = {name[6:]: desc for name, desc in children.items() if name.startswith("boxes:") and desc}
+    if boxes:
+        fields["boxes"] = boxes
     masks = {name[5:]: desc for name, desc in children.items() if name.startswith("mask:") and desc}
     if masks:
         fields["masks"] = masks
@@ -104,7 +107,15 @@ def _image(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
 
 def _mask(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
     data = payload["file"] if "file" in payload else _save(_pil().fromarray(_array(payload)), "png")
-    return Encoded("images/mask", "png", data, "mask", {"class_labels": payload.get("class_labels") or {}})
+    return Encoded("images/mask", "mask.png", data, "mask", {"class_labels": payload.get("class_labels") or {}})
+
+
+def _boxes(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
+    """A box set as the wandb client stores it: `{"box_data": [...], "class_labels": {...}}`."""
+    body = {name: payload[name] for name in ("box_data", "class_labels") if name in payload}
+    data = json.dumps(body, separators=(",", ":"), allow_nan=True).encode("utf-8")
+    # The boxes inline too, so a reader (the web app) draws them without fetching the file.
+    return Encoded("metadata/boxes2D", "boxes2D.json", data, "boxes2D", dict(body))
 
 
 def _table(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
@@ -173,6 +184,7 @@ def _html(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
 _ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Encoded]] = {
     "image": _image,
     "mask": _mask,
+    "boxes2D": _boxes,
     "table": _table,
     "audio": _audio,
     "video": _video,

@@ -1,8 +1,9 @@
 """`Image`: numpy HW / HWC / CHW arrays (uint8, bool, int or float), PIL images, torch tensors, files.
 
 Only shape, dtype and size are checked here; the pixels travel raw to the writer, which scales,
-transposes and encodes them (sdk/media/encode.py). Boxes are stored in the descriptor as given;
-masks are stored as PNG run files of their own, referred to from the descriptor.
+transposes and encodes them (sdk/media/encode.py). As the wandb client does, each box set is
+stored as a `boxes2D` JSON run file and each mask as a PNG run file, referred to from the image's
+descriptor; a box set's descriptor also carries its boxes inline (`box_data`, `class_labels`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,18 @@ class _Mask(Media):
         }
 
 
+class _Boxes(Media):
+    """A set of bounding boxes, stored as a `boxes2D` JSON run file (the wandb client's shape)."""
+
+    kind = "boxes2D"
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+
+    def payload(self) -> dict[str, Any]:
+        return dict(self.spec)
+
+
 def _boxes(boxes: Any) -> dict[str, Any]:
     if not isinstance(boxes, dict):
         raise TypeError(f"Image(boxes=...): expected a dict of box sets, got {short(boxes)}.")
@@ -81,7 +94,16 @@ def _boxes(boxes: Any) -> dict[str, Any]:
             raise ValueError(
                 f"Image(boxes={{{name!r}: ...}}): expected a dict with a 'box_data' list, got {short(spec)}."
             )
-        out[str(name)] = normalize(spec)
+        try:
+            out[str(name)] = normalize(spec)
+        except TypeError as exc:
+            raise TypeError(f"Image(boxes={{{name!r}: ...}}): {exc}") from None
+        for i, box in enumerate(out[str(name)]["box_data"]):
+            if not isinstance(box, dict) or not isinstance(box.get("position"), dict):
+                raise ValueError(
+                    f"Image(boxes={{{name!r}: ...}}): box_data[{i}] is {short(box)}; expected a dict with a "
+                    "'position' ({'minX', 'maxX', 'minY', 'maxY'} or {'middle', 'width', 'height'})."
+                )
     return out
 
 
@@ -171,7 +193,8 @@ class Image(Media):
         return cls(pixels, mode="RGBA", caption=caption)
 
     def children(self) -> dict[str, Media]:
-        return {f"mask:{name}": mask for name, mask in self.masks.items()}
+        boxes = {f"boxes:{name}": _Boxes(spec) for name, spec in (self.boxes or {}).items()}
+        return {**{f"mask:{name}": mask for name, mask in self.masks.items()}, **boxes}
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = dict(self._raw)
@@ -185,8 +208,6 @@ class Image(Media):
             body["caption"] = self.caption
         if self.grouping is not None:
             body["grouping"] = int(self.grouping)
-        if self.boxes is not None:
-            body["boxes"] = self.boxes
         return body
 
     def __repr__(self) -> str:
