@@ -222,6 +222,29 @@ def test_audio_video_html_read_back(backend: Backend, tmp_path: Path, quiet: dic
         (lambda: branchline.Audio(np.zeros((2, 2, 2)), sample_rate=8), ValueError, r"1-D array of samples"),
         (lambda: branchline.Video(np.zeros((2, 5, 4, 4))), ValueError, r"T×C×H×W array"),
         (lambda: branchline.Html(42), TypeError, r"expected an HTML string"),
+        (lambda: branchline.Image(None), TypeError, r"None \(a NoneType\) is not an image; expected a numpy array"),
+        (lambda: branchline.Image([[1, 2], [3]]), TypeError, r"\[\[1, 2\], \[3\]\] cannot be read as an array"),
+        (lambda: branchline.Image(np.zeros((0, 4))), ValueError, r"is 4×0 pixels; each side must be from 1 to 65535"),
+        (
+            lambda: branchline.Image(np.zeros((4, 4)), masks={"m": {"mask_data": np.zeros((4, 4, 3))}}),
+            ValueError,
+            r"mask 'm': mask_data must be an H×W array of integer class ids, got float64 \(4, 4, 3\)",
+        ),
+        (
+            lambda: branchline.Image(np.zeros((4, 4)), boxes={"p": {"box_data": [{"class_id": 1}]}}),
+            ValueError,
+            r"box_data\[0\] is \{'class_id': 1\}; expected a dict with a 'position'",
+        ),
+        (lambda: branchline.Histogram(["a", "b"]), TypeError, r"\['a', 'b'\] holds values of dtype <U1"),
+        (lambda: branchline.Histogram([]), ValueError, r"the sequence is empty"),
+        (lambda: branchline.Histogram([float("inf"), float("nan")]), ValueError, r"no finite values"),
+        (lambda: branchline.Table(columns=["a"], data=[1, 2]), TypeError, r"row 0 is 1; expected a list of rows"),
+        (lambda: branchline.Table(columns=["a"], data=[[object()]]), TypeError, r"the cell \[0\]\['a'\] holds <object"),
+        (
+            lambda: branchline.Table(columns=["a", "b"]).add_data(1, 2, 3),
+            ValueError,
+            r"the row \[1, 2, 3\] has 3 values but the table has 2 columns \(a, b\)",
+        ),
     ],
 )
 def test_bad_input_names_the_value_and_what_was_expected(make: Any, error: type, message: str) -> None:

@@ -33,8 +33,8 @@ class Media:
 
 
 def short(value: Any) -> str:
-    """A value named in an error message, kept short."""
-    text = repr(value)
+    """A value named in an error message, kept short and on one line."""
+    text = " ".join(repr(value).split())
     return text if len(text) <= 80 else text[:77] + "..."
 
 

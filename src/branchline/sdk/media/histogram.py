@@ -28,7 +28,10 @@ def _counts(values: Any, num_bins: int) -> tuple[list[float], list[float]]:
 
     array = array_of(values, "Histogram").ravel()
     if array.dtype.kind not in "buif":
-        raise TypeError(f"Histogram: values of dtype {array.dtype} cannot be counted; expected numbers.")
+        raise TypeError(
+            f"Histogram: {short(values)} holds values of dtype {array.dtype}, which cannot be counted; "
+            "expected a sequence or array of numbers."
+        )
     if array.dtype.kind == "b":
         array = array.astype(np.uint8)
     if array.size == 0:

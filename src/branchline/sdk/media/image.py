@@ -158,6 +158,11 @@ class Image(Media):
         import numpy as np
 
         array = array_of(value, "Image")
+        if array.dtype.kind == "O" or array.ndim == 0:
+            raise TypeError(
+                f"Image: {short(value)} (a {type(value).__name__}) is not an image; expected a numpy array or "
+                "torch tensor of pixels, a PIL image, or a path to an image file."
+            )
         if array.dtype.kind not in _DTYPE_KINDS:
             raise TypeError(
                 f"Image: an array of dtype {array.dtype} is not an image; expected uint8, bool, int or float pixels."

@@ -6,7 +6,7 @@ media cells are stored as run files of their own and replaced by their descripto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from branchline.sdk.media.base import Media, short
@@ -67,7 +67,12 @@ class Table(Media):
         if len(set(self.columns)) != len(self.columns):
             raise ValueError(f"Table(columns={self.columns!r}): column names must be unique.")
         self.data: list[list[Any]] = []
-        for row in rows_in or ():
+        for index, row in enumerate(rows_in or ()):
+            if isinstance(row, str | bytes) or not isinstance(row, Sequence | Iterable):
+                raise TypeError(
+                    f"Table(data=...): row {index} is {short(row)}; expected a list of rows, each a list of "
+                    f"{len(self.columns)} values ({', '.join(self.columns)})."
+                )
             self.add_data(*row)
 
     @property
