@@ -112,7 +112,7 @@ def _mask(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
 
 def _boxes(payload: dict[str, Any], children: dict[str, Any]) -> Encoded:
     """A box set as the wandb client stores it: `{"box_data": [...], "class_labels": {...}}`."""
-    body = {name: payload[name] for name in ("box_data", "class_labels") if name in payload}
+    body: dict[str, Any] = {name: payload[name] for name in ("box_data", "class_labels") if name in payload}
     data = json.dumps(body, separators=(",", ":"), allow_nan=True).encode("utf-8")
     # The boxes inline too, so a reader (the web app) draws them without fetching the file.
     return Encoded("metadata/boxes2D", "boxes2D.json", data, "boxes2D", dict(body))
