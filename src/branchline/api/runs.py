@@ -62,6 +62,8 @@ class Run:
         self.tags: list[str] = list(view.tags)
         self.group: str = view.group
         self.job_type: str = view.job_type
+        #: Readable by the members of its entity only, even in a public project (set it, then `update()`).
+        self.private: bool = view.private
         self.config: dict[str, Any] = copy.deepcopy(view.config)
         self.summary: RunSummary = RunSummary(view.summary, self._save_summary)
 
@@ -151,8 +153,13 @@ class Run:
 
     @property
     def runtime(self) -> float:
-        """Seconds the run has been running (summed over resumes)."""
+        """Runtime: wall-clock seconds from the start to the end (to now while running), pauses included."""
         return self._view.runtime
+
+    @property
+    def duration(self) -> float:
+        """Duration: seconds the run was actively running, pauses between a finish and a resume excluded."""
+        return self._view.duration
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -351,7 +358,7 @@ class Run:
         return self
 
     def update(self) -> None:
-        """Persist edits of name, notes, tags, group, job_type, config and summary."""
+        """Persist edits of name, notes, tags, group, job_type, private, config and summary."""
         self._check_writable("update")
         view = self._view
         changes: dict[str, Any] = {}
@@ -361,6 +368,7 @@ class Run:
             ("tags", view.tags),
             ("group", view.group),
             ("job_type", view.job_type),
+            ("private", view.private),
             ("config", view.config),
             ("summary", view.summary),
         ):

@@ -86,6 +86,8 @@ def _run_record(run: Run) -> dict[str, Any]:
         "created_at": run.created_at,
         "heartbeat_at": run.heartbeat_at,
         "runtime": run.runtime,
+        "duration": run.duration,
+        "private": run.private,
         "tags": run.tags,
         "group": run.group,
         "job_type": run.job_type,
@@ -158,6 +160,7 @@ def _print_table(shown: list[Run], total: int, extra: str | None, where: str) ->
     table.add_column("State")
     table.add_column("Created (UTC)", no_wrap=True)
     table.add_column("Runtime", justify="right")
+    table.add_column("Duration", justify="right")
     table.add_column("Tags")
     if extra:
         table.add_column(extra, justify="right")
@@ -168,6 +171,7 @@ def _print_table(shown: list[Run], total: int, extra: str | None, where: str) ->
             run.state,
             run.created_at.replace("T", " "),
             f"{run.runtime:.1f}s",
+            f"{run.duration:.1f}s",
             ", ".join(run.tags),
         ]
         if extra:
@@ -216,6 +220,8 @@ def show(
             "created_at",
             "heartbeat_at",
             "runtime",
+            "duration",
+            "private",
             "last_step",
             "tags",
             "group",

@@ -5,6 +5,8 @@ Rules (DESIGN.md "Server"):
   a missing header makes the caller anonymous; a malformed, unknown or revoked key is a 401;
 - members of an entity (the user's own name, or a team they belong to) read and write its projects;
 - a public project is readable by anyone, anonymous callers included, and writable by members only;
+- a private run (`private` on the run) is readable by its entity's members only, even in a public
+  project: to anyone else it is a 404 and it is left out of lists and counts;
 - with auth off (`branchline ui` and a loopback `branchline server` without users) the caller is
   the local single user, who may do anything a read-only server allows.
 
@@ -35,6 +37,7 @@ from starlette.responses import Response
 from branchline.server.errors import ApiError, ApiJSONResponse
 from branchline.server.models import Ok
 from branchline.store import Store
+from branchline.store.interface import RunCatalog
 
 __all__ = [
     "ANONYMOUS_NAME",
@@ -47,10 +50,14 @@ __all__ = [
     "can_read",
     "can_write",
     "check_access",
+    "check_incarnation_visible",
+    "check_run_visible",
     "get_principal",
     "principal_from_header",
     "principal_from_key",
     "router",
+    "sees_private_runs",
+    "visible_runs_filter",
 ]
 
 ANONYMOUS_NAME = "anonymous"
@@ -101,6 +108,33 @@ def can_write(principal: Principal, entity: str, project: str) -> bool:
     if not principal.can_write:
         return False
     return principal.local or entity in principal.entities
+
+
+def sees_private_runs(principal: Principal, entity: str) -> bool:
+    """A private run is readable by the members of its entity (and the local user) only."""
+    return principal.local or entity in principal.entities
+
+
+def check_run_visible(principal: Principal, entity: str, private: bool, what: str) -> None:
+    """A private run is a 404 to anyone else, as if it did not exist: its existence is not revealed."""
+    if private and not sees_private_runs(principal, entity):
+        raise ApiError(404, f"{what} not found.", code="run_not_found")
+
+
+def check_incarnation_visible(store: RunCatalog, principal: Principal, entity: str, incarnation_id: str) -> None:
+    """`check_run_visible` for an incarnation id (one lookup, only for callers outside the entity)."""
+    if sees_private_runs(principal, entity):
+        return
+    view = store.get_incarnation(incarnation_id)
+    check_run_visible(principal, entity, view is not None and view.private, f"Incarnation {incarnation_id!r}")
+
+
+def visible_runs_filter(principal: Principal, entity: str, filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`filters`, narrowed to the runs `principal` may see: private runs are left out for non-members."""
+    if sees_private_runs(principal, entity):
+        return filters
+    public_only: dict[str, Any] = {"private": {"$ne": True}}
+    return public_only if not filters else {"$and": [filters, public_only]}
 
 
 def check_access(principal: Principal, entity: str, project: str, *, write: bool = False) -> None:

@@ -24,7 +24,7 @@ from branchline.artifacts.blobstores import BlobStore
 from branchline.errors import UsageError
 from branchline.server import run_files_api
 from branchline.server.artifact_models import AliasesBody, CommitBody, DigestList, UseBody, VersionEdit
-from branchline.server.auth import AuthPrincipalDep, Principal, check_access
+from branchline.server.auth import AuthPrincipalDep, Principal, check_access, check_incarnation_visible
 from branchline.server.blob_storage import (
     blob_store,
     has_stored_file,
@@ -266,6 +266,7 @@ def _run_versions(store: StoreInterface, principal: Principal, incarnation_id: s
     if owner is None:
         raise ApiError(404, f"No incarnation {incarnation_id!r}.", field="incarnation_id")
     check_access(principal, owner[0], owner[1])
+    check_incarnation_visible(store, principal, owner[0], incarnation_id)
     return [_row(r) for r in store.run_artifacts(incarnation_id, role)]
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer
 
 from branchline.server.guards import SafeText
 
@@ -127,22 +128,22 @@ class RunBrief(BaseModel):
     started_at: float
     heartbeat_at: float
     finished_at: float | None
-    runtime: float
+    runtime: float = Field(
+        description="Runtime: wall-clock seconds from the start to the end (to now while running), "
+        "pauses between a finish and a resume included."
+    )
+    duration: float = Field(
+        description="Duration: seconds the run was actively running, pauses excluded (at most `runtime`)."
+    )
     last_step: int
     archived: bool
     ordinal: int
     forked_from: ForkedFrom | None
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def duration(self) -> float:
-        """Wall-clock seconds from start to finish, or to the last heartbeat while running."""
-        end = self.finished_at if self.finished_at is not None else self.heartbeat_at
-        return max(0.0, float(end) - float(self.started_at))
-
 
 class RunItem(RunBrief):
     notes: str
+    private: bool = Field(description="Readable by the members of its entity only, even in a public project.")
     tags: list[str]
     group: str
     job_type: str
@@ -154,6 +155,22 @@ class RunItem(RunBrief):
     starting_step: int
     config: dict[str, Any]
     summary: dict[str, Any]
+
+    @field_serializer("config", "summary")
+    def _non_finite_as_text(self, doc: dict[str, Any]) -> dict[str, Any]:
+        # JSON has no NaN or infinity: send "NaN", "Infinity", "-Infinity" so the web app shows the
+        # value as logged, not as a missing one (null).
+        return _spell_non_finite(doc)  # type: ignore[no-any-return]
+
+
+def _spell_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _spell_non_finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_spell_non_finite(v) for v in value]
+    return value
 
 
 class RunList(BaseModel):
@@ -177,6 +194,9 @@ class RunPatch(_Strict):
     tags: Annotated[list[Tag], Field(max_length=200)] | None = None
     group: Text256 | None = None
     job_type: Text256 | None = None
+    private: bool | None = Field(
+        None, description="Make the run private to its entity's members (true) or visible with its project (false)."
+    )
 
 
 class MoveRequest(_Strict):

@@ -20,6 +20,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from branchline.server import blobs_api
+from branchline.server.auth import check_incarnation_visible, check_run_visible
 from branchline.server.deps import (
     ChartPoolDep,
     EntityPath,
@@ -84,7 +85,9 @@ def current_run(
     entity: EntityPath, project: ProjectPath, run_id: RunIdPath, store: StoreDep, principal: PrincipalDep
 ) -> RunView:
     authorize(principal, entity, project)
-    return find_run(store, entity, project, run_id)
+    run = find_run(store, entity, project, run_id)
+    check_run_visible(principal, entity, run.private, f"Run {entity}/{project}/{run_id}")
+    return run
 
 
 def any_incarnation(
@@ -96,7 +99,9 @@ def any_incarnation(
     principal: PrincipalDep,
 ) -> RunView:
     authorize(principal, entity, project)
-    return find_incarnation(store, entity, project, run_id, incarnation_id)
+    view = find_incarnation(store, entity, project, run_id, incarnation_id)
+    check_run_visible(principal, entity, view.private, f"Run {entity}/{project}/{run_id}")
+    return view
 
 
 def _keys_of(store: StoreInterface, incarnation_ids: list[str], stream: int) -> dict[str, dict[str, Any]]:
@@ -140,6 +145,7 @@ def _check_incarnations(store: StoreInterface, principal: Any, ids: list[str]) -
         if owner is None:
             raise ApiError(404, f"No incarnation {inc_id!r}.", field=f"incarnations.{index}")
         authorize(principal, *owner)
+        check_incarnation_visible(store, principal, owner[0], inc_id)
 
 
 @router.post("/series", response_model=SeriesResponse, summary="Chart series of many runs, downsampled (min/max)")

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from branchline.server.auth import check_incarnation_visible
 from branchline.server.deps import ChartPoolDep, IncarnationPath, PrincipalDep, SettingsDep, StoreDep, authorize
 from branchline.server.errors import ApiError
 from branchline.server.models import ErrorBody, MediaRequest, MediaResponse
@@ -127,6 +128,7 @@ def get_media_file(
     if incarnation_id not in owners:
         raise ApiError(404, f"No incarnation {incarnation_id!r}.", field="incarnation_id")
     authorize(principal, *owners[incarnation_id])
+    check_incarnation_visible(store, principal, owners[incarnation_id][0], incarnation_id)
     for inc in chain:
         owner = owners.get(inc)
         if owner is None or (owner != owners[incarnation_id] and not _may_read(principal, owner)):

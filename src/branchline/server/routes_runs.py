@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from branchline.errors import UsageError
+from branchline.server.auth import Principal, sees_private_runs, visible_runs_filter
 from branchline.server.deps import (
     EntityPath,
     PrincipalDep,
@@ -74,10 +75,14 @@ def build_filters(filters: str | None, search: str | None, states: list[str] | N
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def _detail(store: StoreInterface, view: RunView, run: RunView | None = None) -> RunDetail:
+def _detail(
+    store: StoreInterface, view: RunView, run: RunView | None = None, principal: Principal | None = None
+) -> RunDetail:
     """The Overview of `view` (the run itself, or one of its incarnations when `run` is given)."""
     owner = run or view
     forks = store.forks(owner)
+    if principal is not None:  # a private fork stays hidden from readers outside its entity
+        forks = [f for f in forks if not f.private or sees_private_runs(principal, f.entity)]
     if run is not None and view.incarnation_id != run.incarnation_id:
         forks = [f for f in forks if (f.forked_from or {}).get("incarnation_id") == view.incarnation_id]
     return run_detail(view, current_incarnation_id=owner.incarnation_id, archived=store.archived(owner), forks=forks)
@@ -110,7 +115,7 @@ def list_runs(
         raise ApiError(
             422, f"order {order!r} is not a sort key such as -created_at.", code="invalid_request", field="order"
         )
-    combined = build_filters(filters, search, state)
+    combined = visible_runs_filter(principal, entity, build_filters(filters, search, state))
     try:
         total = store.count_runs(entity, project, filters=combined)
     except UsageError as exc:
@@ -123,8 +128,8 @@ def list_runs(
 
 
 @router.get(RUN, response_model=RunDetail, summary="A run: every Overview field, archived incarnations and forks")
-def get_run(store: StoreDep, run: Annotated[RunView, Depends(current_run)]) -> RunDetail:
-    return _detail(store, run)
+def get_run(store: StoreDep, principal: PrincipalDep, run: Annotated[RunView, Depends(current_run)]) -> RunDetail:
+    return _detail(store, run, principal=principal)
 
 
 @router.get(
@@ -136,11 +141,12 @@ def get_incarnation(
     store: StoreDep,
     run: Annotated[RunView, Depends(current_run)],
     view: Annotated[RunView, Depends(any_incarnation)],
+    principal: PrincipalDep,
 ) -> RunDetail:
-    return _detail(store, view, run)
+    return _detail(store, view, run, principal)
 
 
-@router.patch(RUN, response_model=RunDetail, summary="Edit a run's name, notes, tags, group or job type")
+@router.patch(RUN, response_model=RunDetail, summary="Edit a run's name, notes, tags, group, job type or privacy")
 def patch_run(
     entity: EntityPath,
     project: ProjectPath,
@@ -154,7 +160,10 @@ def patch_run(
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
     if not fields:
         raise ApiError(
-            422, "Give at least one of name, notes, tags, group, job_type.", code="invalid_request", field="body"
+            422,
+            "Give at least one of name, notes, tags, group, job_type, private.",
+            code="invalid_request",
+            field="body",
         )
     if "tags" in fields:
         fields["tags"] = list(dict.fromkeys(fields["tags"]))

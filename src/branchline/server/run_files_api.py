@@ -15,7 +15,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from branchline.server.auth import AuthPrincipalDep, Principal, check_access
+from branchline.server.auth import AuthPrincipalDep, Principal, check_access, check_incarnation_visible
 from branchline.server.blob_storage import blob_store, pack, receive
 from branchline.server.deps import get_store
 from branchline.server.errors import ApiError
@@ -38,6 +38,7 @@ def _incarnation_owner(
     if owner is None:
         raise ApiError(404, f"No incarnation {incarnation_id!r}.", field="incarnation_id")
     check_access(principal, owner[0], owner[1], write=write)
+    check_incarnation_visible(store, principal, owner[0], incarnation_id)
 
 
 @router.put("/{incarnation_id}/{path:path}", summary="Upload a run file's content (stored by sha256)")

@@ -21,7 +21,16 @@ from starlette.concurrency import run_in_threadpool
 
 from branchline.errors import UsageError
 from branchline.records import RecordError, clean_json
-from branchline.server.auth import AuthPrincipalDep, Principal, can_read, check_access
+from branchline.server.auth import (
+    AuthPrincipalDep,
+    Principal,
+    can_read,
+    check_access,
+    check_incarnation_visible,
+    check_run_visible,
+    sees_private_runs,
+    visible_runs_filter,
+)
 from branchline.server.deps import IncarnationPath, get_store
 from branchline.server.errors import ApiError
 from branchline.server.guards import SafeText
@@ -69,6 +78,7 @@ class RunFields(BaseModel):
     tags: Annotated[list[Text256], Field(max_length=1000)] | None = None
     group: Text256 | None = None
     job_type: Text256 | None = None
+    private: bool | None = None
     config: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
 
@@ -104,6 +114,7 @@ def _owner(store: StoreInterface, principal: Principal, incarnation_id: str, *, 
     if owner is None:
         raise ApiError(404, f"No incarnation {incarnation_id!r}.", field="incarnation_id")
     check_access(principal, owner[0], owner[1], write=write)
+    check_incarnation_visible(store, principal, owner[0], incarnation_id)
 
 
 def _incarnation(store: StoreInterface, principal: Principal, incarnation_id: str, *, write: bool = False) -> RunView:
@@ -124,6 +135,7 @@ def _get_run(store: StoreInterface, principal: Principal, entity: str, project: 
     view = store.get_run(entity, project, run_id)
     if view is None:
         raise ApiError(404, f"Run {entity}/{project}/{run_id} not found.", code="run_not_found")
+    check_run_visible(principal, entity, view.private, f"Run {entity}/{project}/{run_id}")
     return view_to_wire(view)
 
 
@@ -144,9 +156,8 @@ def _checked_filters(filters: dict[str, Any] | None) -> None:
 def _query(store: StoreInterface, principal: Principal, entity: str, project: str, body: RunQuery) -> Any:
     check_access(principal, entity, project)
     _checked_filters(body.filters)
-    views = store.list_runs(
-        entity, project, filters=body.filters, order=body.order, limit=body.limit, offset=body.offset
-    )
+    filters = visible_runs_filter(principal, entity, body.filters)
+    views = store.list_runs(entity, project, filters=filters, order=body.order, limit=body.limit, offset=body.offset)
     return [view_to_wire(v) for v in views]
 
 
@@ -160,7 +171,7 @@ async def query_runs(
 def _count(store: StoreInterface, principal: Principal, entity: str, project: str, body: RunQuery) -> Any:
     check_access(principal, entity, project)
     _checked_filters(body.filters)
-    return {"count": store.count_runs(entity, project, filters=body.filters)}
+    return {"count": store.count_runs(entity, project, filters=visible_runs_filter(principal, entity, body.filters))}
 
 
 @router.post("/runs/{entity}/{project}/count", summary="How many runs match a filter", responses=_BINARY)
@@ -186,7 +197,11 @@ def _related(store: StoreInterface, principal: Principal, incarnation_id: str, w
     view = _incarnation(store, principal, incarnation_id)
     found = store.archived(view) if which == "archived" else store.forks(view)
     # Forks may live in other projects: show only those the caller may read.
-    return [view_to_wire(v) for v in found if can_read(principal, v.entity, v.project)]
+    return [
+        view_to_wire(v)
+        for v in found
+        if can_read(principal, v.entity, v.project) and (not v.private or sees_private_runs(principal, v.entity))
+    ]
 
 
 @router.get("/incarnations/{incarnation_id}/archived", summary="The run's archived incarnations", responses=_BINARY)

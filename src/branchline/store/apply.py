@@ -65,6 +65,7 @@ class _Batch:
         self.last_rt = 0.0
         self.last_step = int(inc.last_step)
         self.runtime = float(inc.runtime)
+        self.exited = False
         self.lines: list[dict[str, Any]] = []
         self.line_no: int | None = None
         self.files: list[dict[str, Any]] = []
@@ -111,6 +112,8 @@ class _Batch:
             state.summary["_step"] = self.last_step
             state.summary["_runtime"] = self.last_rt
             state.summary["_timestamp"] = self.last_ts
+        if self.exited:  # the summary's `_runtime` ends as the run's Runtime, as wandb rewrites it at exit
+            state.summary["_runtime"] = self.runtime
         conn = self.conn
         write_numeric(conn, self.inc_id, self.cols)
         upsert(conn, history_values, self.cols.objects)
@@ -202,6 +205,7 @@ def _meta(b: _Batch, values: dict[str, Any]) -> None:
 def _exit(b: _Batch, exit_code: int, state: str, runtime: float) -> None:
     b.inc_fields.update(exit_code=int(exit_code), state=str(state), finished_at=b.now)
     b.runtime = max(b.runtime, float(runtime))
+    b.exited = True
 
 
 def _preempting(b: _Batch) -> None:

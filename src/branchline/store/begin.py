@@ -120,6 +120,10 @@ class _Begin:
             raise UsageError(
                 f"Run {spec.run_id!r} is still running (pid {cur.pid}); it cannot be resumed twice at once."
             )
+        # The time since the run last ended is a pause: Runtime (wall clock) counts it, Duration does
+        # not. The SDK clock continues from the runtime including it, so `_runtime` stays wall clock.
+        ended = cur.finished_at if cur.finished_at is not None else cur.heartbeat_at
+        pause = max(0.0, self.now - float(ended))
         self.conn.execute(
             update(incarnations)
             .where(incarnations.c.id == cur.id)
@@ -127,6 +131,8 @@ class _Begin:
                 state=RunState.RUNNING.value,
                 exit_code=None,
                 finished_at=None,
+                runtime=float(cur.runtime) + pause,
+                paused=float(cur.paused) + pause,
                 heartbeat_at=self.now,
                 pid=spec.pid,
                 host=spec.host,

@@ -18,7 +18,9 @@ Semantics (also in docs/api.md):
 * Text columns (`state`, `display_name`, `name`, `group`, `jobType`, `host`, `username`, `notes`)
   compare as strings in code-point order; `$exists` means non-empty.
 * `createdAt`/`heartbeatAt` take ISO-8601 strings (naive means UTC) or epoch seconds; `duration`
-  is the runtime in seconds.
+  is the active time in seconds (pauses between a finish and a resume excluded) and `runtime` the
+  wall-clock time from start to end (pauses included).
+* `private` is true or false (`$eq`/`$ne`): whether the run is private to its entity.
 """
 
 from __future__ import annotations
@@ -86,7 +88,11 @@ _TIME_COLUMNS: dict[str, Any] = {
     "heartbeatAt": incarnations.c.heartbeat_at,
     "heartbeat_at": incarnations.c.heartbeat_at,
 }
-_NUMBER_COLUMNS: dict[str, Any] = {"duration": incarnations.c.runtime}
+_NUMBER_COLUMNS: dict[str, Any] = {
+    "duration": incarnations.c.runtime - incarnations.c.paused,
+    "runtime": incarnations.c.runtime,
+}
+_BOOL_COLUMNS: dict[str, Any] = {"private": runs.c.private}
 _JSON_COLUMNS: dict[str, Any] = {
     "config": incarnations.c.config,
     "summary_metrics": incarnations.c.summary,
@@ -94,7 +100,15 @@ _JSON_COLUMNS: dict[str, Any] = {
 }
 
 #: Every field a filter may name (plus `config.<key>` and `summary_metrics.<key>`).
-FILTER_FIELDS = (*_TEXT_COLUMNS, *_TIME_COLUMNS, *_NUMBER_COLUMNS, "tags", "config.<key>", "summary_metrics.<key>")
+FILTER_FIELDS = (
+    *_TEXT_COLUMNS,
+    *_TIME_COLUMNS,
+    *_NUMBER_COLUMNS,
+    *_BOOL_COLUMNS,
+    "tags",
+    "config.<key>",
+    "summary_metrics.<key>",
+)
 #: Every key `order` may name, after an optional `+` (ascending) or `-` (descending).
 ORDER_FIELDS = (*_TIME_COLUMNS, *_NUMBER_COLUMNS, *_TEXT_COLUMNS, "config.<key>", "summary_metrics.<key>")
 
@@ -407,6 +421,16 @@ def _number_op(
     raise _unknown_operator(op, field)
 
 
+def _bool_op(column: Any, field: str, op: str, value: Any) -> ColumnElement[bool]:
+    if op in ("$eq", "$ne"):
+        if not isinstance(value, bool):
+            raise UsageError(f"Filter on {field!r} takes true or false, got {value!r}.")
+        return (column == value) if op == "$eq" else (column != value)  # type: ignore[no-any-return]
+    if op == "$exists":
+        return true() if _expect_bool(op, field, value) else false()
+    raise UsageError(f"Filter on {field!r} takes $eq or $ne with true or false, not {op}.")
+
+
 def _plain_number(value: Any, field: str) -> float:
     if not _is_number(value):
         raise UsageError(f"Filter on {field!r} takes a number, got {value!r}.")
@@ -476,6 +500,8 @@ def _field_condition(field: str, op: str, value: Any, dialect: str) -> ColumnEle
         return _number_op(_TIME_COLUMNS[field], field, op, value, _timestamp)
     if field in _NUMBER_COLUMNS:
         return _number_op(_NUMBER_COLUMNS[field], field, op, value, _plain_number)
+    if field in _BOOL_COLUMNS:
+        return _bool_op(_BOOL_COLUMNS[field], field, op, value)
     if field == "tags":
         return _tags_op(field, op, value, dialect)
     path = _json_path(field, dialect)

@@ -66,15 +66,25 @@ class RunView:
     metadata: dict[str, Any]
     starting_step: int
     last_step: int
+    #: Runtime: wall-clock seconds from the start to the end (or to now, while running), pauses included.
     runtime: float
     archived: bool
     ordinal: int
     stop_requested: bool
     forked_from: dict[str, Any] | None
+    #: Seconds spent paused between a finish (or crash) and a resume.
+    paused: float = 0.0
+    #: Readable by the members of its entity only, even in a public project.
+    private: bool = False
 
     @property
     def path(self) -> str:
         return f"{self.entity}/{self.project}/{self.run_id}"
+
+    @property
+    def duration(self) -> float:
+        """Duration: seconds the run was actively running, pauses excluded (never above `runtime`)."""
+        return max(0.0, self.runtime - self.paused)
 
 
 _NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
@@ -111,6 +121,7 @@ def run_select(current_only: bool = True) -> Select[Any]:
             runs.c.created_at,
             runs.c.updated_at,
             runs.c.stop_requested,
+            runs.c.private,
             incarnations.c.state,
             incarnations.c.exit_code,
             incarnations.c.started_at,
@@ -123,6 +134,7 @@ def run_select(current_only: bool = True) -> Select[Any]:
             incarnations.c.starting_step,
             incarnations.c.last_step,
             incarnations.c.runtime,
+            incarnations.c.paused,
             incarnations.c.archived,
             incarnations.c.ordinal,
             incarnations.c.parent_id,
@@ -165,12 +177,25 @@ def to_view(conn: Connection, row: Any, *, with_lineage: bool = True) -> RunView
         metadata=dict(row.run_metadata or {}),
         starting_step=row.starting_step,
         last_step=row.last_step,
-        runtime=row.runtime,
+        runtime=_runtime(row),
         archived=bool(row.archived),
         ordinal=row.ordinal,
         stop_requested=bool(row.stop_requested),
         forked_from=forked,
+        paused=float(row.paused),
+        private=bool(row.private),
     )
+
+
+_LIVE = frozenset({"running", "preempting", "pending"})
+
+
+def _runtime(row: Any) -> float:
+    """The stored runtime (the SDK clock at the last record), or the wall clock so far while live."""
+    stored = float(row.runtime)
+    if row.state in _LIVE and row.finished_at is None:
+        return max(stored, float(row.heartbeat_at) - float(row.started_at))
+    return stored
 
 
 def read_series(

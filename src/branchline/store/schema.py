@@ -98,6 +98,8 @@ runs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("stop_requested", Boolean, nullable=False, default=False),
+    # Revision 0006: a private run is readable by its entity's members only, even in a public project.
+    Column("private", Boolean, nullable=False, default=False),
     UniqueConstraint("project_id", "run_id", name="uq_runs_project_run_id"),
     Index("ix_runs_project_created", "project_id", "created_at"),
 )
@@ -125,11 +127,15 @@ incarnations = Table(
     Column("host", String(256), nullable=False, default=""),
     Column("starting_step", BigInteger, nullable=False, default=0),
     Column("last_step", BigInteger, nullable=False, default=-1),
+    # Wall-clock seconds since the start, pauses included (the SDK clock continues past a pause).
     Column("runtime", Float, nullable=False, default=0.0),
     Column("config", Json, nullable=False),
     Column("summary", Json, nullable=False),
     Column("metrics", Json, nullable=False),  # define_metric definitions + aggregate state
     Column("run_metadata", Json, nullable=False),
+    # Revision 0006: seconds spent paused between a finish (or crash) and a resume; Duration is
+    # runtime - paused.
+    Column("paused", Float, nullable=False, default=0.0),
     Index("ix_incarnations_run", "run_pk"),
     Index("ix_incarnations_parent", "parent_id"),
 )

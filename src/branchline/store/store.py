@@ -270,8 +270,15 @@ class Store(AuthStoreMixin, WorkspaceStoreMixin):
             return [reads.to_view(conn, row) for row in rows]
 
     def update_run(self, run: RunView, **fields: Any) -> None:
-        """Edit name, notes, tags, group, job_type (on the run) and config, summary (on its incarnation)."""
-        columns = {"name": "name", "notes": "notes", "tags": "tags", "group": "run_group", "job_type": "job_type"}
+        """Edit name, notes, tags, group, job_type, private (on the run) and config, summary (on its incarnation)."""
+        columns = {
+            "name": "name",
+            "notes": "notes",
+            "tags": "tags",
+            "group": "run_group",
+            "job_type": "job_type",
+            "private": "private",
+        }
         run_values = {columns[k]: v for k, v in fields.items() if k in columns}
         inc_values = {k: v for k, v in fields.items() if k in ("config", "summary")}
         unknown = set(fields) - set(columns) - set(inc_values)

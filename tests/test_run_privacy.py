@@ -1,0 +1,172 @@
+"""Privacy set on a run, as the W&B docs describe: a private run is readable by the members of its
+entity only, even in a public project. To anyone else it does not exist: left out of lists and
+counts, and every route that reads it (REST, the `Api()` wire, data, files, artifacts, series) is a
+404. The store keeps the flag on both backends; members set it through the run edit route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from fastapi.testclient import TestClient
+
+from branchline.server import ServerSettings, create_app
+from branchline.store import Store, open_store
+from tests import store_factory
+from tests.store_factory import add_run
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+any_store_url = store_factory.any_store_url
+
+
+# -- the store, on SQLite and PostgreSQL ----------------------------------------------------------------
+@pytest.fixture
+def store(any_store_url: str, tmp_path: Path) -> Iterator[Store]:
+    s = open_store(any_store_url, files_dir=tmp_path / "files")
+    yield s
+    s.close()
+
+
+def test_the_store_keeps_a_runs_privacy_and_filters_on_it(store: Store) -> None:
+    shown = add_run(store, entity="t", project="p", run_id="shown", history=[(0, {"loss": 1.0})])
+    add_run(store, entity="t", project="p", run_id="hidden", history=[(0, {"loss": 2.0})])
+    assert shown.private is False
+    store.update_run(store.require_run("t", "p", "hidden"), private=True)
+    hidden = store.require_run("t", "p", "hidden")
+    assert hidden.private is True
+    inc = store.get_incarnation(hidden.incarnation_id)
+    assert inc is not None and inc.private is True
+    assert [r.run_id for r in store.list_runs("t", "p", filters={"private": True})] == ["hidden"]
+    assert [r.run_id for r in store.list_runs("t", "p", filters={"private": {"$ne": True}})] == ["shown"]
+    assert store.count_runs("t", "p", filters={"$and": [{"private": False}, {"summary_metrics.loss": 1.0}]}) == 1
+    store.update_run(hidden, private=False)
+    assert store.require_run("t", "p", "hidden").private is False
+
+
+# -- the server ---------------------------------------------------------------------------------------
+@dataclass
+class World:
+    client: TestClient
+    keys: dict[str, str]
+    hidden: str  # incarnation id of the private run
+    shown: str
+
+
+def _auth(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    url = f"sqlite:///{tmp_path / 'server' / 'store.db'}"
+    setup = open_store(url)
+    keys: dict[str, str] = {}
+    for user in ("alice", "bob"):
+        setup.create_user(user)
+        keys[user] = setup.create_api_key(user)[1]
+    setup.create_team("team-a")
+    setup.add_team_member("team-a", "alice")
+    incs: dict[str, str] = {}
+    for run_id in ("shown", "hidden"):
+        view = add_run(
+            setup,
+            entity="team-a",
+            project="open",
+            run_id=run_id,
+            history=[(s, {"loss": 1.0 / (s + 1)}) for s in range(5)],
+            console=["hello"],
+            files=[("output.log", 5)],
+        )
+        on_disk = tmp_path / "server" / "files" / view.incarnation_id / "output.log"
+        on_disk.parent.mkdir(parents=True)
+        on_disk.write_text("hello")
+        incs[run_id] = view.incarnation_id
+    setup.set_project_public("team-a", "open", True)
+    setup.close()
+    app = create_app(ServerSettings(store_url=url, ui_dist=None, auth_required=True))
+    with TestClient(app) as client:
+        world = World(client, keys, incs["hidden"], incs["shown"])
+        # alice (a member) makes the run private through the run edit route
+        done = client.patch("/api/v1/runs/team-a/open/hidden", json={"private": True}, headers=_auth(keys["alice"]))
+        assert done.status_code == 200 and done.json()["private"] is True
+        yield world
+
+
+def _reads(w: World, inc: str, run_id: str) -> list[tuple[str, str, Any]]:
+    run = f"/api/v1/runs/team-a/open/{run_id}"
+    return [
+        ("get", run, None),
+        ("get", f"{run}/incarnations/{inc}", None),
+        ("get", f"{run}/keys", None),
+        ("get", f"{run}/series?keys=loss", None),
+        ("get", f"{run}/logs", None),
+        ("get", f"{run}/files", None),
+        ("get", f"{run}/files/output.log", None),
+        ("get", f"{run}/alerts", None),
+        ("get", f"{run}/artifacts", None),
+        ("post", "/api/v1/series", {"incarnations": [inc], "keys": ["loss"]}),
+        ("post", "/api/v1/series/keys", {"incarnations": [inc]}),
+        ("post", "/api/v1/series/groups", {"groups": [{"name": "g", "incarnations": [inc]}], "keys": ["loss"]}),
+        ("get", f"/api/v1/store/runs/team-a/open/{run_id}", None),
+        ("get", f"/api/v1/store/incarnations/{inc}", None),
+        ("get", f"/api/v1/store/incarnations/{inc}/keys", None),
+        ("get", f"/api/v1/store/incarnations/{inc}/series?key=loss", None),
+        ("get", f"/api/v1/store/incarnations/{inc}/console", None),
+        ("get", f"/api/v1/store/incarnations/{inc}/files", None),
+        ("get", f"/api/v1/artifacts/files/{inc}", None),
+        ("get", f"/api/v1/artifacts/incarnations/{inc}?role=logged", None),
+        ("get", f"/api/v1/media/files/{inc}/output.log", None),
+    ]
+
+
+@pytest.mark.parametrize("who", ["bob", None], ids=["non-member", "anonymous"])
+def test_a_private_run_is_a_404_to_readers_outside_its_entity(world: World, who: str | None) -> None:
+    headers = _auth(world.keys[who] if who else None)
+    for method, url, body in _reads(world, world.hidden, "hidden"):
+        got = world.client.request(method, url, json=body, headers=headers)
+        assert got.status_code == 404, (method, url, got.status_code, got.text)
+        assert "hidden" not in got.text or "not found" in got.text.lower()
+    # The public run of the same project stays readable (the requests above are well-formed).
+    for method, url, body in _reads(world, world.shown, "shown"):
+        got = world.client.request(method, url, json=body, headers=headers)
+        assert got.status_code == 200, (method, url, got.status_code, got.text)
+
+
+def test_a_private_run_is_left_out_of_lists_and_counts_for_others(world: World) -> None:
+    for headers in (_auth(world.keys["bob"]), {}):
+        listed = world.client.get("/api/v1/runs/team-a/open", headers=headers).json()
+        assert [r["run_id"] for r in listed["runs"]] == ["shown"] and listed["total"] == 1
+        filtered = world.client.get(
+            "/api/v1/runs/team-a/open", params={"filters": '{"private": true}'}, headers=headers
+        ).json()
+        assert filtered["runs"] == [] and filtered["total"] == 0
+        query = world.client.post("/api/v1/store/runs/team-a/open/query", json={"filters": None}, headers=headers)
+        assert [r["run_id"] for r in msgpack.unpackb(query.content)] == ["shown"]
+        count = world.client.post("/api/v1/store/runs/team-a/open/count", json={"filters": None}, headers=headers)
+        assert msgpack.unpackb(count.content) == {"count": 1}
+
+
+def test_members_read_a_private_run_and_only_they_change_its_privacy(world: World) -> None:
+    alice = _auth(world.keys["alice"])
+    for method, url, body in _reads(world, world.hidden, "hidden"):
+        got = world.client.request(method, url, json=body, headers=alice)
+        assert got.status_code == 200, (method, url, got.status_code, got.text)
+    listed = world.client.get("/api/v1/runs/team-a/open", headers=alice).json()
+    assert sorted(r["run_id"] for r in listed["runs"]) == ["hidden", "shown"]
+    assert {r["run_id"]: r["private"] for r in listed["runs"]} == {"hidden": True, "shown": False}
+
+    refused = world.client.patch(
+        "/api/v1/runs/team-a/open/shown", json={"private": True}, headers=_auth(world.keys["bob"])
+    )
+    assert refused.status_code == 403
+    bad = world.client.patch("/api/v1/runs/team-a/open/shown", json={"private": "maybe"}, headers=alice)
+    assert bad.status_code == 422 and "private" in bad.text
+
+    public_again = world.client.patch("/api/v1/runs/team-a/open/hidden", json={"private": False}, headers=alice)
+    assert public_again.status_code == 200 and public_again.json()["private"] is False
+    assert world.client.get("/api/v1/runs/team-a/open/hidden", headers=_auth(world.keys["bob"])).status_code == 200
