@@ -14,9 +14,11 @@ from typing import Any
 import msgpack
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from branchline.server import ServerSettings, create_app
 from branchline.store import Store, open_store
+from branchline.store.engine import make_engine, upgrade
 from tests import store_factory
 from tests.store_factory import add_run
 
@@ -170,3 +172,37 @@ def test_members_read_a_private_run_and_only_they_change_its_privacy(world: Worl
     public_again = world.client.patch("/api/v1/runs/team-a/open/hidden", json={"private": False}, headers=alice)
     assert public_again.status_code == 200 and public_again.json()["private"] is False
     assert world.client.get("/api/v1/runs/team-a/open/hidden", headers=_auth(world.keys["bob"])).status_code == 200
+
+
+# -- the migration ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("store_backend", store_factory.BACKENDS)
+def test_upgrade_to_0006_keeps_stored_runs_visible_with_no_pause(store_backend: str, tmp_path: Path) -> None:
+    with store_factory.fresh_url(store_backend, tmp_path) as url:
+        assert upgrade(url, "0005_workspaces") == "0005_workspaces"
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO projects (entity, name, created_at, public) VALUES ('e', 'p', 1, true)"))
+                conn.execute(
+                    text(
+                        "INSERT INTO runs (project_id, run_id, current_incarnation, name, notes, tags, run_group,"
+                        " job_type, host, username, created_at, updated_at, stop_requested)"
+                        " SELECT id, 'old', 'inc0', 'old-run', '', '[]', '', '', '', '', 1, 1, false FROM projects"
+                    )
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO incarnations (id, run_pk, ordinal, archived, state, created_at, started_at,"
+                        " heartbeat_at, finished_at, host, starting_step, last_step, runtime, config, summary,"
+                        " metrics, run_metadata) SELECT 'inc0', pk, 1, false, 'finished', 1, 1, 50, 50, '', 0, 3,"
+                        " 8.5, '{}', '{}', '{}', '{}' FROM runs"
+                    )
+                )
+        finally:
+            engine.dispose()
+        assert upgrade(url) == "0006_run_privacy"
+        with open_store(url) as upgraded:
+            view = upgraded.require_run("e", "p", "old")
+            assert (view.private, view.paused, view.runtime, view.duration) == (False, 0.0, 8.5, 8.5)
+            upgraded.update_run(view, private=True)
+            assert upgraded.require_run("e", "p", "old").private is True
