@@ -27,7 +27,8 @@ def _line(step: int, **values: object) -> str:
 
 
 LINES = [
-    *(_line(i, a=i + 0.5, b=-i - 0.25) for i in range(5)),
+    # The client writes each line's keys in any order: a block is a key set.
+    *(_line(i, a=i + 0.5, b=-i - 0.25) if i % 2 else _line(i, b=-i - 0.25, a=i + 0.5) for i in range(5)),
     _line(5, a=6),  # an int: the per-row path keeps its type
     _line(6, a=6.5, b=-6.25),
     _line(7, a=7.5, b=-7.25),
@@ -46,7 +47,7 @@ def test_float_rows_become_blocks_in_line_order() -> None:
     assert kinds == ["ROW_BLOCK", "HISTORY", "ROW_BLOCK", "HISTORY", "HISTORY", "HISTORY", "ROW_BLOCK"]
     # A block's sequence is its last row's; a line that is not JSON is skipped, not stored.
     assert [r[0] for r in records] == [5, 6, 8, 9, 10, 11, 14]
-    assert records[0][2] == ["a", "b"]
+    assert records[0][2] == ["b", "a"]  # the first row's order
 
 
 def _store_with_run(tmp_path: Path) -> tuple[Store, WandbContext, str]:
@@ -67,6 +68,7 @@ def test_blocks_store_every_row_once_across_overlapping_chunks(tmp_path: Path) -
         expected = [0.5, 1.5, 2.5, 3.5, 4.5, 6, 6.5, 7.5, 8.5, math.nan, 10.5, 11.5, 12.5]
         assert [v for v in values.tolist() if v == v] == [v for v in expected if v == v] and math.isnan(values[9])
         assert store.read_series(inc, "b")[0].tolist() == [0, 1, 2, 3, 4, 6, 7, 11, 12]
+        assert store.read_series(inc, "b")[1].tolist()[:5] == [-0.25, -1.25, -2.25, -3.25, -4.25]
         assert store.read_series(inc, "c")[1].tolist() == [1.5]
         assert store.read_series(inc, "nested.x")[0].tolist() == [10]
         assert store.read_series(inc, "_runtime")[1].tolist()[:3] == [0.0, 0.1, 0.2]

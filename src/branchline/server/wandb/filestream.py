@@ -93,6 +93,7 @@ class _Block:
 
     def reset(self) -> None:
         self.keys: tuple[str, ...] = ()
+        self.key_set: frozenset[str] = frozenset()
         self.seqs, self.steps = array("q"), array("q")
         self.stamps, self.runtimes, self.values = array("d"), array("d"), array("d")
 
@@ -100,18 +101,19 @@ class _Block:
         """Add the row when it is plain floats with this block's keys (any plain keys when empty)."""
         if not row or not 0 <= step < INT32 or set(map(type, row.values())) != _FLOAT_ONLY:
             return False
-        keys = tuple(row)
         if self.seqs:
-            if keys != self.keys:
+            # The client writes each line's keys in any order (Go maps): a block is a key *set*.
+            if row.keys() != self.key_set:
                 return False
-        elif not _plain_keys(row):
+        elif _plain_keys(row):
+            self.keys, self.key_set = tuple(row), frozenset(row)
+        else:
             return False
-        self.keys = keys
         self.seqs.append(seq)
         self.steps.append(step)
         self.stamps.append(stamp)
         self.runtimes.append(runtime)
-        self.values.extend(row.values())
+        self.values.extend(map(row.__getitem__, self.keys))
         return True
 
     def flush(self, records: list[list[Any]]) -> None:
