@@ -514,9 +514,10 @@ def test_run_overview_edit_notes_and_tags(page: Any, site: dict[str, Any]) -> No
     assert config.locator("tbody tr").count() == 1
     page.get_by_label("Search config").fill("")
 
-    page.get_by_label("Notes").fill("Best sgd run so far")
-    page.get_by_role("button", name="Save notes").click()
-    page.get_by_text("Notes saved").wait_for()
+    page.get_by_role("button", name="Edit description").click()
+    page.get_by_role("textbox", name="Description").fill("Best sgd run so far")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Description saved").wait_for()
     tags = page.get_by_label("Add a tag")
     tags.fill("keeper")
     tags.press("Enter")
@@ -527,7 +528,7 @@ def test_run_overview_edit_notes_and_tags(page: Any, site: dict[str, Any]) -> No
     assert run["notes"] == "Best sgd run so far"
     assert run["tags"] == ["keeper"]
     page.reload()
-    assert page.get_by_label("Notes").input_value() == "Best sgd run so far"
+    assert page.get_by_test_id("run-notes").inner_text() == "Best sgd run so far"
     shot(page, "run-overview")
 
 
@@ -549,7 +550,7 @@ def test_forked_from_for_a_fork_and_a_rewind(page: Any, site: dict[str, Any]) ->
     forked.get_by_role("link").click()
     page.wait_for_url(re.compile(f"/incarnations/{archived}$"))
     page.get_by_role("note").filter(has_text="archived incarnation #1").wait_for()
-    assert page.get_by_label("Notes").count() == 0  # read-only
+    assert page.get_by_role("button", name="Edit description").count() == 0  # read-only
     page.get_by_role("link", name="Workspace").click()
     page.wait_for_url(re.compile(f"/incarnations/{archived}/workspace$"))
     page.locator(".panel[data-metric='train/loss'] canvas").first.wait_for()
