@@ -1,6 +1,7 @@
 // The app shell: top bar, theme switch, login state, and the route table.
 import { onUnauthorized, SESSION_ENDED } from "./api";
 import { DialogHost } from "./components/Dialog";
+import { PageTitle } from "./components/PageTitle";
 import { ToastHost } from "./components/Toast";
 import { refreshViewer, UserMenu } from "./components/UserMenu";
 import { setTheme, useTheme } from "./lib/hooks";
@@ -29,15 +30,48 @@ function decode(part: string): string {
   }
 }
 
+/** Third path segments that name a project view, never a run: `/<entity>/<project>/<run-id>` opens a
+ * run only when the id is none of these (such a run stays reachable at `/<entity>/<project>/runs/<id>`). */
+export const PROJECT_VIEWS = new Set(["table", "workspace", "compare", "runs", "artifacts", "settings"]);
+
 function Routes() {
   const { path } = useLocation();
   const parts = path.split("/").filter(Boolean).map(decode);
-  if (parts.length === 0) return <HomePage />;
-  if (path === LOGIN_PATH) return <LoginPage />;
-  if (parts.length === 2) return <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab="workspace" />;
-  if (parts.length === 3 && (parts[2] === "table" || parts[2] === "workspace"))
-    return <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab={parts[2] === "table" ? "table" : "workspace"} />;
-  if (parts.length === 3 && parts[2] === "compare") return <ComparePage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} />;
+  if (parts.length === 0)
+    return (
+      <>
+        <PageTitle parts={["Projects"]} />
+        <HomePage />
+      </>
+    );
+  if (path === LOGIN_PATH)
+    return (
+      <>
+        <PageTitle parts={["Log in"]} />
+        <LoginPage />
+      </>
+    );
+  if (parts.length === 2 || (parts.length === 3 && (parts[2] === "table" || parts[2] === "workspace"))) {
+    const tab = parts[2] === "table" ? "table" : "workspace";
+    return (
+      <>
+        <PageTitle parts={[tab === "table" ? "Runs" : "Workspace", `${parts[0]}/${parts[1]}`]} />
+        <ProjectPage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} tab={tab} />
+      </>
+    );
+  }
+  if (parts.length === 3 && parts[2] === "compare")
+    return (
+      <>
+        <PageTitle parts={["Compare runs", `${parts[0]}/${parts[1]}`]} />
+        <ComparePage key={`${parts[0]}/${parts[1]}`} entity={parts[0]} project={parts[1]} />
+      </>
+    );
+  if (parts.length === 3 && !PROJECT_VIEWS.has(parts[2])) {
+    // The short form the W&B docs give: /<entity>/<project>/<run-id> is the run's Overview.
+    const [entity, project, runId] = parts;
+    return <RunPage key={`${entity}/${project}/${runId}/`} entity={entity} project={project} runId={runId} incarnation={null} tab="overview" />;
+  }
   if (parts.length >= 4 && parts[2] === "runs") {
     const [entity, project, , runId, ...rest] = parts;
     let incarnation: string | null = null;
@@ -52,6 +86,7 @@ function Routes() {
   }
   return (
     <div class="page empty">
+      <PageTitle parts={["Page not found"]} />
       <h1>Page not found</h1>
       <p>
         Nothing lives at <code>{path}</code>. <a href="/">Go to the projects</a>.
