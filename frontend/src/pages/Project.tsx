@@ -25,7 +25,7 @@ const SORTS: [string, string][] = [
   ["+created_at", "Oldest first"],
   ["+display_name", "Name A→Z"],
   ["-display_name", "Name Z→A"],
-  ["-duration", "Longest runtime"],
+  ["-runtime", "Longest runtime"],
   ["-heartbeat_at", "Latest activity"],
 ];
 
