@@ -48,9 +48,9 @@ SEED = textwrap.dedent(
             boxes = {"predictions": {"box_data": [{"position": {"minX": 0.1 + 0.05 * step, "maxX": 0.5, "minY": 0.2, "maxY": 0.7},
                      "class_id": 1, "box_caption": "thing", "scores": {"conf": 0.9}}], "class_labels": {1: "thing"}}}
             masks = {"truth": {"mask_data": mask, "class_labels": {0: "bg", 1: "blob"}}}
-            row = {"loss": loss.item(), "examples": branchline.Image(img, caption=f"{name} step {step}", boxes=boxes, masks=masks)}
+            row = {"loss": loss.item(), "images/examples": branchline.Image(img, caption=f"{name} step {step}", boxes=boxes, masks=masks)}
             if step % 2 == 0:
-                row["pair"] = [branchline.Image(img, caption=f"a{step}"), branchline.Image(255 - img, caption=f"b{step}")]
+                row["images/pair"] = [branchline.Image(img, caption=f"a{step}"), branchline.Image(255 - img, caption=f"b{step}")]
             run.log(row, step=step)
         if i == 0:
             table = branchline.Table(columns=["id", "label", "score", "image"])
@@ -66,8 +66,8 @@ SEED = textwrap.dedent(
             frames = np.zeros((4, 3, 16, 16), dtype=np.uint8)
             for f in range(4): frames[f, 0, :, f * 4:(f + 1) * 4] = 255
             run.log({"samples": table,
-                     "confusion": plot.confusion_matrix(y_true=y_true, probs=probs, class_names=["cat", "dog", "bird"]),
-                     "pr": plot.pr_curve(y_true, probs, labels=["cat", "dog", "bird"]),
+                     "eval/confusion": plot.confusion_matrix(y_true=y_true, probs=probs, class_names=["cat", "dog", "bird"]),
+                     "eval/pr": plot.pr_curve(y_true, probs, labels=["cat", "dog", "bird"]),
                      "tone": branchline.Audio(audio, sample_rate=8000, caption="440 Hz"),
                      "clip": branchline.Video(frames, fps=4),
                      "report": branchline.Html("<h1 id='t'>Report</h1><script>"
@@ -111,13 +111,18 @@ def panel(page: Any, key: str) -> Any:
     return found
 
 
+def center(found: Any) -> None:
+    """Scroll a panel to the middle of the window (for the screenshots)."""
+    found.evaluate("(e) => e.scrollIntoView({block: 'center'})")
+
+
 def captions(images: Any) -> list[str]:
     return [text.strip() for text in images.locator(".media-run .media-caption").all_inner_texts()]
 
 
 def test_image_panel_steps_across_two_runs(page: Any, site: dict[str, Any]) -> None:
     page.goto(f"/{site['entity']}/media")
-    images = panel(page, "examples")
+    images = panel(page, "images/examples")
     images.locator(".media-run[data-run='dogs'] img").first.wait_for()
     assert images.locator(".media-run").count() == 2
     assert sorted(captions(images)) == ["cats step 5", "dogs step 5"]  # the last step first
@@ -125,10 +130,10 @@ def test_image_panel_steps_across_two_runs(page: Any, site: dict[str, Any]) -> N
     # Boxes and masks are drawn over each image.
     assert images.locator(".media-run[data-run='cats'] .media-box").count() == 1
     images.locator(".media-run[data-run='cats'] canvas.media-mask[data-drawn='true']").wait_for()
-    slider = images.get_by_label("examples: step")
+    slider = images.get_by_label("images/examples: step")
     slider.fill("0")
     page.wait_for_function(
-        "() => [...document.querySelectorAll(\".media-panel[data-metric='examples'] .media-caption\")].map(e => e.textContent).sort().join() === 'cats step 0,dogs step 0'"
+        "() => [...document.querySelectorAll(\".media-panel[data-metric='images/examples'] .media-caption\")].map(e => e.textContent).sort().join() === 'cats step 0,dogs step 0'"
     )
     assert images.locator(".media-step").first.inner_text() == "Step 0"
     after = images.locator(".media-run[data-run='cats'] img").first
@@ -136,8 +141,9 @@ def test_image_panel_steps_across_two_runs(page: Any, site: dict[str, Any]) -> N
     page.wait_for_function("(img) => img.complete && img.naturalWidth === 64", arg=after.element_handle())
     slider.fill("3")
     page.wait_for_function(
-        "() => document.querySelector(\".media-panel[data-metric='examples'] .media-run[data-run='cats'] .media-caption\").textContent === 'cats step 3'"
+        "() => document.querySelector(\".media-panel[data-metric='images/examples'] .media-run[data-run='cats'] .media-caption\").textContent === 'cats step 3'"
     )
+    center(images)
     shot(page, "media-images")
     # Click to enlarge; Escape closes.
     images.locator(".media-run[data-run='dogs'] .media-image-button").first.click()
@@ -148,7 +154,7 @@ def test_image_panel_steps_across_two_runs(page: Any, site: dict[str, Any]) -> N
     page.keyboard.press("Escape")
     dialog.wait_for(state="detached")
     # A list of images under one key shows every member.
-    pair = panel(page, "pair")
+    pair = panel(page, "images/pair")
     pair.locator(".media-run[data-run='cats'] img").nth(1).wait_for()
     assert [c.strip() for c in pair.locator(".media-run[data-run='cats'] .media-caption").all_inner_texts()] == [
         "a4",
@@ -181,6 +187,7 @@ def test_table_panel_pages_sorts_and_filters(page: Any, site: dict[str, Any]) ->
     table.locator("tbody tr").first.locator(".media-image-button").click()
     page.locator("dialog.media-lightbox[open] img").wait_for()
     page.keyboard.press("Escape")
+    center(table)
     shot(page, "media-table")
 
 
@@ -205,26 +212,26 @@ def test_histogram_heat_map_from_watch(page: Any, site: dict[str, Any]) -> None:
     )
     parameters = panel(page, "parameters/2.weight")
     parameters.locator("canvas.media-heatmap").wait_for()
-    hist.scroll_into_view_if_needed()
+    center(hist)
     shot(page, "media-histogram")
 
 
 def test_confusion_matrix_and_pr_curve(page: Any, site: dict[str, Any]) -> None:
     page.goto(f"/{site['entity']}/media")
-    matrix = panel(page, "confusion").locator("table.media-confusion")
+    matrix = panel(page, "eval/confusion").locator("table.media-confusion")
     matrix.wait_for()
     cells = matrix.locator("td")
     assert cells.count() == 9
     counts = [int(c) for c in cells.all_inner_texts()]
     assert sum(counts) == 60
     assert [h.strip() for h in matrix.locator("tbody th").all_inner_texts()] == ["cat", "dog", "bird"]
-    pr = panel(page, "pr")
+    pr = panel(page, "eval/pr")
     curves = pr.locator(".media-curves[data-drawn='3']")
     curves.wait_for()
     assert curves.locator("canvas").count() >= 1
     assert pr.locator(".u-legend").inner_text().count("cat") == 1  # one line per class, named
     assert "Recall" in pr.inner_text() and "Precision" in pr.inner_text()
-    matrix.scroll_into_view_if_needed()
+    center(pr)
     shot(page, "media-confusion-pr")
 
 
@@ -258,8 +265,8 @@ def test_audio_video_and_sandboxed_html(browser: Any, site: dict[str, Any]) -> N
 def test_run_workspace_and_files_previews(page: Any, site: dict[str, Any]) -> None:
     run = f"/{site['entity']}/media/runs/{site['ids']['cats']['run_id']}"
     page.goto(f"{run}/workspace")
-    panel(page, "examples").locator("img").first.wait_for()
-    assert panel(page, "examples").locator(".media-run").count() == 1
+    panel(page, "images/examples").locator("img").first.wait_for()
+    assert panel(page, "images/examples").locator(".media-run").count() == 1
     page.goto(f"{run}/files")
     page.get_by_role("button", name="branchline-metadata.json").click()
     page.wait_for_function(
