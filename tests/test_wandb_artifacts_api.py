@@ -18,7 +18,15 @@ import httpx
 import pytest
 
 from branchline.api import Api
-from tests.test_wandb_client import Server, _gql, any_server, pg_server, run_clients, server
+from tests.test_wandb_client import (
+    OLD_WANDB_PYTHON,
+    Server,
+    _gql,
+    any_server,
+    pg_server,
+    run_clients,
+    server,
+)
 
 __all__ = ["any_server", "pg_server", "server"]  # fixtures the tests here take by name
 
@@ -187,6 +195,46 @@ def test_artifacts_and_api_reads(any_server: Server) -> None:
     assert (edited.name, sorted(edited.tags), edited.notes) == ("renamed", ["x", "y"], "edited")
     assert edited.state == "finished"  # an edit, not a resume
     assert edited.config["extra"] == 5 and edited.summary["best"] == 1 and edited.summary["acc"] == 0.5
+
+
+OLDER = """
+import json, os, wandb
+os.makedirs("data", exist_ok=True)
+open("data/m.txt", "w").write("model")
+run = wandb.init(project="older", id="maker", config={"lr": 0.5})
+for s in range(3):
+    run.log({"loss": 1.0 / (s + 1)})
+art = wandb.Artifact("model", type="model", metadata={"kind": "tiny"})
+art.add_dir("data")
+run.log_artifact(art, aliases=["prod"])
+art.wait()
+run.finish()
+run = wandb.init(project="older", id="taker")
+used = run.use_artifact("model:prod")
+path = used.download(root="got")
+out = {"used": [used.version, open(os.path.join(path, "m.txt")).read()]}
+run.finish()
+api = wandb.Api()
+r = api.run("older/maker")
+out["runs"] = [x.id for x in api.runs("older", filters={"config.lr": 0.5})]
+out["history"] = [row["loss"] for row in r.scan_history()]
+r.tags = ["edited"]
+r.update()
+print("RESULT=" + json.dumps(out))
+"""
+
+
+def test_an_older_client_logs_uses_and_reads(server: Server) -> None:
+    """wandb 0.17.9 sends its own GraphQL shapes (flat variables, other operation names)."""
+    if not OLD_WANDB_PYTHON.exists():
+        pytest.skip(f"the older wandb client's venv is missing ({OLD_WANDB_PYTHON}); run scripts/install.sh")
+    out = _result(run_clients([OLDER], server, python=OLD_WANDB_PYTHON)[0].stdout)
+    assert out == {"used": ["v0", "model"], "runs": ["maker"], "history": [1.0, 0.5, pytest.approx(1 / 3)]}
+    api = Api(overrides={"base_url": server.url}, api_key=server.key)
+    model = api.artifact("alice/older/model:prod")
+    assert model.version == "v0" and model.metadata == {"kind": "tiny"} and set(model.aliases) == {"prod", "latest"}
+    assert model.logged_by().id == "maker" and [r.id for r in model.used_by()] == ["taker"]
+    assert api.run("alice/older/maker").tags == ["edited"]
 
 
 def test_artifact_urls_are_signed_and_unknown_uploads_refused(server: Server) -> None:

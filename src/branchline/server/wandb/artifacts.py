@@ -120,6 +120,7 @@ def _project(entity: str, project: str) -> dict[str, Any]:
         "id": f"{entity}/{project}",
         "internalId": f"{entity}/{project}",
         "name": project,
+        "entityName": entity,
         "entity": {"__typename": "Entity", "id": entity, "name": entity},
     }
 
@@ -148,9 +149,10 @@ def _run_info(run: RunView) -> dict[str, Any]:
 def artifact_node(ctx: WandbContext, row: VersionRow) -> dict[str, Any]:
     """A committed version as the client's `ArtifactFragment` (and a bit more) reads it."""
     collection = _collection(row.entity, row.project, row.name, row.type)
+    # The version ("vN") is listed as an alias too, as clients expect (they set it apart themselves).
     aliases = [
         {"__typename": "ArtifactAlias", "id": f"{row.collection_id}:{a}", "alias": a, "artifactCollection": collection}
-        for a in row.aliases
+        for a in [*row.aliases, row.version]
     ]
     return {
         "__typename": "Artifact",
@@ -175,6 +177,7 @@ def artifact_node(ctx: WandbContext, row: VersionRow) -> dict[str, Any]:
         "updatedAt": _iso(row.updated_at),
         "aliases": aliases,
         "currentManifest": lambda: _manifest_node(ctx, row.id),
+        "files": _FilesConnection(ctx, row),
         "usedBy": lambda: _runs_connection(ctx, ctx.store.artifact_users(row.id, "used")),
         "createdBy": lambda: _created_by(ctx, row.id),
     }
@@ -327,7 +330,10 @@ def create_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
     entity = ctx.entity(source.get("entityName"))
     project = str(source.get("projectName") or "uncategorized")
     ctx.check(entity, project, write=True)
-    name = str(source.get("artifactCollectionName") or "")
+    names = source.get("artifactCollectionNames")
+    # Older clients name the collection in a list.
+    listed = names[0] if isinstance(names, list) and names else ""
+    name = str(source.get("artifactCollectionName") or listed or "")
     type_ = str(source.get("artifactTypeName") or "")
     digest = str(source.get("digest") or "")
     if not name or not type_ or not digest:
@@ -335,7 +341,7 @@ def create_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
     aliases = [str(a.get("alias")) for a in source.get("aliases") or [] if isinstance(a, dict) and a.get("alias")]
     raw_meta = source.get("metadata")
     try:
-        metadata = json.loads(raw_meta) if isinstance(raw_meta, str) and raw_meta else {}
+        metadata = json.loads(raw_meta) if isinstance(raw_meta, str) and raw_meta else raw_meta or {}
     except ValueError:
         raise ApiError(400, "CreateArtifact's metadata is not a JSON object.", field="metadata") from None
     run = _run_of(ctx, entity, project, source.get("runName"))
@@ -464,7 +470,10 @@ def create_files(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]
             url = f"{ctx.base_url}/wandb/artifacts/{ctx.signer.sign('APUT', upload.id, path + chr(10) + md5)}"
         node: dict[str, Any] = {
             "__typename": "File",
+            "id": f"{upload.id}:{path}",
             "name": path,
+            # Older clients match the answers to their files by `displayName`.
+            "displayName": path,
             "storagePath": f"{upload.id}/{path}",
             "uploadUrl": url,
             "uploadHeaders": [],
@@ -569,6 +578,11 @@ def artifact_by_id(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, An
         return {"artifact": artifact_node(ctx, row)}
     upload = uploads_of(ctx.app).get(str(found or "")) if ctx.app is not None else None
     return {"artifact": None if upload is None else {**_pending_node(upload), "currentManifest": None}}
+
+
+def artifact_manifest(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`ArtifactManifest`: by id (the Go core), or `project { artifact(name:) }` (older clients)."""
+    return artifact_by_name(ctx, variables) if variables.get("name") else artifact_by_id(ctx, variables)
 
 
 def artifact_by_name(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
@@ -685,11 +699,14 @@ OPERATIONS = {
     "CreateArtifactFiles": create_files,
     "CommitArtifact": commit_artifact,
     "ArtifactByID": artifact_by_id,
-    "ArtifactManifest": artifact_by_id,
+    "ArtifactByIDShort": artifact_by_id,
+    "ArtifactByName": artifact_by_name,
+    "ArtifactManifest": artifact_manifest,
     "FetchArtifactManifest": artifact_by_id,
     "ArtifactMembershipByName": artifact_by_name,
     "GetArtifactMembershipFileUrls": membership_files,
     "ArtifactFileURLsByManifestEntries": files_by_entries,
+    "ArtifactFileURLs": artifact_by_id,
     "UseArtifact": use_artifact,
     "RunOutputArtifacts": run_artifacts,
     "RunInputArtifacts": run_artifacts,

@@ -407,6 +407,7 @@ def upsert_bucket(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any
 OPERATIONS = {
     "GetDefaultEntity": lambda ctx, variables: {"viewer": {"id": ctx.default_entity, "entity": ctx.default_entity}},
     "GetProjects": projects,
+    "Projects": projects,
     "GetProject": project,
     "Runs": runs,
     "Run": one_run,
