@@ -151,6 +151,10 @@ def test_thin_and_urls_of_wandb_client_lists() -> None:
     values = [(i, i) for i in range(10)]
     assert thin(values, 20) == values and thin(values, 1) == [(9, 9)]
     assert [s for s, _ in thin(values, 4)] == [0, 3, 6, 9]
+    boxed = with_urls(
+        {"_type": "image-file", "path": "a.png", "boxes": {"p": {"_type": "boxes2D", "path": "b.json"}}}, "i"
+    )
+    assert boxed["url"].endswith("/i/a.png") and boxed["boxes"]["p"]["url"] == "/api/v1/media/files/i/b.json"
     listed = with_urls({"_type": "images/separated", "filenames": ["media/images/a b.png"], "captions": ["c"]}, "inc1")
     assert listed["images"] == [
         {

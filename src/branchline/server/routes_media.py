@@ -32,7 +32,9 @@ router = APIRouter(
 )
 
 #: Descriptor types whose `path` names a run file.
-FILE_TYPES = frozenset({"image-file", "table-file", "audio-file", "video-file", "html-file", "mask", "object3D-file"})
+FILE_TYPES = frozenset(
+    {"image-file", "table-file", "audio-file", "video-file", "html-file", "mask", "boxes2D", "object3D-file"}
+)
 _MAX_DEPTH = 6
 
 

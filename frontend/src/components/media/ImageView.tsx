@@ -1,5 +1,5 @@
 // One logged image with its boxes and masks drawn over it, and the enlarged view.
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { boxesOf, classColor, type Descriptor } from "../../lib/media";
 
 /** A mask PNG (one class id per pixel) drawn as translucent class colors; class 0 stays clear. */
@@ -41,8 +41,42 @@ function MaskLayer({ url, name }: { url: string; name: string }) {
   return <canvas ref={canvas} class="media-mask" data-mask={name} aria-hidden="true" />;
 }
 
+type BoxGroups = Record<string, { box_data?: unknown[]; class_labels?: Record<string, string>; url?: string }>;
+const boxFiles = new Map<string, Promise<BoxGroups[string]>>();
+
+/** The image's box groups with their boxes: inline (our SDK writes them into the descriptor) or read
+ *  from their `boxes2D` file (the wandb client refers to the file only). */
+function useBoxes(image: Descriptor, active: boolean): Descriptor {
+  const groups = (image.boxes && typeof image.boxes === "object" ? image.boxes : {}) as BoxGroups;
+  const missing = active ? Object.entries(groups).filter(([, g]) => !Array.isArray(g.box_data) && g.url) : [];
+  const [loaded, setLoaded] = useState<BoxGroups>({});
+  const signature = missing.map(([name, g]) => `${name}=${g.url}`).join("|");
+  useEffect(() => {
+    if (!missing.length) return undefined;
+    let live = true;
+    Promise.all(
+      missing.map(([name, g]) => {
+        const url = g.url as string;
+        let found = boxFiles.get(url);
+        if (!found) {
+          found = fetch(url).then((r) => (r.ok ? (r.json() as Promise<BoxGroups[string]>) : {}));
+          boxFiles.set(url, found);
+        }
+        return found.then((body) => [name, body] as const, () => [name, {}] as const);
+      }),
+    ).then((pairs) => live && setLoaded(Object.fromEntries(pairs)));
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [signature]);
+  if (!missing.length) return image;
+  return { ...image, boxes: { ...groups, ...loaded } };
+}
+
 export function ImageView({ image, overlays = true, onOpen, large = false }: { image: Descriptor; overlays?: boolean; onOpen?: () => void; large?: boolean }) {
-  const boxes = overlays ? boxesOf(image) : [];
+  const withBoxes = useBoxes(image, overlays);
+  const boxes = overlays ? boxesOf(withBoxes) : [];
   const masks = overlays && image.masks && typeof image.masks === "object" ? Object.entries(image.masks as Record<string, Descriptor>) : [];
   const ratio = image.width && image.height ? `${image.width} / ${image.height}` : undefined;
   const body = (
