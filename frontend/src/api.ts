@@ -21,6 +21,9 @@ export type RunFile = Schemas["RunFile"];
 export type Alert = Schemas["Alert"];
 export type ArtifactRef = Schemas["ArtifactRef"];
 export type Viewer = Schemas["Viewer"];
+export type Workspace = Schemas["Workspace"];
+export type WorkspaceBody = Schemas["WorkspaceBody"];
+export type WorkspaceView = Workspace["view"];
 type Ok = Schemas["Ok"];
 type RunPatch = Schemas["RunPatch"];
 type SeriesRequest = Schemas["SeriesRequest"];
@@ -140,6 +143,12 @@ export const api = {
   files: (base: string) => request<Schemas["FileList"]>("GET", `${base}/files`),
   alerts: (base: string) => request<Schemas["AlertList"]>("GET", `${base}/alerts`),
   artifacts: (base: string) => request<Schemas["ArtifactList"]>("GET", `${base}/artifacts`),
+  workspace: (entity: string, project: string, view: WorkspaceView) =>
+    request<Workspace>("GET", `/api/v1/projects/${enc(entity)}/${enc(project)}/workspace?view=${view}`),
+  saveWorkspace: (entity: string, project: string, view: WorkspaceView, layout: WorkspaceBody["layout"], baseVersion: number | null) =>
+    request<Workspace>("PUT", `/api/v1/projects/${enc(entity)}/${enc(project)}/workspace?view=${view}`, { layout, base_version: baseVersion }),
+  resetWorkspace: (entity: string, project: string, view: WorkspaceView) =>
+    request<Workspace>("DELETE", `/api/v1/projects/${enc(entity)}/${enc(project)}/workspace?view=${view}`),
 };
 
 export function errorText(error: unknown): string {

@@ -7,6 +7,7 @@ import { FilterEditor, filterCount } from "../components/FilterBar";
 import { BASE_FIELDS } from "../lib/filterFields";
 import { Menu } from "../components/Menu";
 import { PanelGrid, type VisualGroup, type VisualRun, sectionOf } from "../components/PanelGrid";
+import { EditableWorkspace } from "../components/EditableWorkspace";
 import { runMenuItems } from "../components/runActions";
 import { RunsTable } from "../components/RunsTable";
 import { StateBadge } from "../components/StateBadge";
@@ -431,7 +432,10 @@ function Workspace({ entity, project, projects, detail }: { entity: string; proj
         {visual.length === 0 && list.data ? (
           <p class="empty">{runs.length ? "Every run is hidden: turn one on with its eye button." : "No runs to chart."}</p>
         ) : (
-          <PanelGrid
+          <EditableWorkspace
+            entity={entity}
+            project={project}
+            view="project"
             keys={keys.data?.keys ?? {}}
             runs={visual}
             groups={visualGroups}
