@@ -472,6 +472,7 @@ function Overview({ run, reload }: { run: RunDetail; reload: () => void }) {
           <Field label="Privacy">
             <RunPrivacy run={run} onChanged={reload} />
             <div class="privacy-project">
+              <span class="privacy-project-label">Project:</span>
               <Privacy run={run} />
             </div>
           </Field>
