@@ -107,6 +107,9 @@ out["artifact"] = [found.name, sorted(found.aliases), found.digest, [u.id for u 
                    found.logged_by().id, found.metadata, found.description]
 apath = found.download(root="api")
 out["api_download"] = {n: open(os.path.join(apath, n)).read() for n in sorted(os.listdir(apath))}
+edit = api.artifact("arts/ds:v1")
+edit.description = "edited"; edit.metadata = {"k2": 2}; edit.aliases.append("golden")
+edit.save()
 r.name = "renamed"; r.tags = ["x", "y"]; r.notes = "edited"; r.config["extra"] = 5; r.summary["best"] = 1
 r.update()
 again = api.run("arts/r1")
@@ -137,7 +140,8 @@ def test_artifacts_and_api_reads(any_server: Server) -> None:
     assert sorted(versions) == ["v0", "v1"]
     v0, v1 = versions["v0"], versions["v1"]
     assert v0.digest == logged["v0"][2] and v1.digest == logged["v1"][2] != v0.digest
-    assert set(v0.aliases) == {"best", "again"} and "latest" in v1.aliases
+    assert set(v0.aliases) == {"best", "again"} and set(v1.aliases) == {"latest", "golden"}
+    assert (v1.description, v1.metadata) == ("edited", {"k2": 2})  # artifact.save() after logging
     assert v0.metadata == {"k": 1} and v0.description == "two files"
     # Entries: blobs by sha256 (with the client's MD5 kept), the reference as a reference.
     entries = {e.path: e for e in v0.manifest}

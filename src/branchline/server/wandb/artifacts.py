@@ -338,7 +338,7 @@ def create_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
     digest = str(source.get("digest") or "")
     if not name or not type_ or not digest:
         raise ApiError(400, "CreateArtifact needs artifactCollectionName, artifactTypeName and digest.")
-    aliases = [str(a.get("alias")) for a in source.get("aliases") or [] if isinstance(a, dict) and a.get("alias")]
+    aliases = _alias_names(source.get("aliases"))
     raw_meta = source.get("metadata")
     try:
         metadata = json.loads(raw_meta) if isinstance(raw_meta, str) and raw_meta else raw_meta or {}
@@ -684,11 +684,41 @@ def update_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
     ctx.store.update_artifact(row.id, description=description, metadata=metadata)
     aliases = source.get("aliases")
     if isinstance(aliases, list):
-        names = [str(a.get("alias")) for a in aliases if isinstance(a, dict) and a.get("alias")]
-        ctx.store.set_artifact_aliases(row.id, names)
+        ctx.store.set_artifact_aliases(row.id, _alias_names(aliases))
     updated = ctx.store.get_artifact(row.id) or row
     node = artifact_node(ctx, updated)
     return {"result": {"artifact": node}, "updateArtifact": {"artifact": node}}
+
+
+def _alias_names(items: Any) -> list[str]:
+    """Alias names from `[{alias: …}, …]`, without version names (`vN` is not an alias one sets)."""
+    names = [str(a.get("alias")) for a in items or [] if isinstance(a, dict) and a.get("alias")]
+    return [n for n in names if not (n[:1] == "v" and n[1:].isdigit())]
+
+
+def _edit_aliases(ctx: WandbContext, variables: dict[str, Any], *, add: bool) -> dict[str, Any]:
+    source = input_of(variables)
+    row = _by_id(ctx, source.get("artifactID"))
+    if row is None:
+        raise ApiError(404, f"No artifact {source.get('artifactID')!r}.", field="artifactID")
+    ctx.check(row.entity, row.project, write=True)
+    named = _alias_names(source.get("aliases"))
+    wanted = [*row.aliases, *named] if add else [a for a in row.aliases if a not in named]
+    try:
+        ctx.store.set_artifact_aliases(row.id, wanted)
+    except UsageError as exc:
+        raise ApiError(409, str(exc)) from None
+    key = "addAliases" if add else "deleteAliases"
+    return {"result": {"success": True}, key: {"success": True}}
+
+
+def add_aliases(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`artifact.aliases.append(…); artifact.save()`: more aliases on a logged version."""
+    return _edit_aliases(ctx, variables, add=True)
+
+
+def delete_aliases(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    return _edit_aliases(ctx, variables, add=False)
 
 
 OPERATIONS = {
@@ -716,4 +746,6 @@ OPERATIONS = {
     "FetchArtifactDigestAlgorithm": digest_algorithm,
     "XXHashDigestsEnabled": digest_algorithm,
     "UpdateArtifact": update_artifact,
+    "AddAliases": add_aliases,
+    "DeleteAliases": delete_aliases,
 }
