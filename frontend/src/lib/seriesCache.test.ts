@@ -96,4 +96,18 @@ describe("loadSeries", () => {
     expect(seriesStats.fallbacks).toBe(before + 1);
     expect(got.get("r1")?.sampled).toBe(true);
   });
+
+  it("lets an abandoned incremental read land in the cache for the next call", async () => {
+    last.set("r3", 5);
+    await loadSeries([{ incarnation: "r3", version: "5" }], "loss", "_step", 0, 20);
+    last.set("r3", 8);
+    calls.length = 0;
+    const controller = new AbortController();
+    const first = loadSeries([{ incarnation: "r3", version: "8" }], "loss", "_step", 0, 20, controller.signal);
+    controller.abort();
+    await expect(first).rejects.toThrow();
+    const got = await loadSeries([{ incarnation: "r3", version: "8" }], "loss", "_step", 0, 20);
+    expect(calls).toEqual([{ incarnations: ["r3"], min_step: 6 }]);
+    expect(got.get("r3")?.x).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  });
 });

@@ -11,6 +11,10 @@
 //    long live run happen each time its point count roughly doubles, not on every tick);
 //  - against another axis (`_runtime`, `_timestamp`, a metric) only a complete series is extended,
 //    and only while the new points' x values continue after the last one held.
+//
+// An incremental read is not cancelled when its caller gives up (a chart asks again on every poll,
+// and aborting each read in flight would starve a slow server's charts): it completes into the
+// cache, and the next call for the same series waits for it and reads on from there.
 import { api, type Series, type Stream } from "../api";
 
 export interface SeriesTarget {
@@ -26,6 +30,12 @@ interface Entry {
 
 const MAX_ENTRIES = 4000;
 const cache = new Map<string, Entry>();
+/** Incremental reads in flight, by cache key. */
+const inflight = new Map<string, Promise<unknown>>();
+
+function aborted(): DOMException {
+  return new DOMException("The series read was cancelled.", "AbortError");
+}
 
 /** What the cache did, for the bench and the browser tests (window.__seriesStats). */
 export const seriesStats = { full: 0, incremental: 0, requests: 0, fallbacks: 0 };
@@ -120,6 +130,9 @@ export async function loadSeries(
   buckets: number,
   signal?: AbortSignal,
 ): Promise<Map<string, Series>> {
+  const pending = targets.map((t) => inflight.get(cacheKey(t.incarnation, key, x, stream, buckets))).filter((p) => p !== undefined);
+  if (pending.length) await Promise.allSettled(pending);
+  if (signal?.aborted) throw aborted();
   const out = new Map<string, Series>();
   const full: string[] = [];
   const tails: { incarnation: string; from: number }[] = [];
@@ -142,11 +155,11 @@ export async function loadSeries(
   };
   if (full.length) requests.push(readFull(full));
   for (const group of groupTails(tails, x, buckets)) {
-    requests.push(
-      (async () => {
+    const read = (async () => {
         seriesStats.requests += 1;
         seriesStats.incremental += group.ids.length;
-        const response = await api.series({ incarnations: group.ids, keys: [key], x, stream, buckets, min_step: group.from }, signal);
+        // No signal: the read completes into the cache even if this caller is gone (see the top).
+        const response = await api.series({ incarnations: group.ids, keys: [key], x, stream, buckets, min_step: group.from });
         const again: string[] = [];
         const answered = new Set(response.series.map((s) => s.incarnation_id));
         for (const id of group.ids) {
@@ -167,10 +180,17 @@ export async function loadSeries(
           seriesStats.fallbacks += again.length;
           await readFull(again);
         }
-      })(),
-    );
+      })();
+    const keys = group.ids.map((id) => cacheKey(id, key, x, stream, buckets));
+    for (const ck of keys) inflight.set(ck, read);
+    const settle = () => {
+      for (const ck of keys) if (inflight.get(ck) === read) inflight.delete(ck);
+    };
+    read.then(settle, settle);
+    requests.push(read);
   }
   await Promise.all(requests);
+  if (signal?.aborted) throw aborted();
   while (cache.size > MAX_ENTRIES) {
     const oldest = cache.keys().next().value;
     if (oldest === undefined) break;
