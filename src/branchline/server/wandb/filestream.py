@@ -63,7 +63,7 @@ def _loads(line: str) -> Any:
 
 def _history(offset: int, lines: list[str]) -> list[list[Any]]:
     """HISTORY records, sequence = line offset + 1; consecutive rows of plain floats with the
-    same keys become one ROW_BLOCK (columns, as our SDK's writer sends them), which the store
+    same key set become one ROW_BLOCK (columns, as our SDK's writer sends them), which the store
     applies without looking at each row: most of a long run's lines are such rows."""
     records: list[list[Any]] = []
     block = _Block()
