@@ -196,7 +196,9 @@ def test_pinned_column_shows_in_the_workspace_run_selector(page: Any, site: dict
     row = sidebar.locator(f".run-row[data-run-id='{site['ids']['vit-sgd-1']}']")
     assert row.locator("[data-column='config:optimizer']").inner_text().strip() == "sgd"
     assert row.locator("[data-column=state]").count() == 0
-    assert "config.optimizer" in sidebar.locator(".selector-head").inner_text()
+    pair = row.locator(".selector-pair")
+    assert pair.get_attribute("title") == "config.optimizer: sgd"
+    assert pair.locator(".selector-label").inner_text().strip() == "optimizer"
 
 
 def test_compare_two_runs_highlights_differences(page: Any, site: dict[str, Any]) -> None:

@@ -20,6 +20,9 @@ import { useAsync, usePoll } from "../lib/hooks";
 import { projectPath, runPath, runQueryFrom } from "../paths";
 import { navigate, setQuery, useLocation, withQuery } from "../router";
 
+/** Characters of a run name the sidebar shows (about its width at 14px) before truncating it. */
+const SIDEBAR_NAME_CHARS = 21;
+
 const STATES = ["running", "finished", "failed", "crashed", "killed", "preempted", "pending"];
 const SORTS: [string, string][] = [
   ["-created_at", "Newest first"],
@@ -179,7 +182,6 @@ function RunsSidebar({
   const { query } = useLocation();
   // The runs table's pinned (and not hidden) columns show next to the names, as in W&B.
   const pinnedColumns = selectorColumns(loadLayout(entity, project, query.get("pin")), loadHiddenColumns(entity, project)).slice(0, 3);
-  const nameChars = Math.max(12, 26 - 8 * pinnedColumns.length);
   const expand = () => navigate(withQuery(`${projectPath(entity, project)}/table`, Object.fromEntries(query.entries())));
   return (
     <aside class="sidebar" aria-label="Runs">
@@ -233,16 +235,6 @@ function RunsSidebar({
           </select>
         </label>
       </div>
-      {pinnedColumns.length > 0 && (
-        <div class="selector-head" aria-hidden="true">
-          <span class="selector-head-name">Name</span>
-          {pinnedColumns.map((id) => (
-            <span key={id} class="selector-cell" title={columnLabel(id)}>
-              {columnLabel(id)}
-            </span>
-          ))}
-        </div>
-      )}
       <ul class="run-list">
         {(groups ?? [{ name: "", runs }]).flatMap((group) => [
           ...(groups
@@ -276,20 +268,27 @@ function RunsSidebar({
               <ColorPicker color={color} label={run.name} onChange={(hex) => recolor(run.run_id, hex)} />
               <StateBadge state={run.state} compact />
               <a class="run-name" href={runPath(entity, project, run.run_id)} title={run.name}>
-                {truncateName(run.name, nameChars, trunc)}
+                {truncateName(run.name, SIDEBAR_NAME_CHARS, trunc)}
               </a>
-              {pinnedColumns.map((id) => {
-                const text = columnText(run, id);
-                return (
-                  <span key={id} class="selector-cell" data-column={id} title={`${columnLabel(id)}: ${text}`}>
-                    {text}
-                  </span>
-                );
-              })}
               <Menu
                 label={`Actions for ${run.name}`}
                 items={runMenuItems(run, { onChanged, onDeleted: onChanged, projects })}
               />
+              {pinnedColumns.length > 0 && (
+                <span class="selector-values">
+                  {pinnedColumns.map((id) => {
+                    const text = columnText(run, id);
+                    return (
+                      <span key={id} class="selector-pair" title={`${columnLabel(id)}: ${text}`}>
+                        <span class="selector-label">{columnLabel(id).replace(/^(config|summary)\./, "")}</span>
+                        <span class="selector-cell" data-column={id}>
+                          {text}
+                        </span>
+                      </span>
+                    );
+                  })}
+                </span>
+              )}
             </li>
           );
           }),
