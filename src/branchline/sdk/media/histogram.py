@@ -54,8 +54,8 @@ def _counts(values: Any, num_bins: int) -> tuple[list[float], list[float]]:
         part = array[start : start + _BLOCK]
         size = part.size
         np.subtract(part, low, out=scaled[:size])
-        scaled[:size] *= scale
-        index[:size] = scaled[:size]  # truncation toward zero: the bin number
+        # Scaled and truncated toward zero (the bin number) in one pass, straight into the index buffer.
+        np.multiply(scaled[:size], scale, out=index[:size], casting="unsafe")
         counts += np.bincount(index[:size], minlength=num_bins + 1)[: num_bins + 1]
     counts[num_bins - 1] += counts[num_bins]
     edges = np.linspace(low, high, num_bins + 1)
