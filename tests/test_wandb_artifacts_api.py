@@ -155,12 +155,12 @@ def test_artifacts_and_api_reads(any_server: Server) -> None:
     assert (target / "b.txt").read_text() == "beta, changed"
 
     # The client's own view of the same artifacts.
-    # (A file:// reference is stored and listed, but the client downloads stored files only.)
-    assert read["use"] == ["v0", ["again", "best"], ["a.txt", "b.txt"], "alpha"]
+    # The reference is fetched by the client itself, from where it points.
+    assert read["use"] == ["v0", ["again", "best"], ["a.txt", "b.txt", "ref.txt"], "alpha"]
     assert read["latest"] == ["v1", "beta, changed"]
     assert read["artifact"][:2] == ["ds:v0", ["again", "best"]]
     assert read["artifact"][2:] == [logged["v0"][2], ["consumer"], "r0", {"k": 1}, "two files"]
-    assert read["api_download"] == {"a.txt": "alpha", "b.txt": "beta"}
+    assert read["api_download"] == {"a.txt": "alpha", "b.txt": "beta", "ref.txt": "by reference"}
     assert read["logged"] == ["ds:v0"] and sorted(read["used"]) == ["ds:v0", "ds:v1"]
 
     # wandb.Api() reads against what was logged.

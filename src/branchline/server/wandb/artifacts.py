@@ -249,7 +249,9 @@ def _manifest_node(ctx: WandbContext, version_id: str) -> dict[str, Any]:
 
 
 def _file_node(ctx: WandbContext, row: VersionRow, entry: EntryRow) -> dict[str, Any]:
-    url = f"{ctx.base_url}/wandb/artifacts/{ctx.signer.sign('AGET', row.id, entry.path)}"
+    # A reference has no stored content: its URL is where it points (the client fetches it itself).
+    signed = f"{ctx.base_url}/wandb/artifacts/{ctx.signer.sign('AGET', row.id, entry.path)}"
+    url = entry.ref if entry.ref is not None else signed
     return {
         "__typename": "File",
         "id": f"{row.id}:{entry.path}",
@@ -272,7 +274,7 @@ class _FilesConnection:
         self.ctx, self.row = ctx, row
 
     def __call__(self, args: dict[str, Any]) -> dict[str, Any]:
-        entries = [e for e in self.ctx.store.artifact_entries(self.row.id) if e.ref is None]
+        entries = self.ctx.store.artifact_entries(self.row.id)
         names = args.get("names")
         if isinstance(names, list):
             wanted = set(map(str, names))
