@@ -465,6 +465,14 @@ def main() -> None:
             )
             rows.append(
                 Row(
+                    "live workspace: full re-reads ÷ incremental, server CPU per update",
+                    fullm["cpu_per_update"] / max(1e-9, inc["cpu_per_update"]),
+                    "×",
+                    note="per minute depends on how many updates a loaded browser manages; per update does not",
+                )
+            )
+            rows.append(
+                Row(
                     "live workspace: full re-reads ÷ incremental, series bytes per update",
                     fullm["bytes_per_update"] / max(1.0, inc["bytes_per_update"]),
                     "×",
