@@ -160,6 +160,7 @@ def test_description_edited_with_the_pencil_keeps_an_unsaved_draft(page: Any, si
     page.get_by_text("Description saved").wait_for()
     page.get_by_test_id("run-notes").filter(has_text="Resumed after a pause").wait_for()
     assert api_run(site)["notes"] == "Resumed after a pause"
+    page.get_by_text("unsaved description is kept as a draft").wait_for(state="detached")  # that toast has gone
     shot(page, "run-overview-description")
 
 
