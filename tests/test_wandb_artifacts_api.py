@@ -107,6 +107,7 @@ out["artifact"] = [found.name, sorted(found.aliases), found.digest, [u.id for u 
                    found.logged_by().id, found.metadata, found.description]
 apath = found.download(root="api")
 out["api_download"] = {n: open(os.path.join(apath, n)).read() for n in sorted(os.listdir(apath))}
+out["versions"] = [[a.version, sorted(a.aliases)] for a in api.artifacts("dataset", "arts/ds")]
 edit = api.artifact("arts/ds:v1")
 edit.description = "edited"; edit.metadata = {"k2": 2}; edit.aliases.append("golden")
 edit.save()
@@ -161,6 +162,7 @@ def test_artifacts_and_api_reads(any_server: Server) -> None:
     assert read["artifact"][:2] == ["ds:v0", ["again", "best"]]
     assert read["artifact"][2:] == [logged["v0"][2], ["consumer"], "r0", {"k": 1}, "two files"]
     assert read["api_download"] == {"a.txt": "alpha", "b.txt": "beta", "ref.txt": "by reference"}
+    assert read["versions"] == [["v1", ["latest"]], ["v0", ["again", "best"]]]
     assert read["logged"] == ["ds:v0"] and sorted(read["used"]) == ["ds:v0", "ds:v1"]
 
     # wandb.Api() reads against what was logged.

@@ -655,6 +655,29 @@ def run_artifacts(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any
     return {"project": {**_project(entity, project), "run": answer}, "entity": {"name": entity}}
 
 
+def project_artifacts(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
+    """`api.artifacts(type, name)`: a collection's versions, newest first, paged."""
+    entity, project = _where(ctx, variables)
+    name = str(variables.get("collection") or "")
+    rows = [r for r in ctx.store.artifact_versions(entity, project, name) if r.type == variables.get("type")]
+    after = str(variables.get("cursor") or "")
+    start = int(after) if after.isdigit() else 0
+    per_page = variables.get("perPage")
+    count = per_page if isinstance(per_page, int) and per_page > 0 else 50
+    page = rows[start : start + count]
+    end = start + len(page)
+    versions = {
+        "totalCount": len(rows),
+        "pageInfo": {"__typename": "PageInfo", "endCursor": str(end), "hasNextPage": end < len(rows)},
+        "edges": [{"version": r.version, "node": artifact_node(ctx, r)} for r in page],
+    }
+    collection = None
+    if rows:
+        collection = {**_collection(entity, project, name, rows[0].type), "artifacts": versions}
+    kind = {"__typename": "ArtifactType", "name": variables.get("type"), "artifactCollection": collection}
+    return {"project": {**_project(entity, project), "artifactType": kind}}
+
+
 def client_id_mapping(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
     """The version id an artifact's client id stands for (references between artifacts)."""
     registry = uploads_of(ctx.app)
@@ -733,6 +756,7 @@ OPERATIONS = {
     "ArtifactByID": artifact_by_id,
     "ArtifactByIDShort": artifact_by_id,
     "ArtifactByName": artifact_by_name,
+    "ProjectArtifacts": project_artifacts,
     "ArtifactManifest": artifact_manifest,
     "FetchArtifactManifest": artifact_by_id,
     "ArtifactMembershipByName": artifact_by_name,
