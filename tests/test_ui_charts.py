@@ -192,6 +192,15 @@ def test_the_legend_toggles_and_hides_lines(page: Any, site: dict[str, Any]) -> 
     item.click()
     assert item.get_attribute("aria-pressed") == "true"
 
+    # A grouped chart's legend lists its groups, each in its own colour.
+    page.goto(f"/{site['entity']}/colors?group=seed&show=5")
+    groups = chart(page, "loss").locator(".chart-legend .legend-item")
+    groups.nth(4).wait_for()
+    names = groups.locator(".legend-name").all_inner_texts()
+    assert len(names) == 5 and all(name.startswith("seed: ") for name in names), names
+    colors = {groups.nth(i).locator(".swatch").evaluate("e => getComputedStyle(e).backgroundColor") for i in range(5)}
+    assert len(colors) == 5
+
 
 def test_hover_shows_the_nearest_whole_step(page: Any, site: dict[str, Any]) -> None:
     page.goto(f"/{site['entity']}/colors")
