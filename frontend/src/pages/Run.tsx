@@ -8,6 +8,7 @@ import { confirmDialog } from "../components/Dialog";
 import { KeyValueTable } from "../components/KeyValueTable";
 import { Menu } from "../components/Menu";
 import { PanelGrid, sectionOf, systemSectionOf } from "../components/PanelGrid";
+import { EditableWorkspace } from "../components/EditableWorkspace";
 import { runMenuItems } from "../components/runActions";
 import { PageTitle } from "../components/PageTitle";
 import { StateBadge } from "../components/StateBadge";
@@ -553,7 +554,8 @@ function RunCharts({ run, stream }: { run: RunDetail; stream: 0 | 1 }) {
     { runId: run.run_id, incarnation: run.incarnation_id, label: run.name, color: runColor(`${run.entity}/${run.project}`, run), version, live: run.state === "running" },
   ];
   const numeric = Object.entries(keys.data?.keys ?? {}).filter(([, info]) => info.numeric).map(([k]) => k);
-  if (keys.data && numeric.filter((k) => !k.startsWith("_")).length === 0) {
+  const hasMedia = Object.values(keys.data?.keys ?? {}).some((info) => info.media_type);
+  if (keys.data && numeric.filter((k) => !k.startsWith("_")).length === 0 && !hasMedia) {
     return (
       <p class="empty">
         {stream === 1
@@ -571,17 +573,35 @@ function RunCharts({ run, stream }: { run: RunDetail; stream: 0 | 1 }) {
         panelSearch={settings.panelSearch}
         metricKeys={stream === 0 ? numeric : []}
       />
-      <PanelGrid
-        keys={keys.data?.keys ?? {}}
-        runs={visual}
-        stream={stream}
-        settings={stream === 1 && settings.x === "_step" ? { ...settings, x: "_runtime" } : settings}
-        sectionOf={stream === 1 ? systemSectionOf : sectionOf}
-        closed={closed}
-        onToggle={(s) => toggleClosed(closed, s)}
-        search={settings.panelSearch}
-        syncKey={`${run.incarnation_id}:${stream}:${settings.x}`}
-      />
+      {stream === 0 ? (
+        // The run pages of a project share one editable layout (saved on the server, view "run").
+        <EditableWorkspace
+          entity={run.entity}
+          project={run.project}
+          view="run"
+          keys={keys.data?.keys ?? {}}
+          runs={visual}
+          stream={0}
+          settings={settings}
+          sectionOf={sectionOf}
+          closed={closed}
+          onToggle={(s) => toggleClosed(closed, s)}
+          search={settings.panelSearch}
+          syncKey={`${run.incarnation_id}:${stream}:${settings.x}`}
+        />
+      ) : (
+        <PanelGrid
+          keys={keys.data?.keys ?? {}}
+          runs={visual}
+          stream={stream}
+          settings={settings.x === "_step" ? { ...settings, x: "_runtime" } : settings}
+          sectionOf={systemSectionOf}
+          closed={closed}
+          onToggle={(s) => toggleClosed(closed, s)}
+          search={settings.panelSearch}
+          syncKey={`${run.incarnation_id}:${stream}:${settings.x}`}
+        />
+      )}
     </div>
   );
 }
