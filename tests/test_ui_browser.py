@@ -212,8 +212,8 @@ def test_workspace_search_toggle_colour_axes_smoothing_zoom(page: Any, site: dic
     # a custom colour per run, kept in the URL
     second = site["ids"]["r1"]
     page.get_by_role("button", name=f"Colour of {second['name']}").click()
-    page.get_by_role("button", name="Colour #c2255c").click()
-    assert query(page)["color"] == f"{second['run_id']}:c2255c"
+    page.get_by_role("button", name="Colour #ee1177").click()
+    assert query(page)["color"] == f"{second['run_id']}:ee1177"
 
     # hovering shows every visible run's value at that x (the chart is redrawn with the new colour)
     page.wait_for_function(
