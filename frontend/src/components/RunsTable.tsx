@@ -356,7 +356,7 @@ export function RunsTable({
       {
         id: "runtime",
         label: "Runtime",
-        width: 100,
+        width: 124,
         sortKey: "runtime",
         render: (run) => formatDuration(runtimeSeconds(run)),
         value: (run) => runtimeSeconds(run),

@@ -10,6 +10,8 @@ import { loadTruncMode, runtimeSeconds } from "../lib/runColumns";
 import { projectPath, runPath } from "../paths";
 import { navigate, setQuery, useLocation } from "../router";
 
+/** Pixels of the key column: the same in the three tables, so their run columns line up. */
+const KEY_WIDTH = 300;
 /** Characters of a run name a column heading shows. */
 const HEAD_CHARS = 24;
 
@@ -67,10 +69,12 @@ function CompareTable({ title, rows, runs, onlyDiff, search, trunc }: { title: s
         <p class="muted pad">None of these runs has a {title.toLowerCase()}.</p>
       ) : (
         <div class="compare-scroll">
-          <table class="data-table compare-table" aria-label={`${title} compared`}>
+          <table class="data-table compare-table" aria-label={`${title} compared`} style={{ minWidth: `${KEY_WIDTH + runs.length * 150}px` }}>
             <thead>
               <tr>
-                <th scope="col">Key</th>
+                <th scope="col" style={{ width: `${KEY_WIDTH}px` }}>
+                  Key
+                </th>
                 {runs.map((run) => (
                   <th scope="col" key={run.run_id} title={run.name}>
                     {truncateName(run.name, HEAD_CHARS, trunc)}
