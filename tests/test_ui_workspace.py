@@ -97,7 +97,7 @@ def open_workspace(page: Any, site: dict[str, Any]) -> None:
 
 def test_edit_the_workspace_save_it_on_the_server_and_reset_it(browser: Any, site: dict[str, Any]) -> None:
     saved_url = f"{site['base']}/api/v1/projects/{site['entity']}/ws/workspace"
-    with browser_page(browser, site["base"]) as page:
+    with browser_page(browser, site["base"], height=1250) as page:
         open_workspace(page, site)
         assert status(page) == "Automatic layout"
         automatic = layout_of(page)
@@ -176,6 +176,8 @@ def test_edit_the_workspace_save_it_on_the_server_and_reset_it(browser: Any, sit
         wait_saved(page)
         edited = layout_of(page)
         assert edited == [("Charts", ["acc", "grads", "loss"]), ("val", ["loss,acc", "val/acc"])]
+        page.evaluate("window.scrollTo(0, 0)")
+        panel(page, "loss").locator("canvas").first.wait_for()
         shot(page, "workspace-edited")
 
         # Reloaded, the page shows the saved layout.
@@ -200,7 +202,10 @@ def test_edit_the_workspace_save_it_on_the_server_and_reset_it(browser: Any, sit
             "_runtime",
             "1",
         )
-        assert (panel(other, "loss").get_attribute("data-w"), panel(other, "loss").get_attribute("data-h")) == ("2", "2")
+        assert (panel(other, "loss").get_attribute("data-w"), panel(other, "loss").get_attribute("data-h")) == (
+            "2",
+            "2",
+        )
 
         # Reset to the automatic layout, confirmed in a dialog.
         other.locator(".workspace-bar").get_by_role("button", name="Reset workspace").click()
@@ -215,3 +220,28 @@ def test_edit_the_workspace_save_it_on_the_server_and_reset_it(browser: Any, sit
     with browser_page(browser, site["base"]) as third:
         open_workspace(third, site)
         assert status(third) == "Automatic layout" and layout_of(third) == automatic
+
+
+def test_run_pages_share_their_own_editable_layout(browser: Any, site: dict[str, Any]) -> None:
+    entity, ids = site["entity"], site["ids"]
+    with browser_page(browser, site["base"]) as page:
+        page.goto(f"/{entity}/ws/runs/{ids['alpha']}/workspace")
+        page.get_by_test_id("workspace-status").wait_for()
+        page.locator(".panel-editable canvas").first.wait_for()
+        assert status(page) == "Automatic layout"
+        # The same panel types as the project's workspace: line charts and the media key's panel.
+        assert layout_of(page) == [("Charts", ["acc", "grads", "loss"]), ("val", ["val/acc", "val/loss"])]
+        assert panel(page, "grads").locator(".media-panel").count() == 1
+        panel(page, "acc").get_by_role("button", name="Remove panel acc").click()
+        wait_saved(page)
+
+        # Another run of the project shows the run pages' saved layout; the project's workspace does not.
+        page.goto(f"/{entity}/ws/runs/{ids['beta']}/workspace")
+        page.get_by_test_id("workspace-status").wait_for()
+        assert status(page) == "Saved layout"
+        assert layout_of(page) == [("Charts", ["grads", "loss"]), ("val", ["val/acc", "val/loss"])]
+        page.goto(f"/{entity}/ws")
+        page.get_by_test_id("workspace-status").wait_for()
+        assert status(page) == "Automatic layout" and panel(page, "acc").count() == 1
+        run_view = get_json(f"{site['base']}/api/v1/projects/{entity}/ws/workspace?view=run")
+        assert run_view["version"] == 1 and "acc" in run_view["layout"]["seen_keys"]

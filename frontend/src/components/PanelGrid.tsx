@@ -508,11 +508,14 @@ function PanelFrame({
         </div>
       )}
       {panel.kind === "media" && mediaKind ? (
-        <MediaPanel
-          metricKey={panel.keys[0]}
-          kind={mediaKind}
-          runs={shownRuns.map((r) => ({ incarnation_id: r.incarnation, name: r.label, color: r.color }))}
-        />
+        // As tall as a chart of the same height; a media panel with more to show scrolls.
+        <div class="panel-media-body" style={{ maxHeight: `${height + 40}px` }}>
+          <MediaPanel
+            metricKey={panel.keys[0]}
+            kind={mediaKind}
+            runs={shownRuns.map((r) => ({ incarnation_id: r.incarnation, name: r.label, color: r.color }))}
+          />
+        </div>
       ) : panel.kind === "media" ? (
         <div class="chart-empty" style={{ height: `${height}px` }}>
           {panel.keys[0]}: no media logged under this key by the shown runs.
