@@ -355,6 +355,7 @@ def test_offline_media_are_stored_when_synced(tmp_path: Path) -> None:
         import numpy as np, branchline
         run = branchline.init(project="off", id="o1", mode="offline", settings={"quiet": True, "x_disable_stats": True, "console": "off"})
         run.log({"img": branchline.Image(np.full((3, 3), 7, np.uint8))})
+        run.summary["best"] = branchline.Image(np.full((2, 2), 9, np.uint8))
         run.finish()
         """,
         tmp_path,
@@ -370,6 +371,7 @@ def test_offline_media_are_stored_when_synced(tmp_path: Path) -> None:
     descriptor = next(iter(run.scan_history()))["img"]
     assert descriptor["_type"] == "image-file"
     assert run.media(descriptor)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int(pixels(run, run.summary["best"])[0, 0]) == 9  # set on the summary directly, stored by sync
     api.close()
 
 
