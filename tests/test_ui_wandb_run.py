@@ -142,8 +142,16 @@ def test_a_wandb_run_has_the_tabs_and_charts_of_an_sdk_run(browser: Any, site: d
         page.locator(".panel[data-metric] canvas").first.wait_for()  # the client's system metrics
         page.get_by_role("link", name="Files").click()
         page.get_by_role("button", name="wandb-metadata.json").wait_for()
+        page.get_by_role("link", name="Overview").click()
+        python = page.locator(".field-row", has=page.locator("dt", has_text="Python version")).locator("dd")
+        assert python.inner_text().startswith("CPython")  # the client's environment, as our SDK records it
+        assert (
+            page.locator(".field-row", has=page.locator("dt", has_text=re.compile(r"^OS$"))).locator("dd").inner_text()
+            != "–"
+        )
 
         page.goto(f"/{site['entity']}/mixed")  # the project workspace charts both clients' runs
+        page.locator(".run-list .run-name", has_text="wandb-fork").wait_for()
         names = page.locator(".run-list .run-name").all_inner_texts()
         assert {"sdk-run", "wandb-run", "wandb-fork"} <= {n.strip() for n in names}
         page.locator(".panel[data-metric='train/loss'] canvas").first.wait_for()

@@ -207,12 +207,43 @@ def _edit(
     if meta:
         records.append((RecordKind.META, [meta]))
     machine = {k: variables[k] for k in ("host", "program", "commit", "repo") if isinstance(variables.get(k), str)}
+    machine = {**_environment(wandb_meta), **machine}
     if wandb_meta or machine:
         values: dict[str, Any] = dict(machine)
         if wandb_meta:
             values["wandb"] = wandb_meta
         records.append((RecordKind.METADATA, [values]))
     ctx.apply_control(run.incarnation_id, records)
+
+
+#: Facts of the client's environment block (`_wandb.e`) that our SDK's metadata names the same
+#: way, so the run page's Overview shows them for either client.
+_ENVIRONMENT_KEYS = (
+    "os",
+    "python",
+    "executable",
+    "codePath",
+    "root",
+    "args",
+    "startedAt",
+    "cpu_count",
+    "cpu_count_logical",
+    "cpu",
+    "memory",
+    "disk",
+)
+
+
+def _environment(wandb_meta: dict[str, Any]) -> dict[str, Any]:
+    """The OS, Python, executable, … of the process that logs, from the client's `_wandb.e`
+    block (one entry per writer process; the last one wins)."""
+    found = wandb_meta.get("e")
+    values: dict[str, Any] = {}
+    if isinstance(found, dict):
+        for env in found.values():
+            if isinstance(env, dict):
+                values.update({k: env[k] for k in _ENVIRONMENT_KEYS if k in env})
+    return values
 
 
 def resume_status(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
