@@ -256,7 +256,7 @@ def _field_test(view: RunView, field: str, op: str, query: Any) -> bool:
     if field in ("heartbeatAt", "heartbeat_at"):
         return _scalar_test(view.heartbeat_at, op, query, _epoch)
     if field == "duration":
-        return _scalar_test(view.runtime, op, query, float)
+        return _scalar_test(view.duration, op, query, float)
     if field == "tags":
         return _tags_test(view.tags, op, query)
     return _json_test(_json_value(view, field), op, query)
@@ -397,7 +397,7 @@ def _reference_order(views: list[RunView], key: str, descending: bool) -> list[s
         "created_at": lambda v: v.created_at,
         "createdAt": lambda v: v.created_at,
         "heartbeat_at": lambda v: v.heartbeat_at,
-        "duration": lambda v: v.runtime,
+        "duration": lambda v: v.duration,
         "display_name": lambda v: v.name,
         "name": lambda v: v.run_id,
         "state": lambda v: v.state,

@@ -9,8 +9,9 @@ from branchline.server.models import RunBrief, RunDetail, RunItem
 from branchline.server.serialize import run_brief, run_detail, run_item
 from branchline.store import RunView
 
-# What the API keeps to itself: the row key and the define_metric state.
-_PRIVATE = {"pk", "rules"}
+# What the API keeps to itself: the row key, the define_metric state and the paused seconds (it
+# answers `runtime` and `duration` instead).
+_PRIVATE = {"pk", "rules", "paused"}
 # What an Overview adds beside the view: its neighbours and the run's current incarnation.
 _DETAIL_EXTRAS = {"archived_incarnations", "forks", "current_incarnation_id"}
 
@@ -43,6 +44,8 @@ def _view(**changes: object) -> RunView:
         starting_step=0,
         last_step=99,
         runtime=59.5,
+        duration=50.0,
+        paused=9.5,
         archived=False,
         ordinal=1,
         stop_requested=False,
@@ -70,15 +73,19 @@ def test_every_model_field_comes_from_the_view() -> None:
 
 def test_answers_carry_the_view_values_and_the_duration() -> None:
     view = _view()
-    archived = _view(incarnation_id="old", archived=True, finished_at=None, heartbeat_at=130.0)
+    archived = _view(incarnation_id="old", archived=True, runtime=29.0, duration=29.0, paused=0.0)
     detail = json.loads(
         run_detail(view, current_incarnation_id="inc1", archived=[archived], forks=[]).model_dump_json()
     )
     for name in set(RunDetail.model_fields) - _DETAIL_EXTRAS:
         expected = getattr(view, name)
         assert detail[name] == expected, name
-    assert detail["duration"] == 59.5  # finished - started
-    assert detail["archived_incarnations"][0]["duration"] == 29.0  # last heartbeat - started, not finished
+    # Runtime is the wall clock (pauses included), Duration the active time: both as the store has them.
+    assert (detail["runtime"], detail["duration"]) == (59.5, 50.0)
+    assert (detail["archived_incarnations"][0]["runtime"], detail["archived_incarnations"][0]["duration"]) == (
+        29.0,
+        29.0,
+    )
     assert "pk" not in detail and "rules" not in detail
     assert run_item(view).model_dump()["config"] == {"lr": 0.1}
-    assert set(run_brief(view).model_dump()) == set(RunBrief.model_fields) | {"duration"}
+    assert set(run_brief(view).model_dump()) == set(RunBrief.model_fields)

@@ -76,15 +76,13 @@ class RunView:
     paused: float = 0.0
     #: Readable by the members of its entity only, even in a public project.
     private: bool = False
+    #: Duration: seconds the run was actively running, pauses excluded (never above `runtime`): the
+    #: SDK clock at its last record less the pauses, what the `duration` filter and sort compare.
+    duration: float = 0.0
 
     @property
     def path(self) -> str:
         return f"{self.entity}/{self.project}/{self.run_id}"
-
-    @property
-    def duration(self) -> float:
-        """Duration: seconds the run was actively running, pauses excluded (never above `runtime`)."""
-        return max(0.0, self.runtime - self.paused)
 
 
 _NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
@@ -184,6 +182,7 @@ def to_view(conn: Connection, row: Any, *, with_lineage: bool = True) -> RunView
         forked_from=forked,
         paused=float(row.paused),
         private=bool(row.private),
+        duration=max(0.0, float(row.runtime) - float(row.paused)),
     )
 
 
