@@ -346,6 +346,8 @@ def create_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
         metadata = json.loads(raw_meta) if isinstance(raw_meta, str) and raw_meta else raw_meta or {}
     except ValueError:
         raise ApiError(400, "CreateArtifact's metadata is not a JSON object.", field="metadata") from None
+    if not isinstance(metadata, dict):
+        raise ApiError(400, "CreateArtifact's metadata must be a JSON object.", field="metadata")
     run = _run_of(ctx, entity, project, source.get("runName"))
     versions = ctx.store.artifact_versions(entity, project, name)
     if versions and versions[0].type != type_:
@@ -378,7 +380,7 @@ def create_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
             type=type_,
             digest=digest,
             description=source.get("description") if isinstance(source.get("description"), str) else None,
-            metadata=metadata if isinstance(metadata, dict) else {},
+            metadata=metadata,
             aliases=aliases,
             incarnation_id=None if run is None else run.incarnation_id,
             client_id=str(source.get("clientID") or "") or None,
@@ -705,7 +707,12 @@ def update_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
     description = source["description"] if isinstance(source.get("description"), str) else row.description
     metadata = row.metadata
     if isinstance(source.get("metadata"), str):
-        metadata = json.loads(source["metadata"])
+        try:
+            metadata = json.loads(source["metadata"])
+        except ValueError:
+            raise ApiError(400, "UpdateArtifact's metadata is not JSON.", field="metadata") from None
+    if not isinstance(metadata, dict):
+        raise ApiError(400, "An artifact's metadata must be a JSON object.", field="metadata")
     ctx.store.update_artifact(row.id, description=description, metadata=metadata)
     aliases = source.get("aliases")
     if isinstance(aliases, list):
