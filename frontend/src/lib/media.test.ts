@@ -18,6 +18,13 @@ describe("descriptors", () => {
     expect(imagesOf(one)).toEqual([one]);
     expect(imagesOf({ _type: "images/separated", images: [one, one] })).toHaveLength(2);
     expect(imagesOf({ _type: "histogram" })).toEqual([]);
+    const boxes = { pred: { _type: "boxes2D", url: "/b.json" } };
+    const masks = { seg: { _type: "mask", url: "/m.png" } };
+    const listed = imagesOf({ _type: "images/separated", width: 8, height: 6, images: [one, one], all_boxes: [boxes, null], all_masks: [null, masks] });
+    expect(listed.map((i) => [i.boxes, i.masks, i.width, i.height])).toEqual([
+      [boxes, undefined, 8, 6],
+      [undefined, masks, 8, 6],
+    ]);
     expect(imagesOf(null)).toEqual([]);
   });
   it("builds media file URLs with each path part encoded", () => {

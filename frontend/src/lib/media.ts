@@ -57,7 +57,18 @@ export function valueAt<T extends { step: number }>(steps: T[], step: number): T
 export function imagesOf(value: Descriptor | null | undefined): Descriptor[] {
   if (!value) return [];
   if (value._type === "image-file") return [value];
-  if (value._type === "images/separated" && Array.isArray(value.images)) return value.images as Descriptor[];
+  if (value._type === "images/separated" && Array.isArray(value.images)) {
+    // The list's boxes and masks sit beside the images (`all_boxes[i]`, `all_masks[i]`), as do their sizes.
+    const boxes = Array.isArray(value.all_boxes) ? (value.all_boxes as unknown[]) : [];
+    const masks = Array.isArray(value.all_masks) ? (value.all_masks as unknown[]) : [];
+    return (value.images as Descriptor[]).map((image, i) => ({
+      ...image,
+      width: image.width ?? value.width,
+      height: image.height ?? value.height,
+      ...(image.boxes || !boxes[i] ? {} : { boxes: boxes[i] }),
+      ...(image.masks || !masks[i] ? {} : { masks: masks[i] }),
+    }));
+  }
   return [];
 }
 

@@ -3,6 +3,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, errorText, type ConsoleLine, type RunFile } from "../api";
 import { parseAnsi, stripAnsi } from "../lib/ansi";
 import { formatBytes, formatDate } from "../lib/format";
+import { mediaFileUrl } from "../lib/media";
 import { useAsync, usePoll } from "../lib/hooks";
 import { setQuery, useLocation } from "../router";
 import type { TableBody } from "../components/media/mediaData";
@@ -149,9 +150,11 @@ export function prettyJson(text: string): string {
   }
 }
 
-function Preview({ base, file }: { base: string; file: RunFile }) {
+function Preview({ base, file, incarnation }: { base: string; file: RunFile; incarnation?: string }) {
   const [content, setContent] = useState<string | null>(null);
-  const url = fileUrl(base, file.path, true);
+  // A table through the media route: a wandb client's table file holds plain cells only, and that
+  // route answers the whole table (from the run's `run_table` artifact), image cells with URLs.
+  const url = TABLE.test(file.path) && incarnation ? mediaFileUrl(incarnation, file.path) : fileUrl(base, file.path, true);
   useEffect(() => {
     setContent(null);
     if (!TEXT.test(file.path)) return;
@@ -312,7 +315,7 @@ export function FilesTab({ base }: { base: string }) {
           <header class="card-header">
             <h2>{current.path}</h2>
           </header>
-          {current.available ? <Preview base={base} file={current} /> : <p class="muted pad">The content is not available on this server.</p>}
+          {current.available ? <Preview base={base} file={current} incarnation={files.data?.incarnation_id} /> : <p class="muted pad">The content is not available on this server.</p>}
         </section>
       ) : (
         <p class="muted pad">Select a file to preview it (text, images, audio, video, tables and HTML).</p>

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from branchline.artifacts import run_tables
 from branchline.errors import UsageError
 from branchline.store.interface import ApiBackend, RunView
 
@@ -26,8 +27,6 @@ __all__ = ["FILE_TYPES", "images_of", "media_bytes", "save_media", "table_frame"
 
 #: Descriptor types that point at a run file.
 FILE_TYPES = frozenset({"image-file", "table-file", "audio-file", "video-file", "html-file", "mask", "boxes2D"})
-#: How the wandb client names the artifact entry a table lives in.
-_CLIENT_ARTIFACT = "wandb-client-artifact://"
 _MAX_HOPS = 64
 
 
@@ -82,7 +81,7 @@ def _logged_tables(backend: ApiBackend, view: RunView) -> list[Any]:
     """The `run_table` artifact versions the run logged (the wandb client's tables), oldest first."""
     from branchline.artifacts import public
 
-    return [a for a in public.logged_artifacts(backend, view.incarnation_id) if a.type == "run_table"]
+    return [a for a in public.logged_artifacts(backend, view.incarnation_id) if a.type == run_tables.RUN_TABLE]
 
 
 def _entry_bytes(entry: Any) -> bytes:
@@ -104,44 +103,19 @@ def _artifact_file(backend: ApiBackend, view: RunView, path: str, sha: Any) -> b
     return None
 
 
-def _cells_match(plain: dict[str, Any], full: dict[str, Any]) -> bool:
-    """Whether the artifact's table `full` is the one whose plain cells the run file `plain` holds."""
-    if plain.get("columns") != full.get("columns") or len(plain.get("data") or []) != len(full.get("data") or []):
-        return False
-    for plain_row, full_row in zip(plain["data"], full["data"], strict=True):
-        for a, b in zip(plain_row, full_row, strict=False):
-            if not (isinstance(b, dict) and "_type" in b) and a != b:
-                return False
-    return True
-
-
 def _artifact_table(backend: ApiBackend, view: RunView, descriptor: dict[str, Any], plain: Any) -> Any:
-    """The table a wandb client's descriptor names, from the run's `run_table` artifact; None if not found.
-
-    The versions of `run-<id>-<key>` that hold `<key>.table.json` are taken in the order the run
-    logged them; when there are as many as the distinct tables the run logged under the key, the
-    descriptor's place among those picks its version, else the first whose plain cells match.
-    """
-    where = str(descriptor.get("artifact_path") or "")
-    if not where.startswith(_CLIENT_ARTIFACT) or not isinstance(plain, dict):
+    """The table a wandb client's descriptor names, from the run's `run_table` artifact; None if not found."""
+    name = run_tables.entry_name(descriptor)
+    if name is None or not isinstance(plain, dict):
         return None
-    name = where.removeprefix(_CLIENT_ARTIFACT).partition("/")[2]
     candidates = []
     for artifact in _logged_tables(backend, view):
         try:
             candidates.append(artifact.get_entry(name))
         except KeyError:
             continue
-    if len(candidates) > 1:
-        logged = backend.read_objects(view.incarnation_id, name.removesuffix(".table.json"))
-        order = list(dict.fromkeys(str(v.get("artifact_path")) for _, v in logged if isinstance(v, dict)))
-        if len(order) == len(candidates) and where in order:
-            candidates = [candidates[order.index(where)]]
-    for entry in candidates:
-        full = json.loads(_entry_bytes(entry))
-        if isinstance(full, dict) and _cells_match(plain, full):
-            return full
-    return None
+    logged = backend.read_objects(view.incarnation_id, name.removesuffix(".table.json")) if len(candidates) > 1 else []
+    return run_tables.pick_table(descriptor, plain, candidates, logged, _entry_bytes)
 
 
 def save_media(backend: ApiBackend, view: RunView, value: Any, root: str | Path, replace: bool = True) -> Path:
