@@ -26,6 +26,7 @@ import { Menu } from "./Menu";
 import { type ChartSettings, LayoutGrid, type LayoutEdits, type VisualGroup, type VisualRun, keyKinds } from "./PanelGrid";
 import { type PanelDraft, PanelEditor } from "./PanelEditor";
 import { toast } from "./Toast";
+import { useViewer } from "./UserMenu";
 import { mediaKindOf } from "./media/MediaPanel";
 
 type Status = "loading" | "automatic" | "saved" | "saving" | "error";
@@ -69,6 +70,9 @@ export function EditableWorkspace({
   syncKey: string;
   canEdit?: boolean;
 }) {
+  // Only the project's members may save its layout: others (a public project's readers) see it as is.
+  const viewer = useViewer();
+  const editable = canEdit && (!viewer || !viewer.auth_required || viewer.entities.includes(entity));
   const [saved, setSaved] = useState<Workspace | null>(null);
   const [status, setStatus] = useState<Status>("loading");
   const [problem, setProblem] = useState<string | null>(null);
@@ -179,7 +183,7 @@ export function EditableWorkspace({
     if (name) commit(addSection(layout, name));
   };
 
-  const edits: LayoutEdits | null = canEdit
+  const edits: LayoutEdits | null = editable
     ? {
         onEdit: (panel) => {
           const found = findPanel(layout, panel.id);
@@ -237,7 +241,7 @@ export function EditableWorkspace({
   if (status === "loading") return <p class="muted" aria-busy="true">Loading the workspace…</p>;
   return (
     <div class="editable-workspace">
-      {canEdit && (
+      {editable && (
         <div class="workspace-bar" role="toolbar" aria-label="Workspace layout">
           <span class={`workspace-status status-${status}`} data-testid="workspace-status" data-version={version.current}>
             {STATUS_TEXT[status]}
