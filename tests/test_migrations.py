@@ -144,3 +144,24 @@ def test_upgrade_to_0005_adds_the_workspaces_table_to_a_store_with_runs(store_ba
         with open_store(url) as store:
             assert store.get_workspace("e", "p") is None
             assert store.save_workspace("e", "p", {"sections": []}, expected_version=0).version == 1
+
+
+@pytest.mark.parametrize("store_backend", BACKENDS)
+def test_upgrade_to_0007_adds_the_pending_upload_tables(store_backend: str, tmp_path: Path) -> None:
+    from branchline.store.pending_uploads import PendingUpload
+
+    with fresh_url(store_backend, tmp_path) as url:
+        assert upgrade(url, "0006_run_privacy") == "0006_run_privacy"
+        engine = make_engine(url)
+        try:
+            assert "wandb_artifact_uploads" not in inspect(engine).get_table_names()
+        finally:
+            engine.dispose()
+        assert upgrade(url) == SCHEMA_REVISION
+        with open_store(url) as store:
+            upload = PendingUpload("u", "e", "p", "ds", "dataset", "d", None, {}, [], None, "c", 1.0)
+            store.create_pending_upload(upload)
+            assert store.add_pending_upload_file("u", "a.txt", "a" * 64, 1)
+            assert store.get_pending_upload("u") == PendingUpload(
+                "u", "e", "p", "ds", "dataset", "d", None, {}, [], None, "c", 1.0, {"a.txt": ("a" * 64, 1)}
+            )

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from branchline.schema_revision import SCHEMA_REVISION
 from branchline.server import ServerSettings, create_app
 from branchline.store import Store, open_store
 from branchline.store.engine import make_engine, upgrade
@@ -200,7 +201,7 @@ def test_upgrade_to_0006_keeps_stored_runs_visible_with_no_pause(store_backend: 
                 )
         finally:
             engine.dispose()
-        assert upgrade(url) == "0006_run_privacy"
+        assert upgrade(url) == SCHEMA_REVISION
         with open_store(url) as upgraded:
             view = upgraded.require_run("e", "p", "old")
             assert (view.private, view.paused, view.runtime, view.duration) == (False, 0.0, 8.5, 8.5)

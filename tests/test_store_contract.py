@@ -466,6 +466,64 @@ def test_artifact_index(store: Store) -> None:
     assert store.get_artifact(v0.id) is None and store.get_artifact(v1.id) is not None
 
 
+def test_pending_artifact_uploads_are_kept_until_committed_or_stale(store: Store, any_store_url: str) -> None:
+    from branchline.store.pending_uploads import PendingUpload
+
+    def pending(upload_id: str, client_id: str | None, created_at: float) -> PendingUpload:
+        return PendingUpload(
+            id=upload_id,
+            entity="team",
+            project="proj",
+            name="ds",
+            type="dataset",
+            digest="d" * 32,
+            description="two files",
+            metadata={"k": 1, "nested": [1.5, None]},
+            aliases=["best"],
+            incarnation_id=None,
+            client_id=client_id,
+            created_at=created_at,
+        )
+
+    now = time.time()
+    store.create_pending_upload(pending("u1", "client-1", now))
+    with pytest.raises(UsageError, match="exists already"):
+        store.create_pending_upload(pending("u1", None, now))
+    got = store.get_pending_upload("u1")
+    assert got == pending("u1", "client-1", now)  # no files, no entries yet
+    assert store.get_pending_upload("nope") is None
+    # Another process (a second replica) sees every change at once.
+    with open_store(any_store_url) as other:
+        assert other.add_pending_upload_file("u1", "data/a.txt", "a" * 64, 5)
+        assert other.pending_upload_by_client_id("client-1") == "u1"
+    assert store.add_pending_upload_file("u1", "data/b.txt", "b" * 64, 4)
+    assert store.add_pending_upload_file("u1", "data/b.txt", "c" * 64, 6)  # a retry keeps the last content
+    assert not store.add_pending_upload_file("nope", "x", "a" * 64, 1)
+    entries = [EntryRow("data/a.txt", "a" * 64, 5, None, {"md5": "m"}), EntryRow("r", "e", None, "file:///r", None)]
+    assert store.set_pending_upload_entries("u1", entries)
+    assert not store.set_pending_upload_entries("nope", entries)
+    got = store.get_pending_upload("u1")
+    assert got is not None and got.entries == entries
+    assert got.files == {"data/a.txt": ("a" * 64, 5), "data/b.txt": ("c" * 64, 6)}
+
+    # Committed: no longer in flight, but its client id still names the version.
+    assert store.finish_pending_upload("u1")
+    assert not store.finish_pending_upload("u1")
+    assert store.get_pending_upload("u1") is None
+    assert not store.add_pending_upload_file("u1", "late.txt", "a" * 64, 1)
+    assert store.pending_upload_by_client_id("client-1") == "u1"
+    assert store.pending_upload_by_client_id("unknown") is None
+
+    # Stale ones (older than a day by default) are dropped with their files.
+    store.create_pending_upload(pending("old", "client-old", now - 2 * 86400))
+    assert store.add_pending_upload_file("old", "a.txt", "a" * 64, 5)
+    store.create_pending_upload(pending("new", None, now))
+    assert store.drop_stale_uploads() == 1
+    assert store.get_pending_upload("old") is None and store.pending_upload_by_client_id("client-old") is None
+    assert store.get_pending_upload("new") is not None
+    assert store.drop_stale_uploads(older_than=-60) == 2  # u1 (committed) and new
+
+
 def test_workspace_layouts_are_saved_per_project_and_view(store: Store) -> None:
     from branchline.store.workspaces import WorkspaceConflictError
 

@@ -5,4 +5,4 @@ from __future__ import annotations
 __all__ = ["SCHEMA_REVISION"]
 
 #: The Alembic revision this branchline reads and writes; the store refuses any other.
-SCHEMA_REVISION = "0006_run_privacy"
+SCHEMA_REVISION = "0007_wandb_artifact_uploads"

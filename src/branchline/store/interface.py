@@ -21,6 +21,7 @@ from branchline.store.charts import ChartSeries
 from branchline.store.leases import Lease
 from branchline.store.options import ChartOptions, ListQuery, StepRange
 from branchline.store.overview import Overview
+from branchline.store.pending_uploads import PendingUpload
 from branchline.store.reads import RunView
 from branchline.store.workspaces import WorkspaceRow
 
@@ -36,6 +37,8 @@ __all__ = [
     "EntryRow",
     "Leases",
     "ListQuery",
+    "PendingUpload",
+    "PendingUploads",
     "ProjectReader",
     "ProjectStats",
     "RunCatalog",
@@ -190,6 +193,18 @@ class ArtifactIndex(Protocol):
     def blob_in_project(self, entity: str, project: str, digest: str) -> bool: ...
 
 
+class PendingUploads(Protocol):
+    """Artifact uploads in flight over the W&B protocol, shared by every server replica."""
+
+    def create_pending_upload(self, upload: PendingUpload) -> None: ...
+    def get_pending_upload(self, upload_id: str) -> PendingUpload | None: ...
+    def pending_upload_by_client_id(self, client_id: str) -> str | None: ...
+    def add_pending_upload_file(self, upload_id: str, path: str, sha256: str, size: int) -> bool: ...
+    def set_pending_upload_entries(self, upload_id: str, entries: Sequence[EntryRow]) -> bool: ...
+    def finish_pending_upload(self, upload_id: str) -> bool: ...
+    def drop_stale_uploads(self, older_than: float = ...) -> int: ...
+
+
 class Workspaces(Protocol):
     """Saved workspace layouts, one per project and view ("project" or "run")."""
 
@@ -229,6 +244,7 @@ class StoreInterface(
     RunTelemetry,
     AuthDirectory,
     ArtifactIndex,
+    PendingUploads,
     Workspaces,
     Leases,
     Closable,
@@ -250,6 +266,7 @@ ROLES: tuple[type, ...] = (
     RunTelemetry,
     AuthDirectory,
     ArtifactIndex,
+    PendingUploads,
     Workspaces,
     Leases,
     Closable,

@@ -48,6 +48,8 @@ __all__ = [
     "teams",
     "team_members",
     "workspaces",
+    "wandb_artifact_uploads",
+    "wandb_artifact_upload_files",
     "SCHEMA_REVISION",
 ]
 
@@ -350,4 +352,40 @@ workspaces = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(64), nullable=True),
+)
+
+# -- artifact uploads in flight over the W&B protocol (revision 0007) ------------------------------
+# What `CreateArtifact` named until `CommitArtifact` (JSON as text: the store does not query inside
+# it), and each file stored for it, one row per file so replicas receiving files at once never
+# overwrite each other. A committed upload stays (`committed_at`) so its client id still maps to
+# the version; every row is dropped a day after it was created.
+
+wandb_artifact_uploads = Table(
+    "wandb_artifact_uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),  # becomes the version's id
+    Column("client_id", String(128), nullable=True),
+    Column("entity", String(128), nullable=False),
+    Column("project", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("type", String(128), nullable=False),
+    Column("digest", String(128), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("artifact_metadata", Text, nullable=False),
+    Column("aliases", Text, nullable=False),
+    Column("incarnation_id", String(32), nullable=True),
+    Column("entries", Text, nullable=True),  # the manifest's entries once it was uploaded
+    Column("created_at", Float, nullable=False),
+    Column("committed_at", Float, nullable=True),
+    Index("ix_wandb_artifact_uploads_client", "client_id"),
+    Index("ix_wandb_artifact_uploads_created", "created_at"),
+)
+
+wandb_artifact_upload_files = Table(
+    "wandb_artifact_upload_files",
+    metadata,
+    Column("upload_id", String(32), ForeignKey("wandb_artifact_uploads.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
 )

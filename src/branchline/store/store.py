@@ -27,6 +27,7 @@ from branchline.store.interface import ChartOptions, ListQuery, Series, StepRang
 from branchline.store.leases import Lease, open_lease
 from branchline.store.lineage import segments_for
 from branchline.store.overview import Overview, read_overviews
+from branchline.store.pending_uploads import PendingUploadStoreMixin
 from branchline.store.reads import RunView
 from branchline.store.schema import incarnations, projects, runs
 from branchline.store.workspaces import WorkspaceStoreMixin
@@ -55,12 +56,13 @@ def open_store(
     return Store(url, create=create, crash_timeout=crash_timeout, files_dir=files_dir)
 
 
-class Store(AuthStoreMixin, WorkspaceStoreMixin):
+class Store(AuthStoreMixin, WorkspaceStoreMixin, PendingUploadStoreMixin):
     """Runs, their incarnations and history. Safe to share between threads; one per process.
 
     Implements every role of store/interface.py (`StoreInterface`); callers type against a role.
     Users, API keys, teams and project visibility come from `AuthStoreMixin` (store/auth.py), saved
-    workspace layouts from `WorkspaceStoreMixin` (store/workspaces.py).
+    workspace layouts from `WorkspaceStoreMixin` (store/workspaces.py), W&B artifact uploads in
+    flight from `PendingUploadStoreMixin` (store/pending_uploads.py).
     """
 
     def __init__(

@@ -44,9 +44,10 @@ async def upload(token: Token, request: Request) -> Response:
     if grant is None:
         return errors("The upload URL is invalid or has expired.", 403)
     registry = uploads_of(request.app)
-    found = registry.get(grant.incarnation_id)
+    store: StoreInterface = request.app.state.store
+    found = await run_in_threadpool(store.get_pending_upload, grant.incarnation_id)
     if found is None:
-        return errors("This artifact upload is no longer in flight on this server: log the artifact again.", 404)
+        return errors("This artifact upload is no longer in flight: log the artifact again.", 404)
     if grant.path == MANIFEST_PATH:
         body = await request.body()
         if len(body) > _MAX_MANIFEST:
@@ -55,7 +56,8 @@ async def upload(token: Token, request: Request) -> Response:
             entries = manifest_entries(registry, found, json.loads(body))
         except ValueError as exc:
             return errors(f"The artifact manifest was refused: {exc}.", 400)
-        found.entries = entries
+        if not await run_in_threadpool(store.set_pending_upload_entries, found.id, entries):
+            return errors("This artifact upload is no longer in flight: log the artifact again.", 404)
         return JSONResponse({"entries": len(entries)})
     path, _, md5 = grant.path.rpartition("\n")
     blobs = blob_store(request.app)
@@ -78,8 +80,8 @@ async def upload(token: Token, request: Request) -> Response:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     registry.remember(got, digest, size)
-    with registry.lock:
-        found.files[path] = (digest, size)
+    if not await run_in_threadpool(store.add_pending_upload_file, found.id, path, digest, size):
+        return errors("This artifact upload is no longer in flight: log the artifact again.", 404)
     return JSONResponse({"sha256": digest, "size": size})
 
 

@@ -14,8 +14,10 @@ id, the manifest and every file through signed, expiring download URLs (artifact
 `UseArtifact` records the run as a user. Versions logged with our SDK are served too (their MD5s
 are computed when first asked).
 
-Uploads in flight live in the server process for at most a day: a client logs an artifact
-through one server, so with several replicas keep a client on one (sticky sessions).
+Uploads in flight live in the store (`PendingUploads`, for at most a day), so a client's
+requests may reach any replica behind a load balancer and a server may restart between
+`CreateArtifact` and `CommitArtifact`. Each process keeps only a cache of the MD5s of content it
+received, to hand no upload URL for content stored already.
 """
 
 from __future__ import annotations
@@ -25,9 +27,7 @@ import hashlib
 import json
 import secrets
 import threading
-import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
 from branchline.errors import UsageError
@@ -35,62 +35,31 @@ from branchline.server.blob_storage import blob_store
 from branchline.server.errors import ApiError
 from branchline.server.wandb.buckets import _iso
 from branchline.server.wandb.context import WandbContext, input_of
-from branchline.store.interface import EntryRow, RunView, StoreInterface, VersionRow
+from branchline.store.interface import EntryRow, PendingUpload, RunView, StoreInterface, VersionRow
 
 __all__ = ["MANIFEST_PATH", "OPERATIONS", "Upload", "Uploads", "manifest_json", "uploads_of"]
 
 #: The signed path that names a version's manifest (no entry path may be empty).
 MANIFEST_PATH = ""
-#: How long an upload in flight is kept before it is forgotten.
-_UPLOAD_TTL = 24 * 3600.0
 _MD5_CACHE = 100_000
 _PAGE = 5000
 _GUARD = threading.Lock()
 
 
 # -- uploads in flight -------------------------------------------------------------------------------------
-@dataclass
-class Upload:
-    """An artifact the client is uploading: what `CreateArtifact` named, and what arrived since."""
-
-    id: str
-    entity: str
-    project: str
-    name: str
-    type: str
-    digest: str
-    description: str | None
-    metadata: dict[str, Any]
-    aliases: list[str]
-    incarnation_id: str | None
-    client_id: str | None
-    created_at: float
-    #: path → (sha256, size) of each file stored so far.
-    files: dict[str, tuple[str, int]] = field(default_factory=dict)
-    entries: list[EntryRow] | None = None
+#: An artifact the client is uploading (kept in the store: see store/pending_uploads.py).
+Upload = PendingUpload
 
 
 class Uploads:
-    """The uploads in flight of one server process, and the MD5 → sha256 of content it received."""
+    """One server process's cache of the MD5 → (sha256, size) of content it received.
+
+    Only a shortcut: the uploads themselves are in the store, and a replica that never saw some
+    content simply hands an upload URL for it (the blob is stored once, by sha256)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.by_id: dict[str, Upload] = {}
-        self.client_ids: dict[str, str] = {}
         self.md5s: OrderedDict[str, tuple[str, int]] = OrderedDict()
-
-    def add(self, upload: Upload) -> None:
-        with self.lock:
-            cutoff = time.time() - _UPLOAD_TTL
-            for key in [k for k, u in self.by_id.items() if u.created_at < cutoff]:
-                del self.by_id[key]
-            self.by_id[upload.id] = upload
-            if upload.client_id:
-                self.client_ids[upload.client_id] = upload.id
-
-    def get(self, upload_id: str) -> Upload | None:
-        with self.lock:
-            return self.by_id.get(upload_id)
 
     def remember(self, md5: str, sha256: str, size: int) -> None:
         with self.lock:
@@ -105,7 +74,7 @@ class Uploads:
 
 
 def uploads_of(app: Any) -> Uploads:
-    """The app's uploads in flight (one registry per app)."""
+    """The app's MD5 cache (one per app)."""
     with _GUARD:
         found: Uploads | None = getattr(app.state, "wandb_uploads", None)
         if found is None:
@@ -386,7 +355,8 @@ def create_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
             client_id=str(source.get("clientID") or "") or None,
             created_at=ctx.now,
         )
-        uploads_of(ctx.app).add(upload)
+        ctx.store.drop_stale_uploads()
+        ctx.store.create_pending_upload(upload)
         node = _pending_node(upload)
     node["artifactSequence"]["latestArtifact"] = {"__typename": "Artifact", "id": versions[0].id} if versions else None
     return {"createArtifact": {"artifact": node}}
@@ -427,9 +397,9 @@ def _commit(
 
 
 def _upload(ctx: WandbContext, upload_id: Any) -> Upload:
-    upload = uploads_of(ctx.app).get(str(upload_id or ""))
+    upload = ctx.store.get_pending_upload(str(upload_id or ""))
     if upload is None:
-        raise ApiError(404, f"No artifact upload {upload_id!r} in flight on this server: log the artifact again.")
+        raise ApiError(404, f"No artifact upload {upload_id!r} in flight: log the artifact again.")
     ctx.check(upload.entity, upload.project, write=True)
     return upload
 
@@ -460,15 +430,14 @@ def create_files(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]
     """One upload URL per file, in order; none for content this server already holds."""
     source = input_of(variables)
     files = source.get("artifactFiles") or variables.get("artifactFiles") or []
-    registry = uploads_of(ctx.app)
+    registry = uploads_of(ctx.app) if ctx.app is not None else None
     edges = []
     for item in files if isinstance(files, list) else []:
         upload = _upload(ctx, item.get("artifactID"))
         path, md5 = str(item.get("name") or ""), str(item.get("md5") or "")
-        known = registry.known(md5) if md5 else None
-        if known is not None and ctx.app is not None and not _blobs(ctx).missing([known[0]]):
-            with registry.lock:
-                upload.files[path] = known
+        known = registry.known(md5) if md5 and registry is not None else None
+        if known is not None and not _blobs(ctx).missing([known[0]]):
+            ctx.store.add_pending_upload_file(upload.id, path, *known)
             url: str | None = None
         else:
             url = f"{ctx.base_url}/wandb/artifacts/{ctx.signer.sign('APUT', upload.id, path + chr(10) + md5)}"
@@ -516,6 +485,7 @@ def commit_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, A
             run,
             upload.id,
         )
+        ctx.store.finish_pending_upload(upload.id)
     return {"commitArtifact": {"artifact": artifact_node(ctx, done)}}
 
 
@@ -533,8 +503,7 @@ def manifest_entries(registry: Uploads, upload: Upload, manifest: dict[str, Any]
         if item.get("ref"):
             entries.append(EntryRow(path, digest, size if isinstance(size, int) else None, str(item["ref"]), extra))
             continue
-        with registry.lock:
-            stored = upload.files.get(path) or registry.md5s.get(digest)
+        stored = upload.files.get(path) or registry.known(digest)
         if stored is None:
             raise ValueError(f"the file {path!r} was not uploaded")
         entries.append(EntryRow(path, stored[0], stored[1], None, {**(extra or {}), "md5": digest}))
@@ -580,7 +549,7 @@ def artifact_by_id(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, An
     row = _by_id(ctx, found)
     if row is not None:
         return {"artifact": artifact_node(ctx, row)}
-    upload = uploads_of(ctx.app).get(str(found or "")) if ctx.app is not None else None
+    upload = ctx.store.get_pending_upload(str(found or ""))
     return {"artifact": None if upload is None else {**_pending_node(upload), "currentManifest": None}}
 
 
@@ -682,9 +651,7 @@ def project_artifacts(ctx: WandbContext, variables: dict[str, Any]) -> dict[str,
 
 def client_id_mapping(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
     """The version id an artifact's client id stands for (references between artifacts)."""
-    registry = uploads_of(ctx.app)
-    with registry.lock:
-        found = registry.client_ids.get(str(variables.get("clientID") or ""))
+    found = ctx.store.pending_upload_by_client_id(str(variables.get("clientID") or ""))
     return {"clientIDMapping": None if found is None else {"serverID": found}}
 
 
