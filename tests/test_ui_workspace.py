@@ -12,9 +12,13 @@ import textwrap
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from branchline.store import open_store
+from tests.backends import ServerProcess
 from tests.browser import browser_page, chromium, get_json, require_browser_and_app, seed_store, shot, ui_server
+from tests.store_factory import add_run
 
 pytestmark = pytest.mark.browser
 
@@ -237,11 +241,41 @@ def test_run_pages_share_their_own_editable_layout(browser: Any, site: dict[str,
 
         # Another run of the project shows the run pages' saved layout; the project's workspace does not.
         page.goto(f"/{entity}/ws/runs/{ids['beta']}/workspace")
-        page.get_by_test_id("workspace-status").wait_for()
+        panel(page, "val/acc").wait_for()
         assert status(page) == "Saved layout"
         assert layout_of(page) == [("Charts", ["grads", "loss"]), ("val", ["val/acc", "val/loss"])]
         page.goto(f"/{entity}/ws")
-        page.get_by_test_id("workspace-status").wait_for()
-        assert status(page) == "Automatic layout" and panel(page, "acc").count() == 1
+        panel(page, "acc").wait_for()
+        assert status(page) == "Automatic layout"
         run_view = get_json(f"{site['base']}/api/v1/projects/{entity}/ws/workspace?view=run")
         assert run_view["version"] == 1 and "acc" in run_view["layout"]["seen_keys"]
+
+
+def test_readers_of_a_public_project_see_the_saved_layout_without_editing(browser: Any, tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url) as store:
+        store.create_user("alice")
+        key = store.create_api_key("alice")[1]
+        history = [(s, {"loss": 1.0 / (s + 1), "acc": s / 10}) for s in range(10)]
+        add_run(store, entity="alice", project="open-proj", run_id="run-1", name="public-run", history=history)
+        store.set_project_public("alice", "open-proj", True)
+    server = ServerProcess(url, tmp_path, extra_args=["--auth"])
+    server.start()
+    try:
+        layout = {"sections": [{"id": "s", "name": "Mine", "panels": [{"id": "p", "keys": ["loss", "acc"], "w": 2}]}]}
+        saved = httpx.put(
+            f"{server.base_url}/api/v1/projects/alice/open-proj/workspace",
+            json={"layout": layout, "base_version": 0},
+            headers={"Authorization": f"Bearer {key}", "X-Branchline-Client": "web"},
+        )
+        assert saved.status_code == 200, saved.text
+        with browser_page(browser, server.base_url) as page:
+            page.goto("/alice/open-proj")
+            page.locator(".panel[data-metrics='loss,acc'] canvas").first.wait_for()
+            page.wait_for_function("!document.querySelector('.workspace-bar')")
+            assert page.locator("section[data-section]").first.get_attribute("data-section") == "Mine"
+            assert page.locator(".panel[data-metrics]").count() == 1
+            assert page.locator(".panel-tools, .panel-resize").count() == 0
+            assert page.locator(".panel[data-metrics='loss,acc']").get_attribute("data-w") == "2"
+    finally:
+        server.stop()
