@@ -152,6 +152,7 @@ def _bodies(world: World, project: str, entity: str) -> dict[tuple[str, str], An
         ("post", "/api/v1/runs/{entity}/{project}/{run_id}/move"): {"project": "stolen", "entity": "team-b"},
         ("post", "/api/v1/series"): {"incarnations": [inc], "keys": ["loss"]},
         ("post", "/api/v1/series/keys"): {"incarnations": [inc]},
+        ("post", "/api/v1/media"): {"incarnations": [inc], "key": "loss"},
         ("post", "/api/v1/series/groups"): {"groups": [{"name": "g", "incarnations": [inc]}], "keys": ["loss"]},
         ("post", "/api/v1/store/runs/{entity}/{project}/query"): {"filters": None},
         ("post", "/api/v1/store/runs/{entity}/{project}/count"): {"filters": None},
@@ -321,7 +322,7 @@ def test_public_project_is_readable_by_anyone_and_writable_by_members_only(world
     assert {(p["entity"], p["name"]) for p in anonymous} == {("team-a", "open")}
 
     writes = [c for c in _calls(world, "open") if c.method != "get"]
-    read_only_posts = ("/series", "/series/keys", "/series/groups", "/query", "/count")
+    read_only_posts = ("/series", "/series/keys", "/series/groups", "/media", "/query", "/count")
     writes = [c for c in writes if not c.template.endswith(read_only_posts)]
     assert len(writes) >= 8
     for key, expected in ((None, 401), (world.keys["bob"], 403)):
