@@ -207,3 +207,151 @@ def test_upgrade_to_0006_keeps_stored_runs_visible_with_no_pause(store_backend: 
             assert (view.private, view.paused, view.runtime, view.duration) == (False, 0.0, 8.5, 8.5)
             upgraded.update_run(view, private=True)
             assert upgraded.require_run("e", "p", "old").private is True
+
+
+# -- project pages: counts and column keys ----------------------------------------------------------
+def test_the_stores_project_counts_and_keys_leave_private_runs_out_on_request(store: Store) -> None:
+    add_run(store, entity="t", project="p", run_id="shown", config={"lr": 1}, summary={"acc": 1.0})
+    add_run(store, entity="t", project="p", run_id="hidden", state="failed", config={"secret_lr": 2})
+    store.update_run(store.require_run("t", "p", "hidden"), private=True)
+    # Members (and the local user) see every run; others see the project without the private one.
+    assert store.state_counts("t", "p") == {"finished": 1, "failed": 1}
+    assert store.state_counts("t", "p", include_private=False) == {"finished": 1}
+    assert "secret_lr" in store.project_columns("t", "p")["config"]
+    assert store.project_columns("t", "p", include_private=False) == {"config": ["lr"], "summary": ["acc"]}
+    (row,) = store.project_activity("t")
+    assert row["run_count"] == 2
+    (row,) = store.project_activity("t", private_runs_of=frozenset())
+    assert row["run_count"] == 1
+    (row,) = store.project_activity("t", private_runs_of=frozenset({"t"}))
+    assert row["run_count"] == 2
+
+
+def _world_with_keys(w: World) -> None:
+    """Give the private run keys nobody else has, so a leak of them shows."""
+    with open_store(_world_url(w)) as s:
+        hidden = s.require_run("team-a", "open", "hidden")
+        s.update_run(hidden, config={"secret_lr": 1}, summary={"secret_acc": 0.5})
+
+
+def _world_url(w: World) -> str:
+    return str(w.client.app.state.settings.store_url)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("who", ["bob", None], ids=["non-member", "anonymous"])
+def test_project_pages_count_and_list_keys_of_visible_runs_only(world: World, who: str | None) -> None:
+    _world_with_keys(world)
+    headers = _auth(world.keys[who] if who else None)
+    detail = world.client.get("/api/v1/projects/team-a/open", headers=headers).json()
+    assert detail["run_count"] == 1 and sum(detail["state_counts"].values()) == 1
+    keys = [*detail["columns"]["config"], *detail["columns"]["summary"]]
+    assert not [k for k in keys if k.startswith("secret")], keys
+    (listed,) = world.client.get("/api/v1/projects", params={"entity": "team-a"}, headers=headers).json()["projects"]
+    assert listed["run_count"] == 1
+    # The SDK's project list (Api().projects) counts the same way.
+    (row,) = msgpack.unpackb(world.client.get("/api/v1/store/projects", headers=headers).content)
+    assert row["run_count"] == 1
+
+    alice = _auth(world.keys["alice"])
+    detail = world.client.get("/api/v1/projects/team-a/open", headers=alice).json()
+    assert detail["run_count"] == 2 and sum(detail["state_counts"].values()) == 2
+    assert "secret_lr" in detail["columns"]["config"] and "secret_acc" in detail["columns"]["summary"]
+    (row,) = msgpack.unpackb(world.client.get("/api/v1/store/projects", headers=alice).content)
+    assert row["run_count"] == 2
+
+
+# -- the W&B protocol's read side (`wandb.Api()`) ---------------------------------------------------------
+_RUNS = """query Runs($entity: String!, $project: String!, $filters: JSONString) {
+  project(name: $project, entityName: $entity) {
+    runCount(filters: $filters)
+    runs(filters: $filters, first: 50) { edges { node { name } } }
+  }
+}"""
+_RUN = """query Run($entity: String!, $project: String!, $name: String!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $name) {
+      name summaryMetrics
+      history(samples: 10)
+      files { edges { node { name url } } }
+      outputArtifacts { totalCount edges { node { id } } }
+    }
+  }
+}"""
+_RUN_ARTIFACTS = """query RunOutputArtifacts($entity: String!, $project: String!, $runName: String!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $runName) { outputArtifacts { totalCount edges { node { id } } } }
+  }
+}"""
+_CREATED_BY = """query ArtifactCreatedBy($id: ID!) {
+  artifact(id: $id) { id createdBy { ... on Run { name } } usedBy { edges { node { name } } } }
+}"""
+_RESUME_STATUS = """query RunResumeStatus($project: String, $entity: String, $name: String!) {
+  model(name: $project, entityName: $entity) { bucket(name: $name) { id name summaryMetrics } }
+}"""
+
+
+def _gql(w: World, key: str | None, query: str, **variables: Any) -> Any:
+    name = query.split()[1].split("(")[0]
+    got = w.client.post(
+        "/graphql", json={"query": query, "operationName": name, "variables": variables}, headers=_auth(key)
+    )
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+def _hidden_logs_an_artifact(w: World) -> str:
+    from branchline.store.artifacts import EntryRow
+
+    with open_store(_world_url(w)) as s:
+        row, _ = s.commit_artifact(
+            entity="team-a",
+            project="open",
+            name="weights",
+            type="model",
+            digest="d" * 32,
+            entries=[EntryRow("w.bin", "a" * 64, 10)],
+            description=None,
+            metadata={},
+            aliases=[],
+            incarnation_id=w.hidden,
+            role="logged",
+        )
+        s.use_artifact(row.id, w.hidden)
+        return row.id
+
+
+@pytest.mark.parametrize("who", ["bob", None], ids=["non-member", "anonymous"])
+def test_wandb_api_reads_leave_a_private_run_out_for_readers_outside_its_entity(world: World, who: str | None) -> None:
+    version = _hidden_logs_an_artifact(world)
+    key = world.keys[who] if who else None
+    where = {"entity": "team-a", "project": "open"}
+    runs = _gql(world, key, _RUNS, **where, filters="{}")["project"]
+    assert runs["runCount"] == 1 and [e["node"]["name"] for e in runs["runs"]["edges"]] == ["shown"]
+    # A filter naming the private run finds nothing, as if it did not exist.
+    named = _gql(world, key, _RUNS, **where, filters='{"name": "hidden"}')["project"]
+    assert named["runCount"] == 0 and named["runs"]["edges"] == []
+    assert _gql(world, key, _RUN, **where, name="hidden")["project"]["run"] is None
+    assert _gql(world, key, _RUN_ARTIFACTS, **where, runName="hidden")["project"]["run"] is None
+    assert _gql(world, key, _RESUME_STATUS, **where, name="hidden")["model"]["bucket"] is None
+    # The artifact itself belongs to the (public) project; who logged and used it is not shown.
+    artifact = _gql(world, key, _CREATED_BY, id=version)["artifact"]
+    assert artifact["id"] == version and artifact["createdBy"] is None and artifact["usedBy"]["edges"] == []
+    shown = _gql(world, key, _RUN, **where, name="shown")["project"]["run"]
+    assert shown["name"] == "shown" and len(shown["history"]) == 5 and shown["files"]["edges"]
+
+
+def test_wandb_api_reads_show_a_private_run_to_its_entitys_members(world: World) -> None:
+    version = _hidden_logs_an_artifact(world)
+    key = world.keys["alice"]
+    where = {"entity": "team-a", "project": "open"}
+    runs = _gql(world, key, _RUNS, **where, filters="{}")["project"]
+    assert runs["runCount"] == 2 and sorted(e["node"]["name"] for e in runs["runs"]["edges"]) == ["hidden", "shown"]
+    run = _gql(world, key, _RUN, **where, name="hidden")["project"]["run"]
+    assert run["name"] == "hidden" and len(run["history"]) == 5
+    assert [e["node"]["name"] for e in run["files"]["edges"]] == ["output.log"]
+    assert [e["node"]["id"] for e in run["outputArtifacts"]["edges"]] == [version]
+    assert _gql(world, key, _RUN_ARTIFACTS, **where, runName="hidden")["project"]["run"] is not None
+    artifact = _gql(world, key, _CREATED_BY, id=version)["artifact"]
+    assert artifact["createdBy"] == {"name": "hidden"} and artifact["usedBy"]["edges"] == [{"node": {"name": "hidden"}}]

@@ -55,6 +55,7 @@ __all__ = [
     "get_principal",
     "principal_from_header",
     "principal_from_key",
+    "private_runs_of",
     "router",
     "sees_private_runs",
     "visible_runs_filter",
@@ -113,6 +114,12 @@ def can_write(principal: Principal, entity: str, project: str) -> bool:
 def sees_private_runs(principal: Principal, entity: str) -> bool:
     """A private run is readable by the members of its entity (and the local user) only."""
     return principal.local or entity in principal.entities
+
+
+def private_runs_of(principal: Principal) -> frozenset[str] | None:
+    """`sees_private_runs` as a set for store queries: the entities whose private runs `principal`
+    sees, or None for every entity's (the local user)."""
+    return None if principal.local else principal.entities
 
 
 def check_run_visible(principal: Principal, entity: str, private: bool, what: str) -> None:

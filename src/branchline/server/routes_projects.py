@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from branchline._version import __version__
-from branchline.server.auth import can_read
+from branchline.server.auth import can_read, private_runs_of, sees_private_runs
 from branchline.server.deps import (
     EntityPath,
     PrincipalDep,
@@ -42,7 +42,8 @@ def list_projects(
     entity: Annotated[str | None, Query(max_length=128, description="Only this entity's projects.")] = None,
     search: Annotated[str | None, Query(max_length=256, description="Case-insensitive substring of the name.")] = None,
 ) -> dict[str, Any]:
-    rows = store.project_activity(entity)
+    # Run counts leave out private runs of entities the caller is not in: to them those runs do not exist.
+    rows = store.project_activity(entity, private_runs_of=private_runs_of(principal))
     if search:
         needle = search.lower()
         rows = [r for r in rows if needle in r["name"].lower() or needle in r["entity"].lower()]
@@ -60,13 +61,17 @@ def list_projects(
 )
 def get_project(entity: EntityPath, project: ProjectPath, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     authorize(principal, entity, project)
-    rows = [r for r in store.project_activity(entity) if r["name"] == project]
+    rows = [
+        r for r in store.project_activity(entity, private_runs_of=private_runs_of(principal)) if r["name"] == project
+    ]
     if not rows:
         raise ApiError(404, f"Project {entity}/{project} not found.", field="project")
+    # Counts and column keys of the runs the caller may see: private runs' are left out for non-members.
+    members = sees_private_runs(principal, entity)
     return {
         **rows[0],
-        "state_counts": store.state_counts(entity, project),
-        "columns": store.project_columns(entity, project),
+        "state_counts": store.state_counts(entity, project, include_private=members),
+        "columns": store.project_columns(entity, project, include_private=members),
         "public": store.project_is_public(entity, project),
     }
 

@@ -343,7 +343,12 @@ async def history_keys(
 # -- projects ---------------------------------------------------------------------------------------
 def _projects(store: StoreInterface, principal: Principal, entity: str | None) -> Any:
     rows = store.list_projects(entity)
-    return [r for r in rows if can_read(principal, r["entity"], r["name"], public=bool(r.get("public")))]
+    readable = [r for r in rows if can_read(principal, r["entity"], r["name"], public=bool(r.get("public")))]
+    for row in readable:  # a public project of another entity: its run count leaves its private runs out
+        if not sees_private_runs(principal, row["entity"]):
+            hidden = visible_runs_filter(principal, row["entity"], None)
+            row["run_count"] = store.count_runs(row["entity"], row["name"], filters=hidden)
+    return readable
 
 
 @router.get("/projects", summary="Projects the caller may read (optionally of one entity)", responses=_BINARY)

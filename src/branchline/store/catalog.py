@@ -4,9 +4,10 @@ who owns incarnations, a run's artifacts, and whether a project may read a blob.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, func, select
+from sqlalchemy import Connection, and_, case, exists, false, func, or_, select
 
 from branchline.store import schema as s
 
@@ -25,9 +26,18 @@ _MAX_DEPTH = 4
 _BATCH = 500
 
 
-def project_activity(conn: Connection, entity: str | None = None) -> list[dict[str, Any]]:
-    """Projects with run counts, running runs and last activity (latest edit or heartbeat)."""
+def project_activity(
+    conn: Connection, entity: str | None = None, *, private_runs_of: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """Projects with run counts, running runs and last activity (latest edit or heartbeat).
+
+    With `private_runs_of` (the caller's entities), a private run counts only in the projects of
+    those entities: to anyone else it does not exist. None counts every run.
+    """
     p, r, i = s.projects.c, s.runs.c, s.incarnations.c
+    joined = r.project_id == p.id
+    if private_runs_of is not None:
+        joined = and_(joined, or_(r.private == false(), p.entity.in_(list(private_runs_of))))
     running = func.sum(case((i.state == "running", 1), else_=0))
     stmt = (
         select(
@@ -40,7 +50,7 @@ def project_activity(conn: Connection, entity: str | None = None) -> list[dict[s
             func.max(i.heartbeat_at).label("heartbeat"),
         )
         .select_from(s.projects)
-        .outerjoin(s.runs, r.project_id == p.id)
+        .outerjoin(s.runs, joined)
         .outerjoin(s.incarnations, i.id == r.current_incarnation)
         .group_by(p.id, p.entity, p.name, p.created_at)
         .order_by(p.entity, p.name)
@@ -63,21 +73,22 @@ def project_activity(conn: Connection, entity: str | None = None) -> list[dict[s
     return out
 
 
-def _current_of_project(entity: str, project: str) -> Any:
+def _current_of_project(entity: str, project: str, include_private: bool = True) -> Any:
     """The current incarnations of `entity/project`'s runs, as a select to add columns to."""
-    return (
+    stmt = (
         select()
         .select_from(s.runs)
         .join(s.projects, s.projects.c.id == s.runs.c.project_id)
         .join(s.incarnations, s.incarnations.c.id == s.runs.c.current_incarnation)
         .where(s.projects.c.entity == entity, s.projects.c.name == project)
     )
+    return stmt if include_private else stmt.where(s.runs.c.private == false())
 
 
-def state_counts(conn: Connection, entity: str, project: str) -> dict[str, int]:
-    """How many of the project's runs are in each state."""
+def state_counts(conn: Connection, entity: str, project: str, *, include_private: bool = True) -> dict[str, int]:
+    """How many of the project's runs are in each state (private runs left out unless `include_private`)."""
     stmt = (
-        _current_of_project(entity, project)
+        _current_of_project(entity, project, include_private)
         .add_columns(s.incarnations.c.state, func.count())
         .group_by(s.incarnations.c.state)
     )
@@ -98,11 +109,12 @@ def flat_keys(doc: Any, prefix: str = "", depth: int = 0) -> list[str]:
 
 
 def project_columns(
-    conn: Connection, entity: str, project: str, *, sample: int = 2000, cap: int = 300
+    conn: Connection, entity: str, project: str, *, sample: int = 2000, cap: int = 300, include_private: bool = True
 ) -> dict[str, list[str]]:
-    """Config and summary keys of the project's latest `sample` runs, most common first."""
+    """Config and summary keys of the project's latest `sample` runs, most common first (private
+    runs' keys left out unless `include_private`)."""
     stmt = (
-        _current_of_project(entity, project)
+        _current_of_project(entity, project, include_private)
         .add_columns(s.incarnations.c.config, s.incarnations.c.summary)
         .order_by(s.runs.c.created_at.desc())
         .limit(sample)

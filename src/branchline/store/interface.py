@@ -8,7 +8,7 @@ method declared here on SQLite and PostgreSQL and fails when one is left unteste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol, Unpack
 
 import numpy as np
@@ -127,10 +127,12 @@ class ProjectReader(Protocol):
 class ProjectStats(ProjectReader, Protocol):
     """Projects as the web app shows them: activity, run states, column names."""
 
-    def project_activity(self, entity: str | None = None) -> list[dict[str, Any]]: ...
-    def state_counts(self, entity: str, project: str) -> dict[str, int]: ...
+    def project_activity(
+        self, entity: str | None = None, *, private_runs_of: Collection[str] | None = None
+    ) -> list[dict[str, Any]]: ...
+    def state_counts(self, entity: str, project: str, *, include_private: bool = True) -> dict[str, int]: ...
     def project_columns(
-        self, entity: str, project: str, *, sample: int = 2000, cap: int = 300
+        self, entity: str, project: str, *, sample: int = 2000, cap: int = 300, include_private: bool = True
     ) -> dict[str, list[str]]: ...
 
 

@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
@@ -410,19 +410,29 @@ class Store(AuthStoreMixin, WorkspaceStoreMixin, PendingUploadStoreMixin):
         with self._read() as conn:
             return reads.project_rows(conn, entity)
 
-    def project_activity(self, entity: str | None = None) -> list[dict[str, Any]]:
-        """Projects with run counts, running runs and last activity, for the web app."""
-        with self._read() as conn:
-            return catalog.project_activity(conn, entity)
+    def project_activity(
+        self, entity: str | None = None, *, private_runs_of: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Projects with run counts, running runs and last activity, for the web app.
 
-    def state_counts(self, entity: str, project: str) -> dict[str, int]:
+        With `private_runs_of` (the caller's entities) a private run counts only in those entities' projects.
+        """
         with self._read() as conn:
-            return catalog.state_counts(conn, entity, project)
+            return catalog.project_activity(conn, entity, private_runs_of=private_runs_of)
 
-    def project_columns(self, entity: str, project: str, *, sample: int = 2000, cap: int = 300) -> dict[str, list[str]]:
+    def state_counts(self, entity: str, project: str, *, include_private: bool = True) -> dict[str, int]:
+        """How many of the project's runs are in each state (private ones only if `include_private`)."""
+        with self._read() as conn:
+            return catalog.state_counts(conn, entity, project, include_private=include_private)
+
+    def project_columns(
+        self, entity: str, project: str, *, sample: int = 2000, cap: int = 300, include_private: bool = True
+    ) -> dict[str, list[str]]:
         """Config and summary keys of the project's latest `sample` runs, most common first."""
         with self._read() as conn:
-            return catalog.project_columns(conn, entity, project, sample=sample, cap=cap)
+            return catalog.project_columns(
+                conn, entity, project, sample=sample, cap=cap, include_private=include_private
+            )
 
     def incarnation_owners(self, incarnation_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """`incarnation_owner` of many incarnations at once (unknown ones are absent)."""

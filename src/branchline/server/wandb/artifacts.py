@@ -196,7 +196,7 @@ def _membership(ctx: WandbContext, row: VersionRow) -> dict[str, Any]:
 def _runs_connection(ctx: WandbContext, incarnation_ids: list[str]) -> dict[str, Any]:
     edges = []
     for inc in incarnation_ids:
-        run = ctx.store.get_incarnation(inc)
+        run = ctx.sees(ctx.store.get_incarnation(inc))  # private runs are left out for non-members
         if run is not None:
             edges.append({"node": _run_info(run)})
     return {"edges": edges, "totalCount": len(edges)}
@@ -204,7 +204,7 @@ def _runs_connection(ctx: WandbContext, incarnation_ids: list[str]) -> dict[str,
 
 def _created_by(ctx: WandbContext, version_id: str) -> dict[str, Any] | None:
     users = ctx.store.artifact_users(version_id, "logged")
-    run = ctx.store.get_incarnation(users[0]) if users else None
+    run = ctx.sees(ctx.store.get_incarnation(users[0])) if users else None
     return None if run is None else _run_info(run)
 
 
@@ -606,7 +606,7 @@ def use_artifact(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]
 def run_artifacts(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
     """`project { run(name:) { outputArtifacts / inputArtifacts } }`: what a run logged and used."""
     entity, project = _where(ctx, variables)
-    run = ctx.store.get_run(entity, project, str(variables.get("run") or variables.get("runName") or ""))
+    run = ctx.find_run(entity, project, str(variables.get("run") or variables.get("runName") or ""))
     if run is None:
         return {"project": {**_project(entity, project), "run": None}}
 

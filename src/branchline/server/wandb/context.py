@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import Request
 
 from branchline.records import RecordError, check_record
-from branchline.server.auth import Principal, check_access
+from branchline.server.auth import Principal, check_access, sees_private_runs, visible_runs_filter
 from branchline.server.errors import ApiError
 from branchline.server.wandb.signing import Signer, signer_for
 from branchline.store.interface import RunView, StoreInterface
@@ -93,13 +93,25 @@ class WandbContext:
     def check(self, entity: str, project: str, *, write: bool = False) -> None:
         check_access(self.principal, entity, project, write=write)
 
+    # -- run privacy: the REST routes' rule (server.auth), applied to every read of the protocol --
+    def sees(self, run: RunView | None) -> RunView | None:
+        """`run` if the caller may see it; a private run is None to readers outside its entity."""
+        if run is None or not run.private or sees_private_runs(self.principal, run.entity):
+            return run
+        return None
+
+    def visible_filters(self, entity: str, filters: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`filters` narrowed to the runs the caller may see (private runs left out for non-members)."""
+        return visible_runs_filter(self.principal, entity, filters)
+
     def find_run(self, entity: str, project: str, run_id: str) -> RunView | None:
+        """The run, or None when it does not exist or is private to an entity the caller is not in."""
         self.check(entity, project)
-        return self.store.get_run(entity, project, run_id)
+        return self.sees(self.store.get_run(entity, project, run_id))
 
     def require_run(self, entity: str, project: str, run_id: str, *, write: bool = False) -> RunView:
         self.check(entity, project, write=write)
-        run = self.store.get_run(entity, project, run_id)
+        run = self.sees(self.store.get_run(entity, project, run_id))
         if run is None:
             raise ApiError(404, f"Run {entity}/{project}/{run_id} not found.", field="run")
         return run

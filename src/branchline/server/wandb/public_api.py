@@ -293,7 +293,7 @@ class _Runs:
         self.ctx, self.entity, self.project, self.variables = ctx, entity, project, variables
 
     def __call__(self, args: dict[str, Any]) -> dict[str, Any]:
-        filters = _filters(args.get("filters", self.variables.get("filters")))
+        filters = self.ctx.visible_filters(self.entity, _filters(args.get("filters", self.variables.get("filters"))))
         order = str(args.get("order") or self.variables.get("order") or "-created_at")
         start, count = _page({**self.variables, **args})
         try:
@@ -332,7 +332,7 @@ def runs(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
         wants_args = True
 
         def __call__(self, args: dict[str, Any]) -> int:
-            filters = _filters(args.get("filters", variables.get("filters")))
+            filters = ctx.visible_filters(entity, _filters(args.get("filters", variables.get("filters"))))
             try:
                 return ctx.store.count_runs(entity, name, filters=filters)
             except UsageError as exc:
@@ -346,7 +346,7 @@ def one_run(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any]:
     """`project { run(name:) { … } }`: any field of one run (history, files, artifacts…)."""
     entity, name = _where(ctx, variables)
     run_id = str(variables.get("name") or variables.get("run") or variables.get("runName") or "")
-    run = ctx.store.get_run(entity, name, run_id)
+    run = ctx.sees(ctx.store.get_run(entity, name, run_id))  # a private run is null to non-members
     return {"project": {**_project_node(ctx, entity, name), "run": None if run is None else run_node(ctx, run)}}
 
 
