@@ -24,7 +24,7 @@ from branchline.server.wandb.context import WandbContext, input_of, unwrap_confi
 from branchline.store.interface import RunView
 from branchline.vocab import RecordKind, generate_incarnation_id, generate_run_id
 
-__all__ = ["FORK_PARENT_WAIT", "bucket", "resume_status", "rewind_run", "upsert_bucket"]
+__all__ = ["FORK_PARENT_WAIT", "bucket", "resume_clock", "resume_status", "rewind_run", "upsert_bucket"]
 
 #: Seconds a fork waits for the run it forks from to be created (`wandb sync` uploads runs in parallel).
 FORK_PARENT_WAIT = 15.0
@@ -51,11 +51,32 @@ def _meta(variables: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _summary_for_client(run: RunView) -> dict[str, Any]:
+#: States in which a run is not resumed by an UpsertBucket that names it (it is edited).
+_LIVE = frozenset({"running", "preempting"})
+
+
+def resume_clock(ctx: WandbContext, run: RunView) -> float:
+    """Where a resuming client's clock (`_runtime`) starts: the run's Runtime, pauses included.
+
+    The client continues its timer from `_wandb.runtime` (whole seconds) and every `_runtime` it
+    sends after that is that offset plus its own elapsed time. The store keeps `_runtime` on the
+    wall clock, as our SDK does: a resume counts the time since the run ended as a pause, which
+    Runtime includes and Duration (Runtime less the pauses) does not. So a run that is not live
+    answers its Runtime plus the pause so far (`RunResumeStatus` comes before the resuming
+    UpsertBucket); answering the active time instead would leave the pause out of the new
+    `_runtime` values and take it off Duration.
+    """
+    if run.state in _LIVE:
+        return run.runtime
+    ended = run.finished_at if run.finished_at is not None else run.heartbeat_at
+    return run.runtime + max(0.0, ctx.now - float(ended))
+
+
+def _summary_for_client(run: RunView, clock: float) -> dict[str, Any]:
     summary = dict(run.summary)
     summary.setdefault("_step", max(run.last_step, 0))
     summary.setdefault("_runtime", run.runtime)
-    summary["_wandb"] = {"runtime": int(run.runtime)}
+    summary["_wandb"] = {"runtime": int(clock)}
     return summary
 
 
@@ -64,7 +85,8 @@ def bucket(ctx: WandbContext, run: RunView) -> dict[str, Any]:
     inc = run.incarnation_id
     found = run.metadata.get("wandb")
     wandb_meta: dict[str, Any] = found if isinstance(found, dict) else {}
-    last = {"_step": run.last_step, "_runtime": run.runtime}
+    clock = resume_clock(ctx, run)
+    last = {"_step": run.last_step, "_runtime": clock}
     project = {"id": f"{run.entity}/{run.project}", "name": run.project, "entity": _entity(run.entity)}
     return {
         "__typename": "Run",
@@ -80,7 +102,7 @@ def bucket(ctx: WandbContext, run: RunView) -> dict[str, Any]:
         "sweepName": None,
         "project": project,
         "config": wrap_config(run.config),
-        "summaryMetrics": json.dumps(_summary_for_client(run), allow_nan=True),
+        "summaryMetrics": json.dumps(_summary_for_client(run, clock), allow_nan=True),
         # A run our SDK logged has no history session: its last step tells the client where to go on.
         "historyLineCount": lambda: max(ctx.stream_offset(inc, "history"), run.last_step + 1),
         "eventsLineCount": lambda: ctx.stream_offset(inc, "events"),
@@ -183,7 +205,7 @@ def upsert_bucket(ctx: WandbContext, variables: dict[str, Any]) -> dict[str, Any
             spec.fork_from, spec.branch_step = str(branch["run_id"]), int(branch.get("step") or 0)
             _wait_for_parent(ctx, entity, project, spec.fork_from)
         _begin(ctx, spec)
-    elif run.state not in ("running", "preempting"):
+    elif run.state not in _LIVE:
         spec = _spec(ctx, entity, project, run_id, variables)
         spec.resume = "allow"
         # The run may be alive after all (another upsert of it raced us): then it is edited.
