@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated working directory per test, and helpers to read the store."""
+"""Shared fixtures: an isolated working directory per test, helpers to read the store, and the
+headless browser of the web app's tests."""
 
 from __future__ import annotations
 
@@ -134,3 +135,12 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp
         assert server.process.proc is not None and server.process.proc.poll() is None, "the server died"
         log = server.new_log()
         assert "Traceback" not in log, f"the server failed a request:\n{log}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for a browser-test module (Debian's, through Playwright); closed after it."""
+    from tests.browser import chromium
+
+    with chromium() as launched:
+        yield launched

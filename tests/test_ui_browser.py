@@ -21,7 +21,6 @@ import pytest
 
 from tests.browser import (
     browser_page,
-    chromium,
     get_json,
     http_status,
     require_browser_and_app,
@@ -122,12 +121,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with ui_server(root) as base:
         entity = get_json(f"{base}/api/v1/projects")["projects"][0]["entity"]
         yield {"base": base, "root": root, "ids": ids, "entity": entity}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

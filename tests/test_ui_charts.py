@@ -21,7 +21,6 @@ import pytest
 
 from tests.browser import (
     browser_page,
-    chromium,
     http_status,
     require_browser_and_app,
     seed_store,
@@ -82,12 +81,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     ids = seed_store(root, SEED, str(REPO))
     with ui_server(root) as base:
         yield {"base": base, "root": root, "ids": ids, "entity": "charts"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 
 from branchline.store import open_store
 from tests.backends import ServerProcess
-from tests.browser import chromium, require_browser_and_app
+from tests.browser import require_browser_and_app
 from tests.store_factory import add_run
 
 pytestmark = pytest.mark.browser
@@ -75,12 +75,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield {"base": server.base_url, "url": url, "key": key}
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def _page(browser: Any, base: str) -> Any:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.browser import browser_page, chromium, get_json, require_browser_and_app, seed_store, shot, ui_server
+from tests.browser import browser_page, get_json, require_browser_and_app, seed_store, shot, ui_server
 
 pytestmark = pytest.mark.browser
 
@@ -56,12 +56,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with ui_server(root) as base:
         entity = get_json(f"{base}/api/v1/projects")["projects"][0]["entity"]
         yield {"base": base, "ids": ids, "entity": entity}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

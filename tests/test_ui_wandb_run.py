@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser_page, chromium, get_json, seed_store, shot, ui_env, ui_server
+from tests.browser import browser_page, get_json, seed_store, shot, ui_env, ui_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,12 +106,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         _clients(base, root, WANDB_FORK, WANDB_REWIND)  # both branch off the finished run
         entity = get_json(f"{base}/api/v1/projects")["projects"][0]["entity"]
         yield {"base": base, "entity": entity}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def _run_url(site: dict[str, Any], run_id: str, tab: str = "") -> str:

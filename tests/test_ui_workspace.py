@@ -17,7 +17,7 @@ import pytest
 
 from branchline.store import open_store
 from tests.backends import ServerProcess
-from tests.browser import browser_page, chromium, get_json, require_browser_and_app, seed_store, shot, ui_server
+from tests.browser import browser_page, get_json, require_browser_and_app, seed_store, shot, ui_server
 from tests.store_factory import add_run
 
 pytestmark = pytest.mark.browser
@@ -52,12 +52,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with ui_server(root) as base:
         entity = get_json(f"{base}/api/v1/projects")["projects"][0]["entity"]
         yield {"base": base, "ids": ids, "entity": entity}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def panel(page: Any, metrics: str) -> Any:
